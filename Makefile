@@ -1,0 +1,60 @@
+# chatprobe — the two set-up commands on a fresh machine are `make run` and
+# `make test`; everything they need is installed from here.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+BIN := target/release/chatprobe
+CORPUS ?= corpus
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Install Debian packages that are missing (apt-get update once, only if needed).
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+.PHONY: run test bench lint corpus build deps deps-bench deps-corpus clean
+
+## run: build, index the corpus (later: the full replication on the testbed)
+run: build
+	$(BIN) corpus index --corpus $(CORPUS)
+	@echo "corpus index: $(CORPUS)/index.csv"
+
+## test: the whole test suite (unit, integration, end-to-end)
+test: deps
+	$(CARGO) test --release --locked
+	@echo "make test: ok"
+
+## bench: speed against the tools a researcher would otherwise use
+bench: deps-bench build
+	$(CARGO) bench --locked --bench hashing
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets --all-features -- -D warnings
+
+## corpus: regenerate the starter corpus (needs the CJK font)
+corpus: deps-corpus
+	$(CARGO) run --release --locked --features corpusgen --example make_corpus -- $(CORPUS)
+	$(BIN) corpus index --corpus $(CORPUS) || $(CARGO) run --release --locked -- corpus index --corpus $(CORPUS)
+
+build: deps
+	$(CARGO) build --release --locked
+
+deps:
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from rustup"; exit 1; }
+	$(call apt_install,pkg-config)
+
+deps-corpus: deps
+	$(call apt_install,fonts-wqy-microhei)
+
+deps-bench: deps
+	@python3 -c 'import imagehash, PIL' 2>/dev/null || python3 -m pip install -q imagehash pillow
+
+clean:
+	$(CARGO) clean

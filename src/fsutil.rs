@@ -1,0 +1,57 @@
+//! Small file-system helpers used by every stage: atomic writes (temp file in
+//! the same folder, fsync, rename) so that a crash never leaves half a file,
+//! and progress bars that hide themselves when output is not a terminal.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Write `path` atomically: `fill` writes into a temporary file beside it,
+/// which is flushed, synced and renamed over `path` only if `fill` succeeds.
+pub fn atomic_write<E, F>(path: &Path, fill: F) -> Result<(), E>
+where
+    E: From<io::Error>,
+    F: FnOnce(&mut io::BufWriter<&std::fs::File>) -> Result<(), E>,
+{
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".chatprobe-tmp-")
+        .tempfile_in(dir)?;
+    {
+        let mut w = io::BufWriter::new(tmp.as_file());
+        fill(&mut w)?;
+        w.flush()?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Write bytes to `path` atomically.
+pub fn atomic_write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    atomic_write(path, |w| w.write_all(bytes))
+}
+
+/// A progress bar of `len` steps; hidden when stderr is not a terminal or
+/// when `quiet` is set.
+pub fn progress_bar(len: u64, message: &str, quiet: bool) -> ProgressBar {
+    let target = if quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let pb = ProgressBar::with_draw_target(Some(len), target);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{msg:>10} [{elapsed_precise}] {bar:30} {pos}/{len} ({per_sec}, eta {eta})",
+        )
+        .expect("static progress template"),
+    );
+    pb.set_message(message.to_string());
+    pb
+}

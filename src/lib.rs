@@ -1,0 +1,16 @@
+//! chatprobe: measure content censorship and content surveillance on chat
+//! platforms by driving their own clients through W3C WebDriver.
+//!
+//! The pipeline (see DESIGN.md in the repository) is a chain of stages that
+//! talk through documented files:
+//!
+//! - [`corpus`]: probe files, their variants and hash index
+//!   (`corpus/manifest.csv`, `corpus/index.csv`).
+//!
+//! Later stages (probe specs, scheduler, platform driver, testbed, datasets,
+//! statistics, report) are added as their issues land.
+
+pub mod cli;
+pub mod corpus;
+pub mod error;
+pub mod fsutil;

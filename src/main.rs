@@ -1,0 +1,95 @@
+//! The `chatprobe` binary: parse the command line, call the library, map
+//! errors to exit codes (0 ok, 1 failure, 2 bad input).
+
+use anyhow::Context;
+use clap::Parser;
+
+use chatprobe::cli::{Cli, Command, CorpusCommand};
+use chatprobe::corpus::{self, import::ImportOptions};
+use chatprobe::error::{exit_code, EXIT_OK};
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(()) => EXIT_OK,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            exit_code(&err)
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Corpus(CorpusCommand::Index { corpus }) => {
+            let s = corpus::index::build(&corpus.dir, quiet)
+                .with_context(|| format!("indexing corpus {}", corpus.dir.display()))?;
+            println!(
+                "{}: {} rows ({} hashed, {} unchanged)",
+                corpus.dir.join(corpus::index::INDEX_FILE).display(),
+                s.rows,
+                s.hashed,
+                s.unchanged
+            );
+        }
+        Command::Corpus(CorpusCommand::Variants {
+            corpus,
+            transforms,
+            items,
+            seed,
+        }) => {
+            let ts = corpus::transform::parse_specs(&transforms)?;
+            let r = corpus::variants::make(&corpus.dir, &ts, &items, seed, quiet)
+                .with_context(|| format!("making variants in {}", corpus.dir.display()))?;
+            for l in &r.made {
+                println!("{}\t{}\t{}", l.variant_id, l.transform, l.path);
+            }
+            eprintln!(
+                "{} variants written under {}; {} item/transform pairs did not fit and were skipped",
+                r.made.len(),
+                corpus.dir.join(corpus::variants::VARIANTS_DIR).display(),
+                r.skipped
+            );
+        }
+        Command::Corpus(CorpusCommand::Import {
+            corpus,
+            dir,
+            label,
+            topic,
+            source,
+            lang,
+            notes,
+        }) => {
+            let opts = ImportOptions {
+                label,
+                topic,
+                source,
+                lang,
+                notes,
+            };
+            let r = corpus::import::import(&corpus.dir, &dir, &opts, quiet)
+                .with_context(|| format!("importing {}", dir.display()))?;
+            for (id, path) in &r.added {
+                println!("added\t{id}\t{path}");
+            }
+            for (path, dup) in &r.duplicates {
+                println!(
+                    "skipped-duplicate\t{}\tsame content as {dup}",
+                    path.display()
+                );
+            }
+            for path in &r.unsupported {
+                println!("skipped-unsupported\t{}", path.display());
+            }
+            eprintln!(
+                "{} added, {} duplicates skipped, {} unsupported files skipped",
+                r.added.len(),
+                r.duplicates.len(),
+                r.unsupported.len()
+            );
+        }
+    }
+    Ok(())
+}
