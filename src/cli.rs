@@ -65,7 +65,8 @@ pub enum CorpusCommand {
         #[command(flatten)]
         corpus: CorpusDir,
         /// The folder to import (walked recursively).
-        dir: PathBuf,
+        #[arg(value_name = "DIR")]
+        folder: PathBuf,
         /// Label of the imported files.
         #[arg(long, value_parser = parse_label)]
         label: Label,

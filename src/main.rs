@@ -55,7 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Corpus(CorpusCommand::Import {
             corpus,
-            dir,
+            folder,
             label,
             topic,
             source,
@@ -69,8 +69,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 lang,
                 notes,
             };
-            let r = corpus::import::import(&corpus.dir, &dir, &opts, quiet)
-                .with_context(|| format!("importing {}", dir.display()))?;
+            let r = corpus::import::import(&corpus.dir, &folder, &opts, quiet)
+                .with_context(|| format!("importing {}", folder.display()))?;
             for (id, path) in &r.added {
                 println!("added\t{id}\t{path}");
             }

@@ -8,6 +8,10 @@
 //! deterministic; those drawing random numbers (`fresh`, `fresh-meta`,
 //! `noise`) draw them from the seed given with `--seed`.
 //!
+//! Output files are PNG, so that a transform is exactly what it says and no
+//! JPEG loss is mixed in; except `jpeg:Q` (JPEG at quality Q) and the fresh
+//! copies, which keep the item's format (a fresh JPEG is saved at quality 95).
+//!
 //! | spec | effect |
 //! |---|---|
 //! | `mirror` / `flip` | left↔right / top↔bottom |
@@ -40,7 +44,7 @@ use super::manifest::{Format, ItemKind};
 use super::{fresh, hash, CorpusError};
 use crate::error::InputError;
 
-/// JPEG quality used when a transform's output is JPEG and no quality is given.
+/// JPEG quality of a `fresh` copy of a JPEG item.
 pub const DEFAULT_JPEG_QUALITY: u8 = 95;
 
 /// One transform, parsed from a spec string.
@@ -252,10 +256,15 @@ pub fn apply(
             let img = hash::decode_image(path, bytes)?;
             Ok((encode(&img, Format::Jpeg, q, path)?, Format::Jpeg))
         }
-        (_, ItemKind::Image) => {
+        (Transform::Fresh, ItemKind::Image) => {
             let img = hash::decode_image(path, bytes)?;
             let out = apply_image(t, &img, seed);
             Ok((encode(&out, format, DEFAULT_JPEG_QUALITY, path)?, format))
+        }
+        (_, ItemKind::Image) => {
+            let img = hash::decode_image(path, bytes)?;
+            let out = apply_image(t, &img, seed);
+            Ok((encode(&out, Format::Png, 0, path)?, Format::Png))
         }
     }
 }

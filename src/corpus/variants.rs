@@ -99,9 +99,11 @@ pub struct VariantReport {
     pub skipped: usize,
 }
 
-/// Make `transforms` of the chosen items (all items when `item_ids` is empty;
-/// then items of a kind a transform does not apply to are skipped), write them
-/// under variants/, record their lineage and update the index.
+/// Make `transforms` of the chosen items (all items when `item_ids` is empty),
+/// write them under variants/, record their lineage and update the index.
+/// An (item, transform) pair whose kinds do not fit (an image transform on a
+/// document) is skipped and counted; a named item that no transform fits is
+/// bad input.
 pub fn make(
     dir: &Path,
     transforms: &[Transform],
@@ -129,19 +131,23 @@ pub fn make(
     let mut jobs = Vec::new();
     let mut report = VariantReport::default();
     for item in &items {
-        for &t in transforms {
-            if t.applies_to(item.kind) {
-                jobs.push((*item, t));
-            } else if !item_ids.is_empty() {
-                return Err(InputError::new(
-                    "--transform",
-                    format!("`{t}` does not apply to item `{}` ({})", item.id, item.kind),
-                )
-                .into());
-            } else {
-                report.skipped += 1;
-            }
+        let fitting: Vec<Transform> = transforms
+            .iter()
+            .copied()
+            .filter(|t| t.applies_to(item.kind))
+            .collect();
+        if fitting.is_empty() && !item_ids.is_empty() {
+            return Err(InputError::new(
+                "--transform",
+                format!(
+                    "no transform given applies to item `{}` ({}); documents take only `fresh`",
+                    item.id, item.kind
+                ),
+            )
+            .into());
         }
+        report.skipped += transforms.len() - fitting.len();
+        jobs.extend(fitting.into_iter().map(|t| (*item, t)));
     }
     let pb = fsutil::progress_bar(jobs.len() as u64, "variants", quiet);
     let made: Vec<Result<(Lineage, Vec<u8>), CorpusError>> = jobs

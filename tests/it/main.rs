@@ -1,0 +1,7 @@
+//! chatprobe's integration tests: one test binary (as in ripgrep), one module
+//! per pipeline stage, helpers in `util`. Tests use real files and the real
+//! binary; nothing is mocked.
+
+mod corpus;
+mod transforms;
+mod util;

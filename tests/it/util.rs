@@ -1,0 +1,91 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh copy of the starter corpus in a temporary folder (only manifest,
+/// keywords, images and documents: no index, no variants).
+pub fn starter_corpus() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join("corpus");
+    copy_dir(&root().join("corpus/images"), &dst.join("images"));
+    copy_dir(&root().join("corpus/documents"), &dst.join("documents"));
+    for f in ["manifest.csv", "keywords.csv"] {
+        std::fs::copy(root().join("corpus").join(f), dst.join(f)).unwrap();
+    }
+    (tmp, dst)
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+    }
+}
+
+/// The result of running the binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Run `chatprobe ARGS…` (quiet, no terminal) and return its result.
+pub fn chatprobe(args: &[&str]) -> Run {
+    Command::new(env!("CARGO_BIN_EXE_chatprobe"))
+        .args(args)
+        .output()
+        .expect("run chatprobe")
+        .into()
+}
+
+/// Run and require exit 0.
+pub fn chatprobe_ok(args: &[&str]) -> Run {
+    let r = chatprobe(args);
+    assert_eq!(
+        r.code, 0,
+        "chatprobe {args:?} failed:\nstdout: {}\nstderr: {}",
+        r.stdout, r.stderr
+    );
+    r
+}
+
+/// Read a CSV file as header + rows of strings.
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut rdr = csv::Reader::from_path(path).unwrap();
+    let header = rdr.headers().unwrap().iter().map(String::from).collect();
+    let rows = rdr
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+/// Rows of a CSV file as maps column → value.
+pub fn csv_maps(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let (header, rows) = read_csv(path);
+    rows.into_iter()
+        .map(|r| header.iter().cloned().zip(r).collect())
+        .collect()
+}
+
+/// A path as &str.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
