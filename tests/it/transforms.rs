@@ -292,3 +292,25 @@ fn bad_specs_are_named() {
         assert_eq!(t.to_string().parse::<Transform>().unwrap(), t, "round trip");
     }
 }
+
+#[test]
+fn the_fast_jpeg_path_hashes_like_a_full_decode() {
+    let h = PerceptualHasher::new();
+    for rel in [
+        "images/img-s01.jpg",
+        "images/img-b05.jpg",
+        "images/img-s11.jpg",
+    ] {
+        let (p, bytes, _) = item(rel);
+        let fast = h.hash_bytes(&p, &bytes).unwrap();
+        let full = h.hash(&decode_image(&p, &bytes).unwrap());
+        assert_eq!((fast.width, fast.height), (full.width, full.height));
+        assert!(fast.phash.distance(full.phash) <= 2, "{rel}");
+        assert!(fast.dhash.distance(full.dhash) <= 4, "{rel}");
+        // The same picture as PNG hashes alike too.
+        let png =
+            transform::encode(&decode_image(&p, &bytes).unwrap(), Format::Png, 0, &p).unwrap();
+        let as_png = h.hash_bytes(Path::new("x.png"), &png).unwrap();
+        assert!(as_png.phash.distance(fast.phash) <= 2, "{rel}");
+    }
+}
