@@ -25,6 +25,31 @@ pub enum Command {
     /// Manage the probe corpus: items, variants, hashes.
     #[command(subcommand)]
     Corpus(CorpusCommand),
+    /// Run the embedded test platform (web chat + censorship engine).
+    Testbed(TestbedArgs),
+}
+
+/// `chatprobe testbed …`
+#[derive(Debug, Args)]
+pub struct TestbedArgs {
+    /// The censorship policy (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub policy: PathBuf,
+    /// The accounts file (TOML); the testbed creates these accounts and groups.
+    #[arg(long, value_name = "FILE")]
+    pub accounts: PathBuf,
+    /// Where to listen (loopback only unless --allow-remote).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub addr: std::net::SocketAddr,
+    /// Allow a non-loopback --addr.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Write the ground truth (JSONL) here.
+    #[arg(long, value_name = "FILE")]
+    pub truth: Option<PathBuf>,
+    /// Upload cap in MiB.
+    #[arg(long, default_value_t = 25)]
+    pub max_upload_mib: usize,
 }
 
 /// Where the corpus is.

@@ -6,11 +6,16 @@
 //!
 //! - [`corpus`]: probe files, their variants and hash index
 //!   (`corpus/manifest.csv`, `corpus/index.csv`).
+//! - [`testbed`]: the embedded chat platform with its censorship engine.
+//! - [`accounts`]: the accounts file shared by every stage.
 //!
 //! Later stages (probe specs, scheduler, platform driver, testbed, datasets,
 //! statistics, report) are added as their issues land.
 
+pub mod accounts;
 pub mod cli;
 pub mod corpus;
 pub mod error;
 pub mod fsutil;
+pub mod testbed;
+pub mod tomlfile;

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 
-use chatprobe::cli::{Cli, Command, CorpusCommand};
+use chatprobe::cli::{Cli, Command, CorpusCommand, TestbedArgs};
 use chatprobe::corpus::{self, import::ImportOptions};
 use chatprobe::error::{exit_code, EXIT_OK};
 
@@ -90,6 +90,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 r.unsupported.len()
             );
         }
+        Command::Testbed(args) => testbed(args)?,
     }
     Ok(())
+}
+
+fn testbed(args: TestbedArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let mut config = chatprobe::testbed::Config::new(&args.policy, &args.accounts);
+        config.addr = args.addr;
+        config.allow_remote = args.allow_remote;
+        config.truth = args.truth;
+        config.max_upload = args.max_upload_mib * 1024 * 1024;
+        let tb = chatprobe::testbed::Testbed::start(&config).await?;
+        println!("listening on {}", tb.url());
+        eprintln!("policy `{}`; Ctrl-C stops", tb.engine.policy().name);
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        tb.stop().await;
+        Ok(())
+    })
 }

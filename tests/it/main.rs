@@ -3,5 +3,6 @@
 //! binary; nothing is mocked.
 
 mod corpus;
+mod testbed;
 mod transforms;
 mod util;

@@ -1,0 +1,457 @@
+//! The testbed's censorship policy (TOML), as documented in FORMATS.md and
+//! docs/TESTBED.md: the real-time filter, image re-encoding, hash indexes and
+//! their expiry, the asynchronous inspection, and what inspection judges
+//! sensitive. Every key is checked; an unknown key or a bad value names the
+//! file, line and key.
+
+use std::path::{Path, PathBuf};
+
+use rand::Rng;
+use rand_distr::{Distribution, Exp, LogNormal};
+use serde::Deserialize;
+
+use crate::error::InputError;
+
+/// Which chats a rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Applies {
+    /// Chats with at least one china account.
+    #[serde(rename = "any-china")]
+    AnyChina,
+    /// Every chat.
+    #[serde(rename = "all")]
+    All,
+    /// No chat.
+    #[serde(rename = "none")]
+    None,
+}
+
+/// Which chats inspection looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Every chat, intl-only included.
+    All,
+    /// Chats with at least one china account.
+    China,
+    /// None.
+    None,
+}
+
+/// What is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContentKind {
+    /// A text message.
+    Text,
+    /// A picture.
+    Image,
+    /// Any other file.
+    Document,
+}
+
+/// A direct (1-to-1) or group chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// 1-to-1.
+    Direct,
+    /// Group chat.
+    Group,
+}
+
+/// A random duration, in seconds before `time_scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Dist {
+    /// Never (expiry only).
+    None,
+    /// Always `s`.
+    Fixed {
+        /// Seconds.
+        s: f64,
+    },
+    /// Exponential with this mean.
+    Exponential {
+        /// Mean seconds.
+        mean_s: f64,
+    },
+    /// Log-normal with this median and log-sd.
+    Lognormal {
+        /// Median seconds.
+        median_s: f64,
+        /// Standard deviation of the log.
+        sigma: f64,
+    },
+}
+
+impl Dist {
+    /// Draw seconds (None = never).
+    pub fn sample<R: Rng>(&self, rng: &mut R) -> Option<f64> {
+        match *self {
+            Dist::None => None,
+            Dist::Fixed { s } => Some(s),
+            Dist::Exponential { mean_s } => {
+                Some(Exp::new(1.0 / mean_s).expect("validated").sample(rng))
+            }
+            Dist::Lognormal { median_s, sigma } => Some(
+                LogNormal::new(median_s.ln(), sigma)
+                    .expect("validated")
+                    .sample(rng),
+            ),
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let ok = match *self {
+            Dist::None => true,
+            Dist::Fixed { s } => s.is_finite() && s >= 0.0,
+            Dist::Exponential { mean_s } => mean_s.is_finite() && mean_s > 0.0,
+            Dist::Lognormal { median_s, sigma } => {
+                median_s.is_finite() && median_s > 0.0 && sigma.is_finite() && sigma >= 0.0
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err("durations must be finite and positive".into())
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_quality() -> u8 {
+    75
+}
+fn default_scope() -> Scope {
+    Scope::None
+}
+fn default_kinds() -> Vec<ContentKind> {
+    vec![ContentKind::Image, ContentKind::Document]
+}
+fn default_channels() -> Vec<Channel> {
+    vec![Channel::Direct, Channel::Group]
+}
+fn one() -> f64 {
+    1.0
+}
+fn default_delay() -> Dist {
+    Dist::Fixed { s: 10.0 }
+}
+fn default_expiry() -> Dist {
+    Dist::None
+}
+fn default_match() -> MatchMode {
+    MatchMode::Shape
+}
+fn default_match_size() -> u32 {
+    32
+}
+fn default_match_threshold() -> f64 {
+    1.5
+}
+fn default_phash_threshold() -> u32 {
+    10
+}
+
+/// `[filter]`: real-time filtering at the moment of sending.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// Which chats are filtered.
+    pub applies_to: Applies,
+    /// Files whose MD5 is in the channel's index are blocked.
+    #[serde(default = "yes")]
+    pub md5: bool,
+    /// Images matching a reference image are blocked outright.
+    #[serde(default)]
+    pub visual: bool,
+    /// Texts holding a keyword, or every part of an `A+B` combination, are blocked.
+    #[serde(default)]
+    pub text_keywords: Vec<String>,
+    /// The sender's client marks a blocked message.
+    #[serde(default)]
+    pub notify_sender: bool,
+}
+
+/// `[images]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Images {
+    /// Uploaded images are re-encoded as JPEG before hashing and storing.
+    #[serde(default = "yes")]
+    pub reencode: bool,
+    /// JPEG quality of the re-encoding (added key).
+    #[serde(default = "default_quality")]
+    pub quality: u8,
+}
+
+impl Default for Images {
+    fn default() -> Self {
+        Images {
+            reencode: true,
+            quality: default_quality(),
+        }
+    }
+}
+
+/// `[index]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Index {
+    /// Direct and group chats keep separate hash indexes.
+    #[serde(default = "yes")]
+    pub separate_channels: bool,
+    /// How long a hash stays in the index.
+    #[serde(default = "default_expiry")]
+    pub expiry: Dist,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            separate_channels: true,
+            expiry: Dist::None,
+        }
+    }
+}
+
+/// `[inspection]`: the asynchronous analysis of what was sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inspection {
+    /// Which chats are inspected.
+    #[serde(default = "default_scope")]
+    pub scope: Scope,
+    /// Which kinds of content.
+    #[serde(default = "default_kinds")]
+    pub kinds: Vec<ContentKind>,
+    /// Which channels.
+    #[serde(default = "default_channels")]
+    pub channels: Vec<Channel>,
+    /// Chance that a transmission is inspected at all.
+    #[serde(default = "one")]
+    pub probability: f64,
+    /// Time from sending to verdict.
+    #[serde(default = "default_delay")]
+    pub delay: Dist,
+}
+
+impl Default for Inspection {
+    fn default() -> Self {
+        Inspection {
+            scope: Scope::None,
+            kinds: default_kinds(),
+            channels: default_channels(),
+            probability: 1.0,
+            delay: default_delay(),
+        }
+    }
+}
+
+/// How an image is matched to a reference image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchMode {
+    /// The published description of WeChat's visual filter.
+    Shape,
+    /// pHash Hamming distance.
+    Phash,
+}
+
+/// `[sensitive]`: what inspection judges sensitive.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sensitive {
+    /// Document text holding any of these is sensitive.
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// A file of keywords, one a line, relative to the policy file.
+    #[serde(default)]
+    pub keyword_file: String,
+    /// Folder of blacklisted images, relative to the policy file.
+    #[serde(default)]
+    pub reference_images: String,
+    /// shape | phash.
+    #[serde(default = "default_match", rename = "match")]
+    pub match_mode: MatchMode,
+    /// Shortest side, in pixels, for shape matching.
+    #[serde(default = "default_match_size")]
+    pub match_size: u32,
+    /// Mean absolute grey difference (0–255) at or under which images match.
+    #[serde(default = "default_match_threshold")]
+    pub match_threshold: f64,
+    /// pHash distance at or under which images match.
+    #[serde(default = "default_phash_threshold")]
+    pub phash_threshold: u32,
+}
+
+impl Default for Sensitive {
+    fn default() -> Self {
+        Sensitive {
+            keywords: Vec::new(),
+            keyword_file: String::new(),
+            reference_images: String::new(),
+            match_mode: MatchMode::Shape,
+            match_size: 32,
+            match_threshold: 1.5,
+            phash_threshold: 10,
+        }
+    }
+}
+
+/// A whole policy file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// The policy's name.
+    pub name: String,
+    /// RNG seed of every random draw of the engine.
+    #[serde(default)]
+    pub seed: u64,
+    /// Every duration is multiplied by this.
+    #[serde(default = "one")]
+    pub time_scale: f64,
+    /// Real-time filter.
+    pub filter: Filter,
+    /// Image handling.
+    #[serde(default)]
+    pub images: Images,
+    /// Hash indexes.
+    #[serde(default)]
+    pub index: Index,
+    /// Inspection.
+    #[serde(default)]
+    pub inspection: Inspection,
+    /// Sensitivity judgement.
+    #[serde(default)]
+    pub sensitive: Sensitive,
+    /// The policy file (set on load).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+impl Policy {
+    /// Read and validate a policy file.
+    pub fn load(path: &Path) -> Result<Policy, InputError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| InputError::new(path, format!("cannot read the policy: {e}")))?;
+        let mut p: Policy = crate::tomlfile::parse(path, &text)?;
+        p.path = path.to_path_buf();
+        let line_of = |key: &str| -> u64 {
+            text.lines()
+                .position(|l| l.trim_start().starts_with(key))
+                .map(|i| i as u64 + 1)
+                .unwrap_or(1)
+        };
+        let bad = |key: &str, msg: String| {
+            InputError::new(path, msg)
+                .line(line_of(key.rsplit('.').next().unwrap_or(key)))
+                .key(key)
+        };
+        if !(p.time_scale.is_finite() && p.time_scale > 0.0) {
+            return Err(bad("time_scale", "time_scale must be > 0".into()));
+        }
+        if !(0.0..=1.0).contains(&p.inspection.probability) {
+            return Err(bad(
+                "inspection.probability",
+                "probability must be from 0 to 1".into(),
+            ));
+        }
+        p.inspection
+            .delay
+            .validate()
+            .map_err(|m| bad("inspection.delay", m))?;
+        p.index
+            .expiry
+            .validate()
+            .map_err(|m| bad("index.expiry", m))?;
+        if matches!(p.inspection.delay, Dist::None) {
+            return Err(bad(
+                "inspection.delay",
+                "inspection needs a delay distribution, not none".into(),
+            ));
+        }
+        if !(1..=100).contains(&p.images.quality) {
+            return Err(bad(
+                "images.quality",
+                "JPEG quality must be from 1 to 100".into(),
+            ));
+        }
+        if p.sensitive.match_size < 4 {
+            return Err(bad(
+                "sensitive.match_size",
+                "match_size must be at least 4".into(),
+            ));
+        }
+        for k in p.filter.text_keywords.iter().chain(&p.sensitive.keywords) {
+            if k.split('+').any(|part| part.trim().is_empty()) {
+                return Err(bad(
+                    "text_keywords",
+                    format!("empty keyword or combination part in `{k}`"),
+                ));
+            }
+        }
+        || p.inspection.kinds.contains(&ContentKind::Image) && p.inspection.scope != Scope::None;
+        if !p.sensitive.reference_images.is_empty() {
+            let dir = p.reference_dir().expect("non-empty");
+            if !dir.is_dir() {
+                return Err(bad(
+                    "sensitive.reference_images",
+                    format!("folder {} does not exist", dir.display()),
+                ));
+            }
+        } else if p.filter.visual {
+            return Err(bad(
+                "filter.visual",
+                "the visual filter needs [sensitive] reference_images".into(),
+            ));
+        }
+        if !p.sensitive.keyword_file.is_empty() {
+            let f = p.base_dir().join(&p.sensitive.keyword_file);
+            let text = std::fs::read_to_string(&f).map_err(|e| {
+                bad(
+                    "sensitive.keyword_file",
+                    format!("cannot read {}: {e}", f.display()),
+                )
+            })?;
+            p.sensitive.keywords.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(String::from),
+            );
+        }
+        Ok(p)
+    }
+
+    /// The folder the policy file is in.
+    pub fn base_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    /// The reference-image folder, if any.
+    pub fn reference_dir(&self) -> Option<PathBuf> {
+        (!self.sensitive.reference_images.is_empty())
+            .then(|| self.base_dir().join(&self.sensitive.reference_images))
+    }
+
+    /// Scale seconds to real time.
+    pub fn scaled(&self, s: f64) -> std::time::Duration {
+        std::time::Duration::from_secs_f64((s * self.time_scale).max(0.0))
+    }
+}
+
+/// Whether `text` holds `keyword` (or, for `A+B`, every part), white space
+/// ignored on both sides.
+pub fn keyword_hit(squeezed_text: &str, keyword: &str) -> bool {
+    keyword
+        .split('+')
+        .map(crate::corpus::text::squeeze)
+        .all(|part| !part.is_empty() && squeezed_text.contains(&part))
+}

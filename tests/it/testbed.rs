@@ -1,0 +1,569 @@
+//! The testbed's censorship engine through its HTTP API, with real files from
+//! the starter corpus, and the server's own safety.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chatprobe::corpus::transform::{apply, Transform};
+use chatprobe::corpus::Format;
+use chatprobe::testbed::{Config, Testbed};
+use serde_json::Value;
+
+use crate::util::{chatprobe, root};
+
+/// A policy in a temp folder, with `reference/` holding img-s02.png.
+pub fn policy(dir: &Path, body: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("reference")).unwrap();
+    std::fs::copy(
+        root().join("corpus/images/img-s02.png"),
+        dir.join("reference/img-s02.png"),
+    )
+    .unwrap();
+    let p = dir.join("policy.toml");
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+/// The usual test policy: WeChat-like, fast.
+pub fn wechat_like(extra_index: &str) -> String {
+    format!(
+        r#"
+name = "test"
+seed = 3
+time_scale = 1.0
+[filter]
+applies_to = "any-china"
+md5 = true
+text_keywords = ["法轮功", "刘晓波+诺贝尔"]
+[images]
+reencode = true
+[index]
+separate_channels = true
+{extra_index}
+[inspection]
+scope = "all"
+kinds = ["image", "document"]
+channels = ["direct", "group"]
+probability = 1.0
+delay = {{ dist = "fixed", s = 0.4 }}
+[sensitive]
+keywords = ["六四", "法轮功"]
+reference_images = "reference"
+match = "shape"
+"#
+    )
+}
+
+pub struct Bed {
+    pub tb: Testbed,
+    pub dir: tempfile::TempDir,
+}
+
+impl Bed {
+    pub async fn start(policy_body: &str) -> Bed {
+        Self::start_with(policy_body, |_| {}).await
+    }
+
+    pub async fn start_with(policy_body: &str, tweak: impl FnOnce(&mut Config)) -> Bed {
+        let dir = tempfile::tempdir().unwrap();
+        let p = policy(dir.path(), policy_body);
+        let mut config = Config::new(&p, &root().join("probes/accounts.testbed.toml"));
+        config.truth = Some(dir.path().join("truth.jsonl"));
+        tweak(&mut config);
+        let tb = Testbed::start(&config).await.unwrap();
+        Bed { tb, dir }
+    }
+
+    pub async fn user(&self, login: &str) -> User {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let r = client
+            .post(format!("{}/api/login", self.tb.url()))
+            .json(&serde_json::json!({"login": login, "password": format!("testbed-{login}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "login {login}");
+        User {
+            client,
+            base: self.tb.url(),
+        }
+    }
+
+    pub fn truth(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("truth.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+pub struct User {
+    pub client: reqwest::Client,
+    pub base: String,
+}
+
+impl User {
+    pub async fn text(&self, chat: &str, text: &str) -> u64 {
+        let r = self
+            .client
+            .post(format!("{}/api/chats/{chat}/text", self.base))
+            .json(&serde_json::json!({ "text": text }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
+    }
+
+    pub async fn file(&self, chat: &str, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+        );
+        self.client
+            .post(format!("{}/api/chats/{chat}/file", self.base))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn send(&self, chat: &str, name: &str, bytes: Vec<u8>) -> u64 {
+        let r = self.file(chat, name, bytes).await;
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
+    }
+
+    pub async fn messages(&self, chat: &str) -> Vec<Value> {
+        let r = self
+            .client
+            .get(format!("{}/api/chats/{chat}/messages", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    pub async fn sees(&self, chat: &str, id: u64) -> bool {
+        self.messages(chat).await.iter().any(|m| m["id"] == id)
+    }
+}
+
+/// A file of the starter corpus, optionally as a fresh copy.
+pub fn corpus_file(rel: &str, fresh: Option<(Transform, u64)>) -> Vec<u8> {
+    let p = root().join("corpus").join(rel);
+    let bytes = std::fs::read(&p).unwrap();
+    match fresh {
+        None => bytes,
+        Some((t, seed)) => {
+            apply(t, &p, &bytes, Format::from_path(&p).unwrap(), seed)
+                .unwrap()
+                .0
+        }
+    }
+}
+
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(900)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seeded_sensitive_document_is_blocked_for_china_only_after_inspection() {
+    let bed = Bed::start(&wechat_like("")).await;
+    let (alice, bob, chen) = (
+        bed.user("alice").await,
+        bed.user("bob").await,
+        bed.user("chen").await,
+    );
+    let doc = corpus_file("documents/doc-s01.txt", Some((Transform::Fresh, 1)));
+    let seed = alice.send("direct:bob", "report.txt", doc.clone()).await;
+    assert!(
+        bob.sees("direct:alice", seed).await,
+        "intl→intl is delivered"
+    );
+    // Before the inspection is done the same file still reaches china.
+    let early = alice.send("direct:chen", "report.txt", doc.clone()).await;
+    assert!(
+        chen.sees("direct:alice", early).await,
+        "not blocked before inspection"
+    );
+    settle().await;
+    let late = alice.send("direct:chen", "report.txt", doc.clone()).await;
+    assert!(
+        !chen.sees("direct:alice", late).await,
+        "blocked once inspected"
+    );
+    assert!(
+        alice.sees("direct:chen", late).await,
+        "the sender still sees it as sent"
+    );
+    let st = alice.messages("direct:chen").await;
+    assert_eq!(
+        st.iter().find(|m| m["id"] == late).unwrap()["status"],
+        "sent",
+        "sender not told"
+    );
+    // A fresh copy of the same text is new to the index.
+    let control = alice
+        .send(
+            "direct:chen",
+            "report.txt",
+            corpus_file("documents/doc-s01.txt", Some((Transform::Fresh, 2))),
+        )
+        .await;
+    assert!(chen.sees("direct:alice", control).await);
+    // A benign document, seeded the same way, is never blocked.
+    let benign = corpus_file("documents/doc-b02.docx", Some((Transform::Fresh, 1)));
+    alice
+        .send("direct:bob", "recipe.docx", benign.clone())
+        .await;
+    settle().await;
+    let b = alice.send("direct:chen", "recipe.docx", benign).await;
+    assert!(chen.sees("direct:alice", b).await);
+
+    let truth = bed.truth();
+    let tx = |id: u64| {
+        truth
+            .iter()
+            .find(|t| t["event"] == "transmission" && t["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(tx(seed)["decision"], "delivered");
+    assert_eq!(tx(seed)["sender"], "intl-a", "aliases, not logins");
+    assert_eq!(tx(seed)["receiver"], "intl-b");
+    assert_eq!(tx(late)["decision"], "blocked");
+    assert_eq!(tx(late)["reason"], "md5_index");
+    let insp = truth
+        .iter()
+        .find(|t| t["event"] == "inspection" && t["transmission"] == seed)
+        .unwrap();
+    assert_eq!(insp["verdict"], "sensitive");
+    assert_eq!(insp["reason"], "keyword:六四");
+    assert!(truth.iter().any(|t| t["event"] == "index_add"
+        && t["md5"] == tx(seed)["md5"]
+        && t["channel"] == "direct"));
+    assert!(truth
+        .iter()
+        .filter(|t| t["event"] == "inspection")
+        .any(|t| t["verdict"] == "benign"));
+    let raw = std::fs::read_to_string(bed.dir.path().join("truth.jsonl")).unwrap();
+    assert!(
+        raw.lines().all(|l| l.starts_with(r#"{"event":""#)),
+        "event first"
+    );
+    bed.tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_and_direct_indexes_stay_separate() {
+    let bed = Bed::start(&wechat_like("")).await;
+    let (alice, chen) = (bed.user("alice").await, bed.user("chen").await);
+    let doc = corpus_file("documents/doc-s03.pdf", Some((Transform::Fresh, 5)));
+    alice.send("direct:bob", "fg.pdf", doc.clone()).await;
+    settle().await;
+    let in_group = alice.send("group:test-group", "fg.pdf", doc.clone()).await;
+    assert!(
+        chen.sees("group:test-group", in_group).await,
+        "group index does not hold it"
+    );
+    let direct = alice.send("direct:chen", "fg.pdf", doc.clone()).await;
+    assert!(
+        !chen.sees("direct:alice", direct).await,
+        "direct index does"
+    );
+    bed.tb.stop().await;
+
+    // With one shared index, the direct seed blocks the group too.
+    let bed = Bed::start(
+        &wechat_like("").replace("separate_channels = true", "separate_channels = false"),
+    )
+    .await;
+    let (alice, chen) = (bed.user("alice").await, bed.user("chen").await);
+    alice.send("direct:bob", "fg.pdf", doc.clone()).await;
+    settle().await;
+    let in_group = alice.send("group:test-group", "fg.pdf", doc).await;
+    assert!(!chen.sees("group:test-group", in_group).await);
+    bed.tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyword_combination_blocks_only_with_all_parts() {
+    let bed = Bed::start(&wechat_like("")).await;
+    let (alice, bob, chen) = (
+        bed.user("alice").await,
+        bed.user("bob").await,
+        bed.user("chen").await,
+    );
+    let one = alice.text("direct:chen", "刘晓波").await;
+    let other = alice.text("direct:chen", "诺贝尔奖的新闻").await;
+    let both = alice
+        .text("direct:chen", "刘晓波 获得了 诺 贝尔 和平奖")
+        .await;
+    let single = alice.text("direct:chen", "我们聊聊法轮功").await;
+    let intl = alice
+        .text("direct:bob", "刘晓波 获得了 诺贝尔 和平奖")
+        .await;
+    assert!(chen.sees("direct:alice", one).await);
+    assert!(chen.sees("direct:alice", other).await);
+    assert!(
+        !chen.sees("direct:alice", both).await,
+        "all parts, white space ignored"
+    );
+    assert!(!chen.sees("direct:alice", single).await);
+    assert!(
+        bob.sees("direct:alice", intl).await,
+        "intl-only chats are not filtered"
+    );
+    let truth = bed.truth();
+    assert!(truth
+        .iter()
+        .any(|t| t["id"] == both && t["reason"] == "keyword:刘晓波+诺贝尔"));
+    bed.tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_unblocks() {
+    let bed = Bed::start(&wechat_like(r#"expiry = { dist = "fixed", s = 1.2 }"#)).await;
+    let (alice, chen) = (bed.user("alice").await, bed.user("chen").await);
+    let doc = corpus_file("documents/doc-s01.txt", Some((Transform::Fresh, 9)));
+    alice.send("direct:bob", "709.txt", doc.clone()).await;
+    settle().await;
+    let blocked = alice.send("direct:chen", "709.txt", doc.clone()).await;
+    assert!(!chen.sees("direct:alice", blocked).await);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let again = alice.send("direct:chen", "709.txt", doc).await;
+    assert!(
+        chen.sees("direct:alice", again).await,
+        "expired from the index"
+    );
+    let truth = bed.truth();
+    assert!(truth.iter().any(|t| t["event"] == "index_expire"));
+    bed.tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reencoding_makes_metadata_only_copies_collide_but_not_fresh_ones() {
+    let bed = Bed::start(&wechat_like("")).await;
+    let (alice, chen) = (bed.user("alice").await, bed.user("chen").await);
+    let a = corpus_file("images/img-s02.png", Some((Transform::FreshMeta, 1)));
+    let b = corpus_file("images/img-s02.png", Some((Transform::FreshMeta, 2)));
+    let c = corpus_file("images/img-s02.png", Some((Transform::Fresh, 3)));
+    assert_ne!(a, b);
+    let seed = alice.send("direct:bob", "tank.png", a).await;
+    settle().await;
+    let meta = alice.send("direct:chen", "tank.png", b).await;
+    let fresh = alice.send("direct:chen", "tank.png", c).await;
+    assert!(
+        !chen.sees("direct:alice", meta).await,
+        "same pixels, same re-encoded MD5"
+    );
+    assert!(
+        chen.sees("direct:alice", fresh).await,
+        "new pixels, new MD5"
+    );
+    let truth = bed.truth();
+    let insp = truth
+        .iter()
+        .find(|t| t["event"] == "inspection" && t["transmission"] == seed)
+        .unwrap();
+    assert_eq!(insp["verdict"], "sensitive");
+    assert_eq!(insp["reason"], "reference_image:img-s02");
+    let tx = truth
+        .iter()
+        .find(|t| t["event"] == "transmission" && t["id"] == meta)
+        .unwrap();
+    assert_ne!(
+        tx["md5"], tx["upload_md5"],
+        "the index keys on the re-encoded bytes"
+    );
+    assert_eq!(tx["phash"].as_str().unwrap().len(), 16);
+    bed.tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrored_images_evade_the_shape_matcher_and_benign_ones_are_not_judged_sensitive() {
+    let bed = Bed::start(&wechat_like("")).await;
+    let alice = bed.user("alice").await;
+    let mirror = corpus_file("images/img-s02.png", Some((Transform::Mirror, 1)));
+    let benign = corpus_file("images/img-b02.png", Some((Transform::Fresh, 1)));
+    let m = alice.send("direct:bob", "m.png", mirror).await;
+    let b = alice.send("direct:bob", "b.png", benign).await;
+    settle().await;
+    let truth = bed.truth();
+    for id in [m, b] {
+        let insp = truth
+            .iter()
+            .find(|t| t["event"] == "inspection" && t["transmission"] == id)
+            .unwrap();
+        assert_eq!(insp["verdict"], "benign", "{id}");
+    }
+    bed.tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_sender_marks_blocked_messages_for_the_sender_only() {
+    let body = wechat_like("").replace("md5 = true", "md5 = true\nnotify_sender = true");
+    let bed = Bed::start(&body).await;
+    let (alice, chen) = (bed.user("alice").await, bed.user("chen").await);
+    let id = alice.text("direct:chen", "法轮功").await;
+    let mine = alice.messages("direct:chen").await;
+    assert_eq!(
+        mine.iter().find(|m| m["id"] == id).unwrap()["status"],
+        "blocked"
+    );
+    assert!(!chen.sees("direct:alice", id).await);
+    bed.tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_checks_sessions_caps_uploads_and_names_files_by_hash() {
+    let bed = Bed::start_with(&wechat_like(""), |c| c.max_upload = 1024 * 1024).await;
+    let url = bed.tb.url();
+    let anon = reqwest::Client::new();
+    assert_eq!(
+        anon.get(format!("{url}/api/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        anon.get(format!("{url}/api/chats/direct:bob/messages"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let bad = anon
+        .post(format!("{url}/api/login"))
+        .json(&serde_json::json!({"login": "alice", "password": "wrong"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    assert!(bad.headers().get("set-cookie").is_none());
+    // The web client is served.
+    let page = anon.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("file-input"));
+
+    let (alice, bob, carol) = (
+        bed.user("alice").await,
+        bed.user("bob").await,
+        bed.user("carol").await,
+    );
+    let big = vec![b'x'; 2 * 1024 * 1024];
+    assert_eq!(alice.file("direct:bob", "big.txt", big).await.status(), 413);
+    // Not a member of the group.
+    assert_eq!(
+        bed.user("deng")
+            .await
+            .file("group:seed-group", "a.txt", b"hi".to_vec())
+            .await
+            .status(),
+        403
+    );
+    let id = alice
+        .send("direct:bob", "../../../etc/evil.txt", b"hello".to_vec())
+        .await;
+    let msgs = bob.messages("direct:alice").await;
+    let m = msgs.iter().find(|m| m["id"] == id).unwrap();
+    assert_eq!(m["filename"], "evil.txt", "path components stripped");
+    let sha = m["sha256"].as_str().unwrap();
+    assert_eq!(sha, chatprobe::corpus::hash::sha256_hex(b"hello"));
+    assert!(
+        bed.tb.engine.file_path(sha).unwrap().is_file(),
+        "stored under its hash"
+    );
+    let got = bob
+        .client
+        .get(format!("{url}{}", m["url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), b"hello");
+    // Someone outside the chat cannot fetch it.
+    let other = carol
+        .client
+        .get(format!("{url}{}", m["url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    bed.tb.stop().await;
+}
+
+#[test]
+fn a_malformed_policy_exits_2_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = root().join("probes/accounts.testbed.toml");
+    let line_of =
+        |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let text = wechat_like("").replace("probability = 1.0", "probability = 1.0\nprobabilty = 0.5");
+    let p = policy(dir.path(), &text);
+    let r = chatprobe(&[
+        "testbed",
+        "--policy",
+        p.to_str().unwrap(),
+        "--accounts",
+        accounts.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let want = format!(
+        "policy.toml:{} [inspection.probabilty]",
+        line_of(&text, "probabilty")
+    );
+    assert!(r.stderr.contains(&want), "{want}: {}", r.stderr);
+    let text = wechat_like("").replace(r#"applies_to = "any-china""#, r#"applies_to = "everyone""#);
+    let p = policy(dir.path(), &text);
+    let r = chatprobe(&[
+        "testbed",
+        "--policy",
+        p.to_str().unwrap(),
+        "--accounts",
+        accounts.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2);
+    let want = format!(
+        "policy.toml:{} [filter.applies_to]",
+        line_of(&text, "everyone")
+    );
+    assert!(r.stderr.contains(&want), "{want}: {}", r.stderr);
+    let r = chatprobe(&[
+        "testbed",
+        "--policy",
+        p.to_str().unwrap(),
+        "--accounts",
+        accounts.to_str().unwrap(),
+        "--addr",
+        "0.0.0.0:0",
+    ]);
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn the_shipped_policies_and_accounts_load() {
+    for p in ["wechat-2020.toml", "open.toml"] {
+        let pol =
+            chatprobe::testbed::Policy::load(&root().join("probes/policies").join(p)).unwrap();
+        assert!(!pol.name.is_empty());
+    }
+    let acc =
+        chatprobe::accounts::Accounts::load(&root().join("probes/accounts.testbed.toml")).unwrap();
+    for a in ["intl-a", "intl-b", "intl-c", "china-c", "china-d"] {
+        assert!(acc.get(a).is_some(), "{a}");
+    }
+    assert!(acc.group("seed-group").is_some() && acc.group("test-group").is_some());
+    let dbg = format!("{:?}", acc.get("intl-a").unwrap());
+    assert!(
+        !dbg.contains("testbed-alice") && !dbg.contains("alice\""),
+        "secrets redacted: {dbg}"
+    );
+}
