@@ -394,7 +394,6 @@ impl Policy {
                 ));
             }
         }
-        || p.inspection.kinds.contains(&ContentKind::Image) && p.inspection.scope != Scope::None;
         if !p.sensitive.reference_images.is_empty() {
             let dir = p.reference_dir().expect("non-empty");
             if !dir.is_dir() {
