@@ -98,7 +98,7 @@ function render(m) {
     }
     const f = document.createElement("a");
     f.className = "file"; f.href = m.url; f.download = m.filename;
-    f.textContent = (m.kind === "image" ? "🖼 " : "📄 ") + m.filename;
+    f.textContent = m.filename;
     div.appendChild(f);
   }
   box.appendChild(div);
