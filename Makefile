@@ -48,7 +48,7 @@ build: deps
 
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from rustup"; exit 1; }
-	$(call apt_install,pkg-config)
+	$(call apt_install,chromium chromium-driver)
 
 deps-corpus: deps
 	$(call apt_install,fonts-wqy-microhei)

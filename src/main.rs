@@ -106,10 +106,25 @@ fn testbed(args: TestbedArgs) -> anyhow::Result<()> {
         let tb = chatprobe::testbed::Testbed::start(&config).await?;
         println!("listening on {}", tb.url());
         eprintln!("policy `{}`; Ctrl-C stops", tb.engine.policy().name);
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
+        shutdown_signal().await;
         tb.stop().await;
         Ok(())
     })
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -26,7 +26,11 @@ impl Drop for Driver {
 
 impl Driver {
     pub fn start() -> Driver {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let bin = ["/usr/bin/chromedriver", "chromedriver"]
             .into_iter()
             .find(|b| Command::new(b).arg("--version").output().is_ok())
@@ -40,7 +44,10 @@ impl Driver {
         let url = format!("http://127.0.0.1:{port}");
         let t0 = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(10), "chromedriver did not start");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "chromedriver did not start"
+            );
             std::thread::sleep(Duration::from_millis(25));
         }
         Driver { child, url }
@@ -70,10 +77,29 @@ impl Driver {
 
 async fn log_in(c: &Client, base: &str, login: &str) {
     c.goto(base).await.unwrap();
-    c.wait().for_element(Locator::Css("#login")).await.unwrap().send_keys(login).await.unwrap();
-    c.find(Locator::Css("#password")).await.unwrap().send_keys(&format!("testbed-{login}")).await.unwrap();
-    c.find(Locator::Css("#login-button")).await.unwrap().click().await.unwrap();
-    c.wait().for_element(Locator::Css("#contacts li")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("#login"))
+        .await
+        .unwrap()
+        .send_keys(login)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(&format!("testbed-{login}"))
+        .await
+        .unwrap();
+    c.find(Locator::Css("#login-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("#contacts li"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

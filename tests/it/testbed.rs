@@ -567,3 +567,86 @@ fn the_shipped_policies_and_accounts_load() {
         "secrets redacted: {dbg}"
     );
 }
+
+/// The shipped wechat-2020 policy, sped up 100×, in a temp folder.
+async fn shipped_wechat_fast() -> Bed {
+    let dir = tempfile::tempdir().unwrap();
+    let src = root().join("probes/policies");
+    std::fs::create_dir_all(dir.path().join("reference")).unwrap();
+    for e in std::fs::read_dir(src.join("reference")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join("reference").join(e.file_name())).unwrap();
+    }
+    let text = std::fs::read_to_string(src.join("wechat-2020.toml"))
+        .unwrap()
+        .replace("time_scale = 1.0", "time_scale = 0.01");
+    std::fs::write(dir.path().join("policy.toml"), text).unwrap();
+    let mut config = Config::new(
+        &dir.path().join("policy.toml"),
+        &root().join("probes/accounts.testbed.toml"),
+    );
+    config.truth = Some(dir.path().join("truth.jsonl"));
+    let tb = Testbed::start(&config).await.unwrap();
+    Bed { tb, dir }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wechat_2020_policy_censors_about_49_of_60_seeded_fresh_sensitive_images() {
+    let bed = shipped_wechat_fast().await;
+    let (alice, chen) = (bed.user("alice").await, bed.user("chen").await);
+    let sensitive: Vec<String> = crate::util::csv_maps(&root().join("corpus/manifest.csv"))
+        .into_iter()
+        .filter(|r| r["kind"] == "image" && r["label"] == "sensitive")
+        .map(|r| r["path"].clone())
+        .collect();
+    assert_eq!(sensitive.len(), 12);
+    let mut probes = Vec::new();
+    for seed in 1..=5u64 {
+        for rel in &sensitive {
+            let seeded = corpus_file(rel, Some((Transform::Fresh, 100 + seed)));
+            let control = corpus_file(rel, Some((Transform::Fresh, 200 + seed)));
+            alice.send("direct:bob", "p.jpg", seeded.clone()).await;
+            probes.push((seeded, control));
+        }
+    }
+    // Median delay 20 s × 0.01; wait for the slowest (log-normal tail).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (mut seeded_blocked, mut control_blocked) = (0, 0);
+    for (seeded, control) in probes {
+        let s = alice.send("direct:chen", "p.jpg", seeded).await;
+        let c = alice.send("direct:chen", "p.jpg", control).await;
+        seeded_blocked += usize::from(!chen.sees("direct:alice", s).await);
+        control_blocked += usize::from(!chen.sees("direct:alice", c).await);
+    }
+    assert_eq!(
+        control_blocked, 0,
+        "unseeded fresh copies are never blocked"
+    );
+    // Binomial(60, 0.82): 49 expected, sd 3; the draw is seeded, so this is
+    // a fixed number, but the bounds say what the policy means.
+    assert!(
+        (40..=58).contains(&seeded_blocked),
+        "{seeded_blocked} of 60"
+    );
+    // Every inspected seed was judged sensitive: misses come from the
+    // inspection probability only, not from the matcher.
+    let truth = bed.truth();
+    let seeds: Vec<&Value> = truth
+        .iter()
+        .filter(|t| t["event"] == "transmission" && t["receiver"] == "intl-b")
+        .map(|t| &t["id"])
+        .collect();
+    assert_eq!(seeds.len(), 60);
+    let inspections: Vec<_> = truth
+        .iter()
+        .filter(|t| t["event"] == "inspection")
+        .collect();
+    assert!(inspections.iter().all(|t| t["verdict"] == "sensitive"));
+    let seed_inspections = inspections
+        .iter()
+        .filter(|t| seeds.contains(&&t["transmission"]))
+        .count();
+    assert_eq!(seed_inspections, seeded_blocked);
+    eprintln!("wechat-2020: {seeded_blocked} of 60 seeded fresh sensitive images blocked");
+    bed.tb.stop().await;
+}
