@@ -27,6 +27,71 @@ pub enum Command {
     Corpus(CorpusCommand),
     /// Run the embedded test platform (web chat + censorship engine).
     Testbed(TestbedArgs),
+    /// Send one probe (and a sentinel) and report what the receiver saw.
+    Send(SendArgs),
+}
+
+/// `chatprobe send …`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("dest").required(true).args(["to", "group"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["text", "file"])))]
+pub struct SendArgs {
+    /// The accounts file: only these accounts are ever messaged.
+    #[arg(long, value_name = "FILE")]
+    pub accounts: PathBuf,
+    /// The platform profile.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "probes/profiles/testbed.toml"
+    )]
+    pub profile: PathBuf,
+    /// Sender alias.
+    #[arg(long)]
+    pub from: String,
+    /// Receiver alias (direct chat).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Group name (group chat).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Alias whose client is watched (default: the receiver; in a group, the
+    /// first china member, else the first other member).
+    #[arg(long)]
+    pub observer: Option<String>,
+    /// Send this text.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Send this file (sent under a unique name, its marker).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Seconds the probe has to arrive.
+    #[arg(long, default_value_t = 15.0)]
+    pub timeout: f64,
+    /// Do not send a sentinel (outcomes are then delivered or lost).
+    #[arg(long)]
+    pub no_sentinel: bool,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+}
+
+/// Where the platform and the WebDriver endpoints are.
+#[derive(Debug, Clone, Args)]
+pub struct PlatformArgs {
+    /// The platform's base URL (default for the testbed profile: start the
+    /// embedded testbed).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Testbed policy, when chatprobe starts the testbed.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "probes/policies/wechat-2020.toml"
+    )]
+    pub policy: PathBuf,
+    /// WebDriver endpoint(s), comma-separated or repeated (default: start chromedriver).
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub webdriver: Vec<String>,
 }
 
 /// `chatprobe testbed …`

@@ -6,6 +6,8 @@
 //!
 //! - [`corpus`]: probe files, their variants and hash index
 //!   (`corpus/manifest.csv`, `corpus/index.csv`).
+//! - [`platform`]: the WebDriver driver (profiles, chromedriver, sessions,
+//!   send and observe).
 //! - [`testbed`]: the embedded chat platform with its censorship engine.
 //! - [`accounts`]: the accounts file shared by every stage.
 //!
@@ -17,5 +19,6 @@ pub mod cli;
 pub mod corpus;
 pub mod error;
 pub mod fsutil;
+pub mod platform;
 pub mod testbed;
 pub mod tomlfile;

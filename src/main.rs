@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 
-use chatprobe::cli::{Cli, Command, CorpusCommand, TestbedArgs};
+use chatprobe::cli::{Cli, Command, CorpusCommand, SendArgs, TestbedArgs};
 use chatprobe::corpus::{self, import::ImportOptions};
 use chatprobe::error::{exit_code, EXIT_OK};
 
@@ -91,6 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Testbed(args) => testbed(args)?,
+        Command::Send(args) => send(args)?,
     }
     Ok(())
 }
@@ -108,6 +109,15 @@ fn testbed(args: TestbedArgs) -> anyhow::Result<()> {
         eprintln!("policy `{}`; Ctrl-C stops", tb.engine.policy().name);
         shutdown_signal().await;
         tb.stop().await;
+        Ok(())
+    })
+}
+
+fn send(args: SendArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let obs = chatprobe::platform::cli_send(&args, shutdown_signal()).await?;
+        println!("{}", serde_json::to_string(&obs)?);
         Ok(())
     })
 }

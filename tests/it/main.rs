@@ -4,6 +4,7 @@
 
 mod browser;
 mod corpus;
+mod driver;
 mod testbed;
 mod transforms;
 mod util;

@@ -1,0 +1,589 @@
+//! The platform driver: chatprobe's instrument.
+//!
+//! [`Platform`] is the I/O edge: make sure an account has a live session, open
+//! a chat, send a text or a file, and look at what a chat shows. Its real
+//! implementation, [`webdriver::WebDriverPlatform`], drives one browser
+//! session per account through fantoccini; everything platform-specific is in
+//! a [`profile::Profile`].
+//!
+//! [`transmit`] is the measurement on top of it: refuse any peer that is not
+//! in the accounts file before touching the browser; send the probe, then a
+//! sentinel text; watch the receiver's side; and classify the outcome exactly
+//! as FORMATS.md defines it — `delivered` (the probe arrived within the
+//! timeout), `blocked` (it did not, the sentinel did), `lost` (neither) or
+//! `error` (the harness failed; a failure code says how). A crashed browser
+//! is an `error` (`session_lost`), never `blocked`.
+
+pub mod chromedriver;
+pub mod profile;
+pub mod webdriver;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::accounts::Accounts;
+use crate::error::InputError;
+
+/// Where a message goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// The direct chat with this alias.
+    Direct(String),
+    /// The group of this name.
+    Group(String),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Direct(a) => write!(f, "{a}"),
+            Target::Group(g) => write!(f, "group {g}"),
+        }
+    }
+}
+
+/// What is sent.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// A text (its marker is the whole text).
+    Text(String),
+    /// A file (its marker is its file name, which must be unique).
+    File(PathBuf),
+}
+
+impl Payload {
+    /// The file name or text by which the receiver recognises it.
+    pub fn marker(&self) -> String {
+        match self {
+            Payload::Text(t) => t.clone(),
+            Payload::File(p) => p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A message as a chat view shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct Seen {
+    /// Platform message id, if the client exposes one.
+    pub id: Option<String>,
+    /// Sender login, if exposed.
+    pub sender: Option<String>,
+    /// File name, for files.
+    pub filename: Option<String>,
+    /// Text content.
+    pub text: Option<String>,
+}
+
+impl Seen {
+    /// Whether this is the message with `marker`.
+    pub fn matches(&self, payload: &Payload) -> bool {
+        let m = payload.marker();
+        match payload {
+            Payload::File(_) => self.filename.as_deref() == Some(m.as_str()),
+            Payload::Text(_) => self.text.as_deref().map(str::trim) == Some(m.trim()),
+        }
+    }
+}
+
+/// The closed list of harness failures (the `failure` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// Logging in failed.
+    LoginFailed,
+    /// The file could not be uploaded (or its upload never showed).
+    UploadFailed,
+    /// A text could not be sent (or never showed on the sender's side).
+    SendFailed,
+    /// The chat to send in or watch could not be opened.
+    ChatNotFound,
+    /// The browser session or the WebDriver endpoint died.
+    SessionLost,
+    /// A WebDriver command timed out.
+    DriverTimeout,
+    /// The WebDriver endpoint cannot be reached or refused a session.
+    DriverUnreachable,
+    /// An element the profile names is missing.
+    ElementMissing,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = serde_json::to_value(self).expect("failure serialises");
+        f.write_str(s.as_str().unwrap_or("unknown"))
+    }
+}
+
+/// A harness error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{failure}: {message}")]
+pub struct PlatformError {
+    /// Which failure.
+    pub failure: Failure,
+    /// Details (never a secret).
+    pub message: String,
+}
+
+impl PlatformError {
+    /// A new error.
+    pub fn new(failure: Failure, message: impl Into<String>) -> Self {
+        PlatformError {
+            failure,
+            message: message.into(),
+        }
+    }
+}
+
+/// The driver's I/O edge: one implementation drives browsers, tests may
+/// drive anything else.
+#[allow(async_fn_in_trait)]
+pub trait Platform {
+    /// Make sure `alias` has a live, logged-in session (rebuilding a dead one).
+    async fn ensure_session(&self, alias: &str) -> Result<(), PlatformError>;
+    /// Open `target`'s chat in `alias`'s client.
+    async fn open_chat(&self, alias: &str, target: &Target) -> Result<(), PlatformError>;
+    /// Send `payload` in the chat open in `alias`'s client.
+    async fn send(&self, alias: &str, payload: &Payload) -> Result<(), PlatformError>;
+    /// What the chat open in `alias`'s client shows now.
+    async fn look(&self, alias: &str) -> Result<Vec<Seen>, PlatformError>;
+}
+
+/// Outcome of one probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Arrived within the timeout.
+    Delivered,
+    /// Did not arrive, but the sentinel after it did.
+    Blocked,
+    /// Neither arrived: inconclusive.
+    Lost,
+    /// The harness could not send or watch.
+    Error,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Blocked => "blocked",
+            Outcome::Lost => "lost",
+            Outcome::Error => "error",
+        })
+    }
+}
+
+/// One transmission to make.
+#[derive(Debug, Clone)]
+pub struct Transmission {
+    /// Sender alias.
+    pub from: String,
+    /// Where it goes.
+    pub to: Target,
+    /// Alias whose client is watched (the receiver).
+    pub observer: String,
+    /// What is sent.
+    pub payload: Payload,
+    /// Send a sentinel text after it.
+    pub sentinel: bool,
+}
+
+/// How long to wait.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long the probe has to arrive.
+    pub deliver_timeout: Duration,
+    /// Once the sentinel is seen, how much longer to wait for the probe
+    /// (messages may arrive out of order on a real platform).
+    pub after_sentinel: Duration,
+    /// Between two looks.
+    pub poll: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deliver_timeout: Duration::from_secs(15),
+            after_sentinel: Duration::from_secs(3),
+            poll: Duration::from_millis(100),
+        }
+    }
+}
+
+/// What was observed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Observation {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// The failure, for `error`.
+    pub failure: Option<Failure>,
+    /// The error text, for `error` (never a secret).
+    pub error: Option<String>,
+    /// When the probe was handed to the client.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// When the receiver first showed it.
+    pub observed_at: Option<DateTime<Utc>>,
+    /// When the receiver first showed the sentinel.
+    pub sentinel_observed_at: Option<DateTime<Utc>>,
+    /// observed_at − sent_at.
+    pub latency_ms: Option<i64>,
+}
+
+impl Observation {
+    fn error(e: PlatformError, sent_at: Option<DateTime<Utc>>) -> Self {
+        Observation {
+            outcome: Outcome::Error,
+            failure: Some(e.failure),
+            error: Some(e.message),
+            sent_at,
+            observed_at: None,
+            sentinel_observed_at: None,
+            latency_ms: None,
+        }
+    }
+}
+
+/// Check, before any browser action, that everyone involved is in the
+/// accounts file.
+pub fn check_allowed(accounts: &Accounts, t: &Transmission) -> Result<(), InputError> {
+    let unknown = |what: &str, name: &str| {
+        InputError::new(
+            &accounts.path,
+            format!("{what} `{name}` is not in the accounts file"),
+        )
+        .hint("chatprobe only messages accounts listed there; add it, or fix the name")
+    };
+    if let Target::Group(g) = &t.to {
+        if accounts.group(g).is_none() {
+            return Err(unknown("group", g));
+        }
+    }
+    for alias in [&t.from, &t.observer] {
+        if accounts.get(alias).is_none() {
+            return Err(unknown("account", alias));
+        }
+    }
+    match &t.to {
+        Target::Direct(a) => {
+            if accounts.get(a).is_none() {
+                return Err(unknown("account", a));
+            }
+            if *a != t.observer {
+                return Err(InputError::new(
+                    &accounts.path,
+                    format!("a direct message to `{a}` can only be observed by `{a}`"),
+                ));
+            }
+        }
+        Target::Group(g) => {
+            let group = accounts.group(g).ok_or_else(|| unknown("group", g))?;
+            for who in [&t.from, &t.observer] {
+                if !group.members.contains(who) {
+                    return Err(InputError::new(
+                        &accounts.path,
+                        format!("`{who}` is not a member of group `{g}`"),
+                    ));
+                }
+            }
+        }
+    }
+    if t.from == t.observer {
+        return Err(InputError::new(
+            &accounts.path,
+            "sender and observer must differ",
+        ));
+    }
+    Ok(())
+}
+
+/// A unique sentinel text.
+pub fn sentinel_text(nonce: &str) -> String {
+    format!("chatprobe sentinel {nonce}")
+}
+
+/// Send `t` and observe it. Refuses (input error) before touching the
+/// platform if anyone involved is not in `accounts`.
+pub async fn transmit<P: Platform>(
+    platform: &P,
+    accounts: &Accounts,
+    t: &Transmission,
+    limits: &Limits,
+    nonce: &str,
+) -> Result<Observation, InputError> {
+    check_allowed(accounts, t)?;
+    Ok(transmit_checked(platform, t, limits, nonce).await)
+}
+
+async fn transmit_checked<P: Platform>(
+    platform: &P,
+    t: &Transmission,
+    limits: &Limits,
+    nonce: &str,
+) -> Observation {
+    // The receiver's view first, so nothing is missed.
+    let recv_chat = match &t.to {
+        Target::Direct(_) => Target::Direct(t.from.clone()),
+        Target::Group(g) => Target::Group(g.clone()),
+    };
+    let prepare = async {
+        platform.ensure_session(&t.observer).await?;
+        platform.open_chat(&t.observer, &recv_chat).await?;
+        platform.ensure_session(&t.from).await?;
+        platform.open_chat(&t.from, &t.to).await
+    };
+    if let Err(e) = prepare.await {
+        return Observation::error(e, None);
+    }
+    // What both views show already: only messages new since then count, so
+    // an identical earlier text is never taken for this one.
+    let before_recv = match platform.look(&t.observer).await {
+        Ok(s) => s,
+        Err(e) => return Observation::error(e, None),
+    };
+    let sent_at = Utc::now();
+    let t0 = Instant::now();
+    if let Err(e) = send_confirmed(platform, &t.from, &t.payload, limits).await {
+        return Observation::error(e, Some(sent_at));
+    }
+    let sentinel = Payload::Text(sentinel_text(nonce));
+    if t.sentinel {
+        if let Err(e) = send_confirmed(platform, &t.from, &sentinel, limits).await {
+            return Observation::error(e, Some(sent_at));
+        }
+    }
+    // Watch the receiver.
+    let deadline = t0 + limits.deliver_timeout;
+    let mut sentinel_seen: Option<(Instant, DateTime<Utc>)> = None;
+    loop {
+        let seen = match platform.look(&t.observer).await {
+            Ok(s) => new_since(&before_recv, s),
+            Err(e) => return Observation::error(e, Some(sent_at)),
+        };
+        let now = Utc::now();
+        if seen.iter().any(|m| m.matches(&t.payload)) {
+            return Observation {
+                outcome: Outcome::Delivered,
+                failure: None,
+                error: None,
+                sent_at: Some(sent_at),
+                observed_at: Some(now),
+                sentinel_observed_at: sentinel_seen.map(|s| s.1),
+                latency_ms: Some((now - sent_at).num_milliseconds()),
+            };
+        }
+        if t.sentinel && sentinel_seen.is_none() && seen.iter().any(|m| m.matches(&sentinel)) {
+            sentinel_seen = Some((Instant::now(), now));
+        }
+        let give_up = Instant::now() >= deadline
+            || sentinel_seen.is_some_and(|(at, _)| at.elapsed() >= limits.after_sentinel);
+        if give_up {
+            return Observation {
+                outcome: if sentinel_seen.is_some() {
+                    Outcome::Blocked
+                } else {
+                    Outcome::Lost
+                },
+                failure: None,
+                error: None,
+                sent_at: Some(sent_at),
+                observed_at: None,
+                sentinel_observed_at: sentinel_seen.map(|s| s.1),
+                latency_ms: None,
+            };
+        }
+        tokio::time::sleep(limits.poll).await;
+    }
+}
+
+/// The messages of `now` that were not in `before`: by id when the client
+/// exposes ids, else by position.
+pub fn new_since(before: &[Seen], now: Vec<Seen>) -> Vec<Seen> {
+    if !before.is_empty() && before.iter().all(|m| m.id.is_some()) {
+        let old: std::collections::HashSet<&str> =
+            before.iter().filter_map(|m| m.id.as_deref()).collect();
+        now.into_iter()
+            .filter(|m| m.id.as_deref().is_none_or(|id| !old.contains(id)))
+            .collect()
+    } else {
+        now.into_iter().skip(before.len()).collect()
+    }
+}
+
+/// Send and wait until the sender's own view shows it.
+async fn send_confirmed<P: Platform>(
+    platform: &P,
+    alias: &str,
+    payload: &Payload,
+    limits: &Limits,
+) -> Result<(), PlatformError> {
+    let before = platform.look(alias).await?;
+    platform.send(alias, payload).await?;
+    let t0 = Instant::now();
+    loop {
+        if new_since(&before, platform.look(alias).await?)
+            .iter()
+            .any(|m| m.matches(payload))
+        {
+            return Ok(());
+        }
+        if t0.elapsed() >= limits.deliver_timeout {
+            let failure = match payload {
+                Payload::File(_) => Failure::UploadFailed,
+                Payload::Text(_) => Failure::SendFailed,
+            };
+            return Err(PlatformError::new(
+                failure,
+                "the message never showed in the sender's own chat view",
+            ));
+        }
+        tokio::time::sleep(limits.poll).await;
+    }
+}
+
+/// `chatprobe send`: check everything, start what is needed (the embedded
+/// testbed, chromedriver), transmit once, close every session — also when
+/// `interrupt` fires first — and return the observation.
+pub async fn cli_send(
+    args: &crate::cli::SendArgs,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context;
+    let accounts = Accounts::load(&args.accounts)?;
+    let profile = profile::Profile::load(&args.profile)?;
+    let to = match (&args.to, &args.group) {
+        (Some(a), _) => Target::Direct(a.clone()),
+        (None, Some(g)) => Target::Group(g.clone()),
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let observer = match (&args.observer, &to) {
+        (Some(o), _) => o.clone(),
+        (None, Target::Direct(a)) => a.clone(),
+        (None, Target::Group(g)) => default_observer(&accounts, g, &args.from).unwrap_or_default(),
+    };
+    let nonce = crate::corpus::fresh::nonce(
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64,
+    )[..12]
+        .to_string();
+    let staging = tempfile::tempdir().context("creating a staging folder")?;
+    let payload = match (&args.text, &args.file) {
+        (Some(t), _) => Payload::Text(t.clone()),
+        (None, Some(f)) => {
+            if !f.is_file() {
+                return Err(InputError::new(f, "no such file").into());
+            }
+            Payload::File(stage_file(f, staging.path(), &nonce)?)
+        }
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let t = Transmission {
+        from: args.from.clone(),
+        to,
+        observer,
+        payload,
+        sentinel: !args.no_sentinel,
+    };
+    // Refuse before anything starts.
+    check_allowed(&accounts, &t)?;
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(InputError::new("--timeout", "must be a positive number of seconds").into());
+    }
+    let limits = Limits {
+        deliver_timeout: Duration::from_secs_f64(args.timeout),
+        poll: Duration::from_millis(profile.timeouts.poll_ms),
+        ..Limits::default()
+    };
+    let (testbed, base) = start_platform(&profile, &args.platform, &args.accounts).await?;
+    let platform = webdriver::WebDriverPlatform::new(
+        profile,
+        accounts.clone(),
+        &base,
+        &args.platform.webdriver,
+        testbed.is_some(),
+    )?;
+    let result = tokio::select! {
+        r = transmit(&platform, &accounts, &t, &limits, &nonce) => Some(r),
+        _ = interrupt => None,
+    };
+    platform.close().await;
+    if let Some(tb) = testbed {
+        tb.stop().await;
+    }
+    let obs = result.ok_or_else(|| anyhow::anyhow!("interrupted"))??;
+    Ok(serde_json::json!({
+        "from": t.from,
+        "to": t.to.to_string(),
+        "observer": t.observer,
+        "marker": t.payload.marker(),
+        "outcome": obs.outcome,
+        "failure": obs.failure,
+        "error": obs.error,
+        "sent_at": obs.sent_at,
+        "observed_at": obs.observed_at,
+        "sentinel_observed_at": obs.sentinel_observed_at,
+        "latency_ms": obs.latency_ms,
+    }))
+}
+
+/// In a group, the observer by default: the first china member other than the
+/// sender, else the first other member.
+pub fn default_observer(accounts: &Accounts, group: &str, from: &str) -> Option<String> {
+    let g = accounts.group(group)?;
+    let others: Vec<&String> = g.members.iter().filter(|m| *m != from).collect();
+    others
+        .iter()
+        .find(|m| {
+            accounts
+                .get(m)
+                .is_some_and(|a| a.region == crate::accounts::Region::China)
+        })
+        .or(others.first())
+        .map(|m| (*m).clone())
+}
+
+/// Copy `file` into `dir` under a unique name (`stem-NONCE.ext`), the marker
+/// by which the receiver's view is searched.
+pub fn stage_file(
+    file: &std::path::Path,
+    dir: &std::path::Path,
+    nonce: &str,
+) -> Result<PathBuf, InputError> {
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("probe");
+    let name = match file.extension().and_then(|e| e.to_str()) {
+        Some(ext) => format!("{stem}-{nonce}.{ext}"),
+        None => format!("{stem}-{nonce}"),
+    };
+    let dst = dir.join(name);
+    std::fs::copy(file, &dst).map_err(|e| InputError::new(file, format!("cannot read: {e}")))?;
+    Ok(dst)
+}
+
+/// The platform's base URL: `--base-url`, the profile's, or — for the testbed
+/// profile — an embedded testbed started now (returned, to be stopped).
+pub async fn start_platform(
+    profile: &profile::Profile,
+    args: &crate::cli::PlatformArgs,
+    accounts: &std::path::Path,
+) -> Result<(Option<crate::testbed::Testbed>, String), InputError> {
+    if let Some(u) = &args.base_url {
+        return Ok((None, u.clone()));
+    }
+    if !profile.urls.base.is_empty() {
+        return Ok((None, profile.urls.base.clone()));
+    }
+    if !profile.testbed {
+        return Err(InputError::new(&profile.path, "no base URL")
+            .key("urls.base")
+            .hint("set it in the profile or pass --base-url"));
+    }
+    let tb = crate::testbed::Testbed::start(&crate::testbed::Config::new(&args.policy, accounts))
+        .await?;
+    let url = tb.url();
+    Ok((Some(tb), url))
+}

@@ -1,0 +1,274 @@
+//! Platform profiles (TOML): everything that differs between platforms —
+//! URLs, login steps, selectors, the marker of an arrived message, browser
+//! capabilities and timeouts — so that adapting chatprobe to a real client
+//! needs no recompiling. See docs/PROFILES.md and probes/profiles/.
+//!
+//! In selectors, `{login}` and `{group}` stand for the peer's login and the
+//! group's name with every character outside `A-Z a-z 0-9 _ -` replaced by
+//! `_`. In login steps, `{login}` and `{password}` stand for the account's
+//! credentials (never logged).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::InputError;
+
+/// What kind of client the profile drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    /// A web client in Chromium.
+    Web,
+    /// A phone app through Appium.
+    Appium,
+}
+
+/// One login step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Type `value` into this element.
+    #[serde(default)]
+    pub fill: Option<String>,
+    /// The text to type (`{login}`, `{password}` substituted).
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Click this element.
+    #[serde(default)]
+    pub click: Option<String>,
+    /// Wait until this element exists.
+    #[serde(default)]
+    pub wait: Option<String>,
+}
+
+/// `[urls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Urls {
+    /// Base URL of the platform (empty: given by --base-url or the embedded testbed).
+    #[serde(default)]
+    pub base: String,
+    /// Path (or URL) of the login page.
+    pub login: String,
+}
+
+/// `[login]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    /// Steps to log in; empty for platforms logged in once by `chatprobe login`.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    /// An element that exists once logged in.
+    pub logged_in: String,
+}
+
+/// `[chat]`: how to open a chat and send.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatSelectors {
+    /// Click this to open the direct chat with `{login}`.
+    pub direct: String,
+    /// Click this to open the group `{group}`.
+    pub group: String,
+    /// The text box.
+    pub text_input: String,
+    /// The send button (empty: press Enter).
+    #[serde(default)]
+    pub send_button: String,
+    /// The `<input type=file>` that takes uploads.
+    pub file_input: String,
+}
+
+/// `[messages]`: how a message looks in the chat view.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSelectors {
+    /// Every message element.
+    pub item: String,
+    /// Attribute with a stable message id.
+    #[serde(default)]
+    pub id_attr: String,
+    /// Attribute with the sender's login.
+    #[serde(default)]
+    pub sender_attr: String,
+    /// Attribute with the file name (the marker of an arrived file).
+    #[serde(default)]
+    pub filename_attr: String,
+    /// Element inside an item holding the text (empty: the item itself).
+    #[serde(default)]
+    pub text: String,
+}
+
+fn default_args() -> Vec<String> {
+    [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,900",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// `[browser]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Browser {
+    /// The browser binary (Chromium).
+    #[serde(default)]
+    pub binary: String,
+    /// Command-line flags.
+    #[serde(default = "default_args")]
+    pub args: Vec<String>,
+    /// Extra W3C capabilities, merged as given (Appium's go here).
+    #[serde(default)]
+    pub capabilities: toml::Table,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Browser {
+            binary: String::new(),
+            args: default_args(),
+            capabilities: toml::Table::new(),
+        }
+    }
+}
+
+fn ms_20000() -> u64 {
+    20_000
+}
+fn ms_10000() -> u64 {
+    10_000
+}
+fn ms_100() -> u64 {
+    100
+}
+
+/// `[timeouts]`, in milliseconds; set explicitly on every session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Page load.
+    #[serde(default = "ms_20000")]
+    pub page_load_ms: u64,
+    /// Script.
+    #[serde(default = "ms_10000")]
+    pub script_ms: u64,
+    /// Implicit element wait (0: chatprobe polls itself).
+    #[serde(default)]
+    pub implicit_ms: u64,
+    /// Between two looks at the receiver's chat.
+    #[serde(default = "ms_100")]
+    pub poll_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            page_load_ms: 20_000,
+            script_ms: 10_000,
+            implicit_ms: 0,
+            poll_ms: 100,
+        }
+    }
+}
+
+/// A platform profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Its name (recorded in run.json).
+    pub name: String,
+    /// web | appium.
+    pub kind: ClientKind,
+    /// Whether this profile is the embedded testbed (chatprobe can start it).
+    #[serde(default)]
+    pub testbed: bool,
+    /// Whether the profile was tested against its platform (false: a template).
+    #[serde(default)]
+    pub tested: bool,
+    /// URLs.
+    pub urls: Urls,
+    /// Login.
+    pub login: Login,
+    /// Chat selectors.
+    pub chat: ChatSelectors,
+    /// Message selectors.
+    pub messages: MessageSelectors,
+    /// Browser.
+    #[serde(default)]
+    pub browser: Browser,
+    /// Timeouts.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Where it was read from.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+impl Profile {
+    /// Read and validate a profile.
+    pub fn load(path: &Path) -> Result<Profile, InputError> {
+        let mut p: Profile = crate::tomlfile::read(path)?;
+        p.path = path.to_path_buf();
+        for (key, sel) in [
+            ("login.logged_in", &p.login.logged_in),
+            ("chat.direct", &p.chat.direct),
+            ("chat.group", &p.chat.group),
+            ("chat.text_input", &p.chat.text_input),
+            ("chat.file_input", &p.chat.file_input),
+            ("messages.item", &p.messages.item),
+        ] {
+            if sel.trim().is_empty() {
+                return Err(InputError::new(path, "selector must not be empty").key(key));
+            }
+        }
+        for (i, s) in p.login.steps.iter().enumerate() {
+            let actions = [s.fill.is_some(), s.click.is_some(), s.wait.is_some()]
+                .iter()
+                .filter(|b| **b)
+                .count();
+            if actions != 1 || (s.fill.is_some() != s.value.is_some()) {
+                return Err(InputError::new(
+                    path,
+                    "a login step is one of {fill, value}, {click} or {wait}",
+                )
+                .key(format!("login.steps[{i}]")));
+            }
+        }
+        Ok(p)
+    }
+
+    /// The login page's URL, given the platform's base URL.
+    pub fn login_url(&self, base: &str) -> String {
+        if self.urls.login.starts_with("http://") || self.urls.login.starts_with("https://") {
+            self.urls.login.clone()
+        } else {
+            format!("{}{}", base.trim_end_matches('/'), self.urls.login)
+        }
+    }
+}
+
+/// Substitute `{name}` with `value` made selector-safe.
+pub fn fill_selector(template: &str, name: &str, value: &str) -> String {
+    let safe: String = value
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    template.replace(&format!("{{{name}}}"), &safe)
+}

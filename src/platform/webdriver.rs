@@ -1,0 +1,638 @@
+//! The real [`Platform`]: one browser session per account through fantoccini
+//! and W3C WebDriver, logged in once and reused.
+//!
+//! Endpoints: without `--webdriver`, chatprobe starts chromedriver itself
+//! (see [`super::chromedriver`]) and restarts it if it dies; with one or more
+//! URLs (a Selenium Grid, an Appium server) it spreads the account sessions
+//! over them round-robin. Files go to the client by typing their path into the
+//! file input; on a remote endpoint the file is first pushed with Selenium's
+//! file-upload command (`POST /session/{id}/se/file`) and the returned path is
+//! typed instead. Page-load, script and implicit timeouts are set explicitly
+//! on every session. A session found dead (browser or driver gone) is dropped
+//! and the send in flight fails with `session_lost`; the next use rebuilds it
+//! and logs in again. [`WebDriverPlatform::close`] ends every session.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex as StdMutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use fantoccini::error::CmdError;
+use fantoccini::wd::{TimeoutConfiguration, WebDriverCompatibleCommand};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+use super::chromedriver::Chromedriver;
+use super::profile::{fill_selector, ClientKind, Profile};
+use super::{Failure, Payload, Platform, PlatformError, Seen, Target};
+use crate::accounts::Accounts;
+use crate::error::InputError;
+
+/// Where sessions are created.
+enum Endpoints {
+    /// chromedriver started and owned by chatprobe.
+    Managed(StdMutex<Option<Chromedriver>>),
+    /// URLs given by the user.
+    Remote(Vec<String>),
+}
+
+/// What kind of endpoint, for run.json.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EndpointInfo {
+    /// `managed-chromedriver` or `remote`.
+    pub kind: &'static str,
+    /// How many endpoints.
+    pub count: usize,
+    /// The timeouts set on every session.
+    pub timeouts: super::profile::Timeouts,
+}
+
+struct Slot {
+    client: Option<Client>,
+    chat: Option<Target>,
+    endpoint: String,
+    generation: u32,
+}
+
+/// Time spent in WebDriver round trips (for the benchmark and run.json).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoundTrips {
+    /// Commands issued.
+    pub count: u64,
+    /// Their total wall time.
+    pub total: Duration,
+}
+
+/// The WebDriver implementation of [`Platform`].
+pub struct WebDriverPlatform {
+    profile: Profile,
+    accounts: Accounts,
+    passwords: HashMap<String, String>,
+    base_url: String,
+    endpoints: Endpoints,
+    slots: HashMap<String, Mutex<Slot>>,
+    user_data: tempfile::TempDir,
+    round_trips: StdMutex<RoundTrips>,
+}
+
+/// Selenium's file upload: `se/file` (Selenium 4, Grid), or `file` (the
+/// older path, which chromedriver answers).
+#[derive(Debug)]
+struct UploadFile(String, &'static str);
+
+impl WebDriverCompatibleCommand for UploadFile {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/{}",
+            session.unwrap_or_default(),
+            self.1
+        ))
+    }
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({ "file": self.0 }).to_string()),
+        )
+    }
+}
+
+impl WebDriverPlatform {
+    /// A platform for `accounts` through `profile` at `base_url`. With no
+    /// `webdriver` URLs, chromedriver is started (now, so a missing one is
+    /// reported before anything else happens).
+    pub fn new(
+        profile: Profile,
+        accounts: Accounts,
+        base_url: &str,
+        webdriver: &[String],
+        testbed: bool,
+    ) -> Result<WebDriverPlatform, InputError> {
+        let mut passwords = HashMap::new();
+        for a in &accounts.accounts {
+            passwords.insert(a.alias.clone(), accounts.password(a, testbed)?);
+        }
+        let endpoints = if webdriver.is_empty() {
+            Endpoints::Managed(StdMutex::new(Some(Chromedriver::start()?)))
+        } else {
+            for u in webdriver {
+                url::Url::parse(u).map_err(|e| {
+                    InputError::new("--webdriver", format!("`{u}` is not a URL: {e}"))
+                })?;
+            }
+            Endpoints::Remote(webdriver.to_vec())
+        };
+        let slots = accounts
+            .accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let endpoint = match &endpoints {
+                    Endpoints::Remote(urls) => urls[i % urls.len()].clone(),
+                    Endpoints::Managed(_) => String::new(),
+                };
+                (
+                    a.alias.clone(),
+                    Mutex::new(Slot {
+                        client: None,
+                        chat: None,
+                        endpoint,
+                        generation: 0,
+                    }),
+                )
+            })
+            .collect();
+        let user_data = tempfile::Builder::new()
+            .prefix("chatprobe-profiles-")
+            .tempdir()
+            .map_err(|e| {
+                InputError::new("<tmp>", format!("cannot create browser profiles: {e}"))
+            })?;
+        Ok(WebDriverPlatform {
+            profile,
+            accounts,
+            passwords,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            endpoints,
+            slots,
+            user_data,
+            round_trips: StdMutex::new(RoundTrips::default()),
+        })
+    }
+
+    /// What endpoints are used, for run.json.
+    pub fn endpoint_info(&self) -> EndpointInfo {
+        let (kind, count) = match &self.endpoints {
+            Endpoints::Managed(_) => ("managed-chromedriver", 1),
+            Endpoints::Remote(u) => ("remote", u.len()),
+        };
+        EndpointInfo {
+            kind,
+            count,
+            timeouts: self.profile.timeouts,
+        }
+    }
+
+    /// WebDriver round trips so far.
+    pub fn round_trips(&self) -> RoundTrips {
+        *self.round_trips.lock().expect("round trips")
+    }
+
+    /// The managed chromedriver's pid (tests kill it to simulate a crash).
+    pub fn chromedriver_pid(&self) -> Option<u32> {
+        match &self.endpoints {
+            Endpoints::Managed(d) => d.lock().expect("driver").as_ref().map(|d| d.pid()),
+            Endpoints::Remote(_) => None,
+        }
+    }
+
+    /// End every session (and with it the browsers); browsers orphaned by a
+    /// dead chromedriver are killed too.
+    pub async fn close(&self) {
+        for slot in self.slots.values() {
+            let mut s = slot.lock().await;
+            if let Some(c) = s.client.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(10), c.close()).await;
+            }
+        }
+        kill_orphaned_browsers(self.user_data.path());
+    }
+
+    fn managed_url(&self) -> Result<String, PlatformError> {
+        match &self.endpoints {
+            Endpoints::Managed(m) => {
+                let mut guard = m.lock().expect("driver");
+                let alive = guard.as_mut().is_some_and(|d| d.alive());
+                if !alive {
+                    // Its browsers outlive it: end them before starting anew.
+                    kill_orphaned_browsers(self.user_data.path());
+                    *guard = Some(Chromedriver::start().map_err(|e| {
+                        PlatformError::new(Failure::DriverUnreachable, e.to_string())
+                    })?);
+                }
+                Ok(guard.as_ref().expect("started").url())
+            }
+            Endpoints::Remote(_) => unreachable!("remote endpoints are per slot"),
+        }
+    }
+
+    fn is_remote(&self) -> bool {
+        matches!(self.endpoints, Endpoints::Remote(_))
+    }
+
+    /// Time one WebDriver command.
+    async fn rt<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, CmdError>>,
+    ) -> Result<T, CmdError> {
+        let t0 = Instant::now();
+        let r = fut.await;
+        let mut s = self.round_trips.lock().expect("round trips");
+        s.count += 1;
+        s.total += t0.elapsed();
+        r
+    }
+
+    fn capabilities(&self, alias: &str, generation: u32) -> serde_json::Map<String, Value> {
+        let mut caps = serde_json::Map::new();
+        if self.profile.kind == ClientKind::Web {
+            let mut args = self.profile.browser.args.clone();
+            let dir = self.user_data.path().join(format!("{alias}-{generation}"));
+            args.push(format!("--user-data-dir={}", dir.display()));
+            let mut opts = json!({ "args": args });
+            if !self.profile.browser.binary.is_empty() {
+                opts["binary"] = json!(self.profile.browser.binary);
+            }
+            caps.insert("browserName".into(), json!("chrome"));
+            caps.insert("goog:chromeOptions".into(), opts);
+        }
+        for (k, v) in &self.profile.browser.capabilities {
+            caps.insert(k.clone(), serde_json::to_value(v).unwrap_or(Value::Null));
+        }
+        caps
+    }
+
+    async fn new_session(&self, alias: &str, slot: &mut Slot) -> Result<Client, PlatformError> {
+        let endpoint = if self.is_remote() {
+            slot.endpoint.clone()
+        } else {
+            self.managed_url()?
+        };
+        slot.generation += 1;
+        let caps = self.capabilities(alias, slot.generation);
+        let t = self.profile.timeouts;
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&endpoint)
+            .await
+            .map_err(|e| {
+                PlatformError::new(
+                    Failure::DriverUnreachable,
+                    format!("no session at {endpoint}: {e}"),
+                )
+            })?;
+        let timeouts = TimeoutConfiguration::new(
+            Some(Duration::from_millis(t.script_ms)),
+            Some(Duration::from_millis(t.page_load_ms)),
+            Some(Duration::from_millis(t.implicit_ms)),
+        );
+        let setup = async {
+            self.rt(client.update_timeouts(timeouts)).await?;
+            self.rt(client.goto(&self.profile.login_url(&self.base_url)))
+                .await
+        };
+        if let Err(e) = setup.await {
+            let _ = client.close().await;
+            return Err(classify(e, Failure::LoginFailed, "opening the login page"));
+        }
+        if let Err(e) = self.log_in(&client, alias).await {
+            let _ = client.clone().close().await;
+            return Err(e);
+        }
+        Ok(client)
+    }
+
+    async fn log_in(&self, c: &Client, alias: &str) -> Result<(), PlatformError> {
+        let account = self.accounts.get(alias).expect("checked alias");
+        let wait = Duration::from_millis(self.profile.timeouts.page_load_ms);
+        for (i, step) in self.profile.login.steps.iter().enumerate() {
+            let what = format!("login step {} of profile `{}`", i + 1, self.profile.name);
+            let r = async {
+                if let (Some(sel), Some(value)) = (&step.fill, &step.value) {
+                    let value = value
+                        .replace("{login}", &account.login)
+                        .replace("{password}", &self.passwords[alias]);
+                    let el = self
+                        .rt(c.wait().at_most(wait).for_element(Locator::Css(sel)))
+                        .await?;
+                    self.rt(el.send_keys(&value)).await?;
+                } else if let Some(sel) = &step.click {
+                    let el = self
+                        .rt(c.wait().at_most(wait).for_element(Locator::Css(sel)))
+                        .await?;
+                    self.rt(el.click()).await?;
+                } else if let Some(sel) = &step.wait {
+                    self.rt(c.wait().at_most(wait).for_element(Locator::Css(sel)))
+                        .await?;
+                }
+                Ok::<(), CmdError>(())
+            };
+            // The error text of a fill step could echo the password: drop it.
+            r.await
+                .map_err(|e| classify_quiet(e, Failure::LoginFailed, &format!("{what} failed")))?;
+        }
+        self.rt(c
+            .wait()
+            .at_most(wait)
+            .for_element(Locator::Css(&self.profile.login.logged_in)))
+            .await
+            .map_err(|e| {
+                classify_quiet(
+                    e,
+                    Failure::LoginFailed,
+                    &format!("`{alias}` did not reach the logged-in page"),
+                )
+            })?;
+        Ok(())
+    }
+
+    fn slot(&self, alias: &str) -> Result<&Mutex<Slot>, PlatformError> {
+        self.slots.get(alias).ok_or_else(|| {
+            PlatformError::new(Failure::LoginFailed, format!("no account `{alias}`"))
+        })
+    }
+
+    /// Run `f` on `alias`'s live client; a lost session is dropped.
+    async fn with_client<T>(
+        &self,
+        alias: &str,
+        f: impl AsyncFnOnce(&Client, &mut Option<Target>) -> Result<T, PlatformError>,
+    ) -> Result<T, PlatformError> {
+        let mut slot = self.slot(alias)?.lock().await;
+        let Some(client) = slot.client.clone() else {
+            return Err(PlatformError::new(
+                Failure::SessionLost,
+                format!("`{alias}` has no live session"),
+            ));
+        };
+        let mut chat = slot.chat.clone();
+        let r = f(&client, &mut chat).await;
+        match &r {
+            Err(e) if e.failure == Failure::SessionLost => {
+                slot.client = None;
+                slot.chat = None;
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), client.close()).await;
+                });
+            }
+            _ => slot.chat = chat,
+        }
+        r
+    }
+
+    fn peer_login(&self, alias: &str) -> Result<String, PlatformError> {
+        self.accounts
+            .get(alias)
+            .map(|a| a.login.clone())
+            .ok_or_else(|| {
+                PlatformError::new(Failure::ChatNotFound, format!("no account `{alias}`"))
+            })
+    }
+
+    async fn push_file(&self, c: &Client, path: &Path) -> Result<String, PlatformError> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            PlatformError::new(Failure::UploadFailed, format!("{}: {e}", path.display()))
+        })?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("file")
+            .to_string();
+        let mut zipped = std::io::Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut zipped);
+            z.start_file(name, zip::write::SimpleFileOptions::default())
+                .and_then(|_| z.write_all(&bytes).map_err(Into::into))
+                .and_then(|_| z.finish().map(|_| ()))
+                .map_err(|e| PlatformError::new(Failure::UploadFailed, e.to_string()))?;
+        }
+        let b64 = base64::engine::general_purpose::STANDARD.encode(zipped.into_inner());
+        let v = match self
+            .rt(c.issue_cmd(UploadFile(b64.clone(), "se/file")))
+            .await
+        {
+            Err(e) if e.is_unknown_command() || e.is_unknown_path() => {
+                self.rt(c.issue_cmd(UploadFile(b64, "file"))).await
+            }
+            other => other,
+        }
+        .map_err(|e| {
+            classify(
+                e,
+                Failure::UploadFailed,
+                "pushing the file to the remote browser",
+            )
+        })?;
+        v.as_str().map(String::from).ok_or_else(|| {
+            PlatformError::new(Failure::UploadFailed, "the endpoint returned no path")
+        })
+    }
+}
+
+/// Kill browser processes started with a `--user-data-dir` under `root`
+/// (ours alone: the folder is this platform's own temporary directory).
+/// A chromedriver killed from outside leaves its Chromium processes behind.
+fn kill_orphaned_browsers(root: &Path) {
+    #[cfg(target_os = "linux")]
+    {
+        let needle = format!("--user-data-dir={}", root.display());
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for p in procs.filter_map(Result::ok) {
+            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
+                continue;
+            };
+            if cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg.starts_with(needle.as_bytes()))
+            {
+                // SAFETY: plain kill(2) on a pid we just read.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = root;
+}
+
+/// Map a WebDriver error to a failure code; `during` when nothing more precise.
+fn classify(e: CmdError, during: Failure, what: &str) -> PlatformError {
+    let failure = failure_of(&e, during);
+    PlatformError::new(failure, format!("{what}: {e}"))
+}
+
+/// As [`classify`], without the WebDriver error text (which may echo input).
+fn classify_quiet(e: CmdError, during: Failure, what: &str) -> PlatformError {
+    PlatformError::new(failure_of(&e, during), what.to_string())
+}
+
+fn failure_of(e: &CmdError, during: Failure) -> Failure {
+    if matches!(
+        e,
+        CmdError::Lost(_) | CmdError::Failed(_) | CmdError::FailedC(_)
+    ) || e.is_invalid_session_id()
+        || e.is_no_such_window()
+        || e.is_session_not_created()
+    {
+        return Failure::SessionLost;
+    }
+    if let CmdError::Standard(wd) = e {
+        let m = wd.message.to_lowercase();
+        if m.contains("not reachable")
+            || m.contains("disconnected")
+            || m.contains("session deleted")
+        {
+            return Failure::SessionLost;
+        }
+    }
+    if e.is_timeout() || e.is_script_timeout() {
+        return Failure::DriverTimeout;
+    }
+    if matches!(e, CmdError::WaitTimeout) || e.is_no_such_element() {
+        return if during == Failure::LoginFailed {
+            during
+        } else {
+            Failure::ElementMissing
+        };
+    }
+    during
+}
+
+const LOOK_SCRIPT: &str = r#"
+const [item, idA, senderA, fileA, textSel] = arguments;
+return Array.from(document.querySelectorAll(item)).map(e => {
+  const t = textSel ? e.querySelector(textSel) : e;
+  return {
+    id: idA ? e.getAttribute(idA) : null,
+    sender: senderA ? e.getAttribute(senderA) : null,
+    filename: fileA ? e.getAttribute(fileA) : null,
+    text: t ? t.textContent : null,
+  };
+});
+"#;
+
+impl Platform for WebDriverPlatform {
+    async fn ensure_session(&self, alias: &str) -> Result<(), PlatformError> {
+        let mut slot = self.slot(alias)?.lock().await;
+        // A managed driver that died takes its sessions with it.
+        if let Endpoints::Managed(m) = &self.endpoints {
+            let dead = m
+                .lock()
+                .expect("driver")
+                .as_mut()
+                .is_none_or(|d| !d.alive());
+            if dead {
+                slot.client = None;
+                slot.chat = None;
+            }
+        }
+        if slot.client.is_some() {
+            return Ok(());
+        }
+        let client = self.new_session(alias, &mut slot).await?;
+        slot.client = Some(client);
+        slot.chat = None;
+        Ok(())
+    }
+
+    async fn open_chat(&self, alias: &str, target: &Target) -> Result<(), PlatformError> {
+        let selector = match target {
+            Target::Direct(peer) => {
+                fill_selector(&self.profile.chat.direct, "login", &self.peer_login(peer)?)
+            }
+            Target::Group(g) => fill_selector(&self.profile.chat.group, "group", g),
+        };
+        let wait = Duration::from_millis(self.profile.timeouts.page_load_ms);
+        self.with_client(alias, async |c, chat| {
+            if chat.as_ref() == Some(target) {
+                return Ok(());
+            }
+            let el = self
+                .rt(c.wait().at_most(wait).for_element(Locator::Css(&selector)))
+                .await
+                .map_err(|e| {
+                    classify(
+                        e,
+                        Failure::ChatNotFound,
+                        &format!("opening the chat with {target}"),
+                    )
+                })?;
+            self.rt(el.click()).await.map_err(|e| {
+                classify(
+                    e,
+                    Failure::ChatNotFound,
+                    &format!("opening the chat with {target}"),
+                )
+            })?;
+            *chat = Some(target.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn send(&self, alias: &str, payload: &Payload) -> Result<(), PlatformError> {
+        let p = &self.profile.chat;
+        let remote = self.is_remote();
+        self.with_client(alias, async |c, _chat| match payload {
+            Payload::Text(text) => {
+                let r = async {
+                    let input = self.rt(c.find(Locator::Css(&p.text_input))).await?;
+                    if p.send_button.is_empty() {
+                        self.rt(input.send_keys(&format!("{text}\u{E007}"))).await?;
+                    } else {
+                        self.rt(input.send_keys(text)).await?;
+                        let b = self.rt(c.find(Locator::Css(&p.send_button))).await?;
+                        self.rt(b.click()).await?;
+                    }
+                    Ok::<(), CmdError>(())
+                };
+                r.await
+                    .map_err(|e| classify(e, Failure::SendFailed, "sending a text"))
+            }
+            Payload::File(path) => {
+                let local = path.canonicalize().map_err(|e| {
+                    PlatformError::new(Failure::UploadFailed, format!("{}: {e}", path.display()))
+                })?;
+                let typed = if remote {
+                    self.push_file(c, &local).await?
+                } else {
+                    local.to_string_lossy().into_owned()
+                };
+                let input = self
+                    .rt(c.find(Locator::Css(&p.file_input)))
+                    .await
+                    .map_err(|e| classify(e, Failure::UploadFailed, "finding the file input"))?;
+                self.rt(input.send_keys(&typed))
+                    .await
+                    .map_err(|e| classify(e, Failure::UploadFailed, "uploading the file"))
+            }
+        })
+        .await
+    }
+
+    async fn look(&self, alias: &str) -> Result<Vec<Seen>, PlatformError> {
+        let m = &self.profile.messages;
+        let args = vec![
+            json!(m.item),
+            json!(m.id_attr),
+            json!(m.sender_attr),
+            json!(m.filename_attr),
+            json!(m.text),
+        ];
+        self.with_client(alias, async |c, _chat| {
+            let v = self
+                .rt(c.execute(LOOK_SCRIPT, args))
+                .await
+                .map_err(|e| classify(e, Failure::ElementMissing, "reading the chat view"))?;
+            serde_json::from_value::<Vec<Seen>>(v).map_err(|e| {
+                PlatformError::new(
+                    Failure::ElementMissing,
+                    format!("unexpected chat view: {e}"),
+                )
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,392 @@
+//! The WebDriver driver against the testbed (wechat-2020 policy, sped up)
+//! through real headless Chromium: outcomes, groups, session loss, refusal,
+//! remote endpoints.
+
+use std::time::Duration;
+
+use chatprobe::accounts::Accounts;
+use chatprobe::corpus::transform::Transform;
+use chatprobe::platform::profile::Profile;
+use chatprobe::platform::webdriver::WebDriverPlatform;
+use chatprobe::platform::{
+    stage_file, transmit, Failure, Limits, Outcome, Payload, Target, Transmission,
+};
+use chatprobe::testbed::{Config, Testbed};
+
+use crate::testbed::corpus_file;
+use crate::util::{chatprobe, root};
+
+struct Rig {
+    tb: Testbed,
+    platform: WebDriverPlatform,
+    accounts: Accounts,
+    dir: tempfile::TempDir,
+    n: std::cell::Cell<u32>,
+}
+
+async fn rig(webdriver: &[String]) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let src = root().join("probes/policies");
+    std::fs::create_dir_all(dir.path().join("reference")).unwrap();
+    for e in std::fs::read_dir(src.join("reference")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join("reference").join(e.file_name())).unwrap();
+    }
+    // Inspection median 20 s × 0.02 = 0.4 s; every seed inspected.
+    let text = std::fs::read_to_string(src.join("wechat-2020.toml"))
+        .unwrap()
+        .replace("time_scale = 1.0", "time_scale = 0.02")
+        .replace("probability = 0.82", "probability = 1.0");
+    std::fs::write(dir.path().join("policy.toml"), text).unwrap();
+    let accounts_path = root().join("probes/accounts.testbed.toml");
+    let tb = Testbed::start(&Config::new(
+        &dir.path().join("policy.toml"),
+        &accounts_path,
+    ))
+    .await
+    .unwrap();
+    let accounts = Accounts::load(&accounts_path).unwrap();
+    let profile = Profile::load(&root().join("probes/profiles/testbed.toml")).unwrap();
+    let platform =
+        WebDriverPlatform::new(profile, accounts.clone(), &tb.url(), webdriver, true).unwrap();
+    Rig {
+        tb,
+        platform,
+        accounts,
+        dir,
+        n: std::cell::Cell::new(0),
+    }
+}
+
+impl Rig {
+    /// A probe file with a unique name (the marker) and the given bytes.
+    fn file(&self, bytes: &[u8], ext: &str) -> Payload {
+        self.n.set(self.n.get() + 1);
+        let src = self.dir.path().join(format!("src.{ext}"));
+        std::fs::write(&src, bytes).unwrap();
+        let dst = self.dir.path().join("staged");
+        std::fs::create_dir_all(&dst).unwrap();
+        Payload::File(stage_file(&src, &dst, &format!("n{}", self.n.get())).unwrap())
+    }
+
+    async fn send(
+        &self,
+        from: &str,
+        to: Target,
+        observer: &str,
+        payload: Payload,
+    ) -> chatprobe::platform::Observation {
+        self.n.set(self.n.get() + 1);
+        let t = Transmission {
+            from: from.into(),
+            to,
+            observer: observer.into(),
+            payload,
+            sentinel: true,
+        };
+        let limits = Limits {
+            deliver_timeout: Duration::from_secs(6),
+            after_sentinel: Duration::from_millis(1500),
+            poll: Duration::from_millis(100),
+        };
+        transmit(
+            &self.platform,
+            &self.accounts,
+            &t,
+            &limits,
+            &format!("s{}", self.n.get()),
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn stop(self) {
+        self.platform.close().await;
+        self.tb.stop().await;
+    }
+}
+
+fn direct(a: &str) -> Target {
+    Target::Direct(a.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_images_and_keywords_are_blocked_for_china_and_controls_delivered() {
+    let rig = rig(&[]).await;
+    let result = async {
+        let seeded = corpus_file("images/img-s06.png", Some((Transform::Fresh, 11)));
+        let control = corpus_file("images/img-s06.png", Some((Transform::Fresh, 12)));
+        let seed = rig
+            .send(
+                "intl-a",
+                direct("intl-b"),
+                "intl-b",
+                rig.file(&seeded, "png"),
+            )
+            .await;
+        assert_eq!(seed.outcome, Outcome::Delivered, "{seed:?}");
+        assert!(seed.latency_ms.unwrap() >= 0);
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let test = rig
+            .send(
+                "intl-a",
+                direct("china-c"),
+                "china-c",
+                rig.file(&seeded, "png"),
+            )
+            .await;
+        assert_eq!(test.outcome, Outcome::Blocked, "{test:?}");
+        assert!(test.sentinel_observed_at.is_some() && test.observed_at.is_none());
+        let ctl = rig
+            .send(
+                "intl-a",
+                direct("china-c"),
+                "china-c",
+                rig.file(&control, "png"),
+            )
+            .await;
+        assert_eq!(ctl.outcome, Outcome::Delivered, "{ctl:?}");
+
+        let kw = rig
+            .send(
+                "intl-a",
+                direct("china-c"),
+                "china-c",
+                Payload::Text("纪念六四 天安门".into()),
+            )
+            .await;
+        assert_eq!(kw.outcome, Outcome::Blocked, "{kw:?}");
+        let ok = rig
+            .send(
+                "intl-a",
+                direct("china-c"),
+                "china-c",
+                Payload::Text("今天天气不错".into()),
+            )
+            .await;
+        assert_eq!(ok.outcome, Outcome::Delivered, "{ok:?}");
+        // The same blocked text again is still blocked: an earlier copy is
+        // never mistaken for this one.
+        let again = rig
+            .send(
+                "intl-a",
+                direct("china-c"),
+                "china-c",
+                Payload::Text("今天天气不错".into()),
+            )
+            .await;
+        assert_eq!(again.outcome, Outcome::Delivered);
+        let kw2 = rig
+            .send(
+                "intl-a",
+                direct("china-c"),
+                "china-c",
+                Payload::Text("纪念六四 天安门".into()),
+            )
+            .await;
+        assert_eq!(kw2.outcome, Outcome::Blocked);
+    }
+    .await;
+    rig.stop().await;
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_in_group_chats() {
+    let rig = rig(&[]).await;
+    let result = async {
+        let seeded = corpus_file("documents/doc-s03.pdf", Some((Transform::Fresh, 21)));
+        let control = corpus_file("documents/doc-s03.pdf", Some((Transform::Fresh, 22)));
+        let g = |n: &str| Target::Group(n.into());
+        let seed = rig
+            .send(
+                "intl-a",
+                g("seed-group"),
+                "intl-c",
+                rig.file(&seeded, "pdf"),
+            )
+            .await;
+        assert_eq!(seed.outcome, Outcome::Delivered, "{seed:?}");
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let test = rig
+            .send(
+                "intl-a",
+                g("test-group"),
+                "china-c",
+                rig.file(&seeded, "pdf"),
+            )
+            .await;
+        assert_eq!(test.outcome, Outcome::Blocked, "{test:?}");
+        let ctl = rig
+            .send(
+                "intl-a",
+                g("test-group"),
+                "china-c",
+                rig.file(&control, "pdf"),
+            )
+            .await;
+        assert_eq!(ctl.outcome, Outcome::Delivered, "{ctl:?}");
+        let kw = rig
+            .send(
+                "intl-a",
+                g("test-group"),
+                "china-c",
+                Payload::Text("法轮功".into()),
+            )
+            .await;
+        assert_eq!(kw.outcome, Outcome::Blocked);
+        // The group index is not the direct one: the seed did not reach it.
+        let direct_test = rig
+            .send(
+                "intl-a",
+                direct("china-c"),
+                "china-c",
+                rig.file(&seeded, "pdf"),
+            )
+            .await;
+        assert_eq!(direct_test.outcome, Outcome::Delivered, "{direct_test:?}");
+    }
+    .await;
+    rig.stop().await;
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_chromedriver_is_an_error_not_a_block_and_the_next_send_works() {
+    let rig = rig(&[]).await;
+    let result = async {
+        let first = rig
+            .send(
+                "intl-a",
+                direct("intl-b"),
+                "intl-b",
+                Payload::Text("hello".into()),
+            )
+            .await;
+        assert_eq!(first.outcome, Outcome::Delivered);
+        let pid = rig.platform.chromedriver_pid().unwrap();
+        let bytes = corpus_file("images/img-b04.png", Some((Transform::Fresh, 31)));
+        let killer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        });
+        let hit = rig
+            .send(
+                "intl-a",
+                direct("intl-b"),
+                "intl-b",
+                rig.file(&bytes, "png"),
+            )
+            .await;
+        killer.await.unwrap();
+        assert_eq!(hit.outcome, Outcome::Error, "{hit:?}");
+        assert_eq!(hit.failure, Some(Failure::SessionLost), "{hit:?}");
+        let next = rig
+            .send(
+                "intl-a",
+                direct("intl-b"),
+                "intl-b",
+                rig.file(&bytes, "png"),
+            )
+            .await;
+        assert_eq!(next.outcome, Outcome::Delivered, "{next:?}");
+        assert_ne!(
+            rig.platform.chromedriver_pid(),
+            Some(pid),
+            "a new chromedriver"
+        );
+    }
+    .await;
+    rig.stop().await;
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_endpoint_gets_files_through_selenium_upload() {
+    let driver = crate::browser::Driver::start();
+    let rig = rig(std::slice::from_ref(&driver.url)).await;
+    let result = async {
+        assert_eq!(rig.platform.endpoint_info().kind, "remote");
+        let bytes = corpus_file("images/img-b09.jpg", Some((Transform::Fresh, 41)));
+        let o = rig
+            .send(
+                "intl-a",
+                direct("intl-b"),
+                "intl-b",
+                rig.file(&bytes, "jpg"),
+            )
+            .await;
+        assert_eq!(o.outcome, Outcome::Delivered, "{o:?}");
+    }
+    .await;
+    rig.stop().await;
+    result
+}
+
+#[test]
+fn a_send_to_an_unknown_alias_is_refused_before_any_browser_action() {
+    // An unreachable WebDriver URL: any browser action would fail differently.
+    let accounts = root().join("probes/accounts.testbed.toml");
+    let r = chatprobe(&[
+        "send",
+        "--accounts",
+        accounts.to_str().unwrap(),
+        "--from",
+        "intl-a",
+        "--to",
+        "mallory",
+        "--text",
+        "hi",
+        "--webdriver",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`mallory` is not in the accounts file"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+    let r = chatprobe(&[
+        "send",
+        "--accounts",
+        accounts.to_str().unwrap(),
+        "--from",
+        "intl-a",
+        "--group",
+        "secret-group",
+        "--text",
+        "hi",
+        "--webdriver",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("secret-group"), "{}", r.stderr);
+}
+
+#[test]
+fn chatprobe_send_runs_the_whole_chain_from_the_command_line() {
+    let accounts = root().join("probes/accounts.testbed.toml");
+    let img = root().join("corpus/images/img-b01.jpg");
+    let r = chatprobe(&[
+        "send",
+        "--accounts",
+        accounts.to_str().unwrap(),
+        "--from",
+        "intl-a",
+        "--to",
+        "intl-b",
+        "--file",
+        img.to_str().unwrap(),
+        "--policy",
+        root().join("probes/policies/open.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["outcome"], "delivered");
+    assert!(v["marker"].as_str().unwrap().starts_with("img-b01-"));
+    assert!(
+        !r.stdout.contains("alice") && !r.stdout.contains("testbed-alice"),
+        "aliases only"
+    );
+}
