@@ -29,6 +29,30 @@ pub enum Command {
     Testbed(TestbedArgs),
     /// Send one probe (and a sentinel) and report what the receiver saw.
     Send(SendArgs),
+    /// Open a browser for ALIAS with its persistent profile, to log in once
+    /// by hand (QR code, SMS) on platforms that need it.
+    Login(LoginArgs),
+}
+
+/// `chatprobe login …`
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The account to log in.
+    pub alias: String,
+    /// The accounts file.
+    #[arg(long, value_name = "FILE")]
+    pub accounts: PathBuf,
+    /// The platform profile (its `[browser] profile_dir` keeps the login).
+    #[arg(long, value_name = "FILE")]
+    pub profile: PathBuf,
+    /// Keep the browser headless (for scripted logins and tests).
+    #[arg(long)]
+    pub headless: bool,
+    /// Seconds to wait for the logged-in page.
+    #[arg(long, default_value_t = 300.0)]
+    pub wait: f64,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
 }
 
 /// `chatprobe send …`

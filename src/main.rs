@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 
-use chatprobe::cli::{Cli, Command, CorpusCommand, SendArgs, TestbedArgs};
+use chatprobe::cli::{Cli, Command, CorpusCommand, LoginArgs, SendArgs, TestbedArgs};
 use chatprobe::corpus::{self, import::ImportOptions};
 use chatprobe::error::{exit_code, EXIT_OK};
 
@@ -92,6 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Testbed(args) => testbed(args)?,
         Command::Send(args) => send(args)?,
+        Command::Login(args) => login(args)?,
     }
     Ok(())
 }
@@ -118,6 +119,15 @@ fn send(args: SendArgs) -> anyhow::Result<()> {
     rt.block_on(async {
         let obs = chatprobe::platform::cli_send(&args, shutdown_signal()).await?;
         println!("{}", serde_json::to_string(&obs)?);
+        Ok(())
+    })
+}
+
+fn login(args: LoginArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let dir = chatprobe::platform::cli_login(&args, shutdown_signal()).await?;
+        println!("logged in; browser profile kept in {}", dir.display());
         Ok(())
     })
 }

@@ -587,3 +587,56 @@ pub async fn start_platform(
     let url = tb.url();
     Ok((Some(tb), url))
 }
+
+/// `chatprobe login ALIAS`: open a (visible) browser on the login page with
+/// the alias's persistent profile, run the profile's login steps if it has
+/// any, and wait until the logged-in page shows (the person logs in by hand
+/// meanwhile). The login stays in the profile folder for later runs.
+pub async fn cli_login(
+    args: &crate::cli::LoginArgs,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<PathBuf> {
+    let accounts = Accounts::load(&args.accounts)?;
+    if accounts.get(&args.alias).is_none() {
+        return Err(InputError::new(
+            &accounts.path,
+            format!("account `{}` is not in the accounts file", args.alias),
+        )
+        .into());
+    }
+    let mut profile = profile::Profile::load(&args.profile)?;
+    let dir = profile.persistent_dir(&args.alias).ok_or_else(|| {
+        InputError::new(&profile.path, "the profile keeps no browser profiles")
+            .key("browser.profile_dir")
+            .hint("set [browser] profile_dir, e.g. \"~/.local/share/chatprobe/browsers\"")
+    })?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| InputError::new(&dir, format!("cannot create: {e}")))?;
+    profile.timeouts.page_load_ms = (args.wait * 1000.0) as u64;
+    let (testbed, base) = start_platform(&profile, &args.platform, &args.accounts).await?;
+    let mut platform = webdriver::WebDriverPlatform::new(
+        profile,
+        accounts,
+        &base,
+        &args.platform.webdriver,
+        testbed.is_some(),
+    )?;
+    platform.set_visible(!args.headless);
+    eprintln!(
+        "log in as `{}` in the browser window; waiting up to {} s",
+        args.alias, args.wait
+    );
+    let r = tokio::select! {
+        r = platform.ensure_session(&args.alias) => Some(r),
+        _ = interrupt => None,
+    };
+    platform.close().await;
+    if let Some(tb) = testbed {
+        tb.stop().await;
+    }
+    match r {
+        Some(Ok(())) => Ok(dir),
+        Some(Err(e)) => Err(anyhow::anyhow!(e).context(format!("logging in `{}`", args.alias))),
+        None => Err(anyhow::anyhow!("interrupted")),
+    }
+}

@@ -131,6 +131,11 @@ pub struct Browser {
     /// Extra W3C capabilities, merged as given (Appium's go here).
     #[serde(default)]
     pub capabilities: toml::Table,
+    /// A folder of persistent browser profiles, one per alias (relative to the
+    /// profile file; `~/` allowed). Empty: a fresh profile for every session.
+    /// `chatprobe login ALIAS` fills it for platforms with QR or manual login.
+    #[serde(default)]
+    pub profile_dir: String,
 }
 
 impl Default for Browser {
@@ -139,6 +144,7 @@ impl Default for Browser {
             binary: String::new(),
             args: default_args(),
             capabilities: toml::Table::new(),
+            profile_dir: String::new(),
         }
     }
 }
@@ -246,6 +252,20 @@ impl Profile {
             }
         }
         Ok(p)
+    }
+
+    /// The persistent browser profile of `alias`, if the profile keeps them.
+    pub fn persistent_dir(&self, alias: &str) -> Option<PathBuf> {
+        let d = self.browser.profile_dir.trim();
+        if d.is_empty() {
+            return None;
+        }
+        let root = if let Some(rest) = d.strip_prefix("~/") {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(rest)
+        } else {
+            self.path.parent().unwrap_or(Path::new(".")).join(d)
+        };
+        Some(root.join(alias))
     }
 
     /// The login page's URL, given the platform's base URL.

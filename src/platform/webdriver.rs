@@ -76,6 +76,7 @@ pub struct WebDriverPlatform {
     slots: HashMap<String, Mutex<Slot>>,
     user_data: tempfile::TempDir,
     round_trips: StdMutex<RoundTrips>,
+    visible: bool,
 }
 
 /// Selenium's file upload: `se/file` (Selenium 4, Grid), or `file` (the
@@ -163,7 +164,13 @@ impl WebDriverPlatform {
             slots,
             user_data,
             round_trips: StdMutex::new(RoundTrips::default()),
+            visible: false,
         })
+    }
+
+    /// Show the browser (drop `--headless`): for `chatprobe login`.
+    pub fn set_visible(&mut self, visible: bool) {
+        self.visible = visible;
     }
 
     /// What endpoints are used, for run.json.
@@ -242,8 +249,18 @@ impl WebDriverPlatform {
     fn capabilities(&self, alias: &str, generation: u32) -> serde_json::Map<String, Value> {
         let mut caps = serde_json::Map::new();
         if self.profile.kind == ClientKind::Web {
-            let mut args = self.profile.browser.args.clone();
-            let dir = self.user_data.path().join(format!("{alias}-{generation}"));
+            let mut args: Vec<String> = self
+                .profile
+                .browser
+                .args
+                .iter()
+                .filter(|a| !(self.visible && a.starts_with("--headless")))
+                .cloned()
+                .collect();
+            let dir = self
+                .profile
+                .persistent_dir(alias)
+                .unwrap_or_else(|| self.user_data.path().join(format!("{alias}-{generation}")));
             args.push(format!("--user-data-dir={}", dir.display()));
             let mut opts = json!({ "args": args });
             if !self.profile.browser.binary.is_empty() {

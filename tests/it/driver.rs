@@ -390,3 +390,53 @@ fn chatprobe_send_runs_the_whole_chain_from_the_command_line() {
         "aliases only"
     );
 }
+
+#[test]
+fn login_keeps_a_persistent_browser_profile_per_alias() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = std::fs::read_to_string(root().join("probes/profiles/testbed.toml"))
+        .unwrap()
+        .replace("[browser]\n", "[browser]\nprofile_dir = \"browsers\"\n");
+    let p = dir.path().join("testbed.toml");
+    std::fs::write(&p, profile).unwrap();
+    let accounts = root().join("probes/accounts.testbed.toml");
+    let policy = root().join("probes/policies/open.toml");
+    let args = [
+        "login",
+        "intl-a",
+        "--accounts",
+        accounts.to_str().unwrap(),
+        "--profile",
+        p.to_str().unwrap(),
+        "--headless",
+        "--wait",
+        "20",
+        "--policy",
+        policy.to_str().unwrap(),
+    ];
+    let r = chatprobe(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let kept = dir.path().join("browsers/intl-a");
+    assert!(r.stdout.contains(kept.to_str().unwrap()), "{}", r.stdout);
+    assert!(
+        kept.join("Default").is_dir(),
+        "Chromium wrote its profile there"
+    );
+    // Again: the same profile opens (its lock was released).
+    assert_eq!(chatprobe(&args).code, 0);
+    // The stock testbed profile keeps no browser profiles: bad input.
+    let r = chatprobe(&[
+        "login",
+        "intl-a",
+        "--accounts",
+        accounts.to_str().unwrap(),
+        "--profile",
+        root()
+            .join("probes/profiles/testbed.toml")
+            .to_str()
+            .unwrap(),
+        "--headless",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("browser.profile_dir"), "{}", r.stderr);
+}
