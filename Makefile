@@ -32,6 +32,7 @@ test: deps
 ## bench: speed against the tools a researcher would otherwise use
 bench: deps-bench build
 	$(CARGO) bench --locked --bench hashing
+	$(CARGO) bench --locked --bench driver
 
 ## lint: formatting and clippy, warnings are errors
 lint:
@@ -54,7 +55,7 @@ deps-corpus: deps
 	$(call apt_install,fonts-wqy-microhei)
 
 deps-bench: deps
-	@python3 -c 'import imagehash, PIL' 2>/dev/null || python3 -m pip install -q imagehash pillow
+	@python3 -c 'import imagehash, PIL, selenium' 2>/dev/null || python3 -m pip install -q imagehash pillow selenium
 
 clean:
 	$(CARGO) clean

@@ -234,6 +234,9 @@ pub struct Observation {
     pub sentinel_observed_at: Option<DateTime<Utc>>,
     /// observed_at − sent_at.
     pub latency_ms: Option<i64>,
+    /// Time spent idle between looks, waiting for the platform (ms).
+    #[serde(skip)]
+    pub waited_ms: u64,
 }
 
 impl Observation {
@@ -246,6 +249,7 @@ impl Observation {
             observed_at: None,
             sentinel_observed_at: None,
             latency_ms: None,
+            waited_ms: 0,
         }
     }
 }
@@ -349,16 +353,20 @@ async fn transmit_checked<P: Platform>(
     };
     let sent_at = Utc::now();
     let t0 = Instant::now();
-    if let Err(e) = send_confirmed(platform, &t.from, &t.payload, limits).await {
-        return Observation::error(e, Some(sent_at));
+    let mut waited_sending = Duration::ZERO;
+    match send_confirmed(platform, &t.from, &t.payload, limits).await {
+        Ok(w) => waited_sending += w,
+        Err(e) => return Observation::error(e, Some(sent_at)),
     }
     let sentinel = Payload::Text(sentinel_text(nonce));
     if t.sentinel {
-        if let Err(e) = send_confirmed(platform, &t.from, &sentinel, limits).await {
-            return Observation::error(e, Some(sent_at));
+        match send_confirmed(platform, &t.from, &sentinel, limits).await {
+            Ok(w) => waited_sending += w,
+            Err(e) => return Observation::error(e, Some(sent_at)),
         }
     }
     // Watch the receiver.
+    let mut waited = Duration::ZERO;
     let deadline = t0 + limits.deliver_timeout;
     let mut sentinel_seen: Option<(Instant, DateTime<Utc>)> = None;
     loop {
@@ -376,6 +384,7 @@ async fn transmit_checked<P: Platform>(
                 observed_at: Some(now),
                 sentinel_observed_at: sentinel_seen.map(|s| s.1),
                 latency_ms: Some((now - sent_at).num_milliseconds()),
+                waited_ms: (waited + waited_sending).as_millis() as u64,
             };
         }
         if t.sentinel && sentinel_seen.is_none() && seen.iter().any(|m| m.matches(&sentinel)) {
@@ -396,9 +405,11 @@ async fn transmit_checked<P: Platform>(
                 observed_at: None,
                 sentinel_observed_at: sentinel_seen.map(|s| s.1),
                 latency_ms: None,
+                waited_ms: (waited + waited_sending).as_millis() as u64,
             };
         }
         tokio::time::sleep(limits.poll).await;
+        waited += limits.poll;
     }
 }
 
@@ -416,22 +427,24 @@ pub fn new_since(before: &[Seen], now: Vec<Seen>) -> Vec<Seen> {
     }
 }
 
-/// Send and wait until the sender's own view shows it.
+/// Send and wait until the sender's own view shows it; returns the time
+/// spent idle between looks.
 async fn send_confirmed<P: Platform>(
     platform: &P,
     alias: &str,
     payload: &Payload,
     limits: &Limits,
-) -> Result<(), PlatformError> {
+) -> Result<Duration, PlatformError> {
     let before = platform.look(alias).await?;
     platform.send(alias, payload).await?;
     let t0 = Instant::now();
+    let mut waited = Duration::ZERO;
     loop {
         if new_since(&before, platform.look(alias).await?)
             .iter()
             .any(|m| m.matches(payload))
         {
-            return Ok(());
+            return Ok(waited);
         }
         if t0.elapsed() >= limits.deliver_timeout {
             let failure = match payload {
@@ -444,6 +457,7 @@ async fn send_confirmed<P: Platform>(
             ));
         }
         tokio::time::sleep(limits.poll).await;
+        waited += limits.poll;
     }
 }
 
