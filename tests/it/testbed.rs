@@ -650,3 +650,88 @@ async fn the_wechat_2020_policy_censors_about_49_of_60_seeded_fresh_sensitive_im
     eprintln!("wechat-2020: {seeded_blocked} of 60 seeded fresh sensitive images blocked");
     bed.tb.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_visual_filter_blocks_matching_images_outright_and_phash_mode_matches_by_distance() {
+    // visual = true: a never-seen fresh copy of a reference image is blocked
+    // in real time; a benign image is not; intl-only chats are not filtered.
+    let body = wechat_like("").replace("md5 = true", "md5 = true\nvisual = true");
+    let bed = Bed::start(&body).await;
+    let (alice, bob, chen) = (
+        bed.user("alice").await,
+        bed.user("bob").await,
+        bed.user("chen").await,
+    );
+    let fresh = corpus_file("images/img-s02.png", Some((Transform::Fresh, 77)));
+    let v = alice.send("direct:chen", "v.png", fresh.clone()).await;
+    let b = alice
+        .send(
+            "direct:chen",
+            "b.png",
+            corpus_file("images/img-b02.png", None),
+        )
+        .await;
+    let i = alice.send("direct:bob", "v.png", fresh).await;
+    assert!(!chen.sees("direct:alice", v).await);
+    assert!(chen.sees("direct:alice", b).await);
+    assert!(bob.sees("direct:alice", i).await);
+    assert!(bed
+        .truth()
+        .iter()
+        .any(|t| t["id"] == v && t["reason"] == "visual_match:img-s02"));
+    bed.tb.stop().await;
+
+    // match = "phash": a blurred copy (pHash within the threshold) is judged
+    // sensitive, a mirrored one (far) is not.
+    let body = wechat_like("").replace(
+        r#"match = "shape""#,
+        "match = \"phash\"\nphash_threshold = 8",
+    );
+    let bed = Bed::start(&body).await;
+    let alice = bed.user("alice").await;
+    let blur = alice
+        .send(
+            "direct:bob",
+            "x.png",
+            corpus_file("images/img-s02.png", Some((Transform::Blur(1.5), 1))),
+        )
+        .await;
+    let mirror = alice
+        .send(
+            "direct:bob",
+            "y.png",
+            corpus_file("images/img-s02.png", Some((Transform::Mirror, 1))),
+        )
+        .await;
+    settle().await;
+    let truth = bed.truth();
+    let verdict = |id: u64| {
+        truth
+            .iter()
+            .find(|t| t["event"] == "inspection" && t["transmission"] == id)
+            .unwrap()["verdict"]
+            .clone()
+    };
+    assert_eq!(verdict(blur), "sensitive");
+    assert_eq!(verdict(mirror), "benign");
+    bed.tb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspection_scope_china_leaves_intl_only_chats_alone() {
+    let body = wechat_like("").replace(r#"scope = "all""#, r#"scope = "china""#);
+    let bed = Bed::start(&body).await;
+    let alice = bed.user("alice").await;
+    let doc = corpus_file("documents/doc-s01.txt", Some((Transform::Fresh, 55)));
+    let intl = alice.send("direct:bob", "a.txt", doc.clone()).await;
+    let china = alice.send("direct:chen", "a.txt", doc).await;
+    settle().await;
+    let truth = bed.truth();
+    assert!(!truth
+        .iter()
+        .any(|t| t["event"] == "inspection" && t["transmission"] == intl));
+    assert!(truth
+        .iter()
+        .any(|t| t["event"] == "inspection" && t["transmission"] == china));
+    bed.tb.stop().await;
+}
