@@ -26,25 +26,18 @@ struct Rig {
 
 async fn rig(webdriver: &[String]) -> Rig {
     let dir = tempfile::tempdir().unwrap();
-    let src = root().join("probes/policies");
-    std::fs::create_dir_all(dir.path().join("reference")).unwrap();
-    for e in std::fs::read_dir(src.join("reference")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.path().join("reference").join(e.file_name())).unwrap();
-    }
     // Inspection median 20 s × 0.02 = 0.4 s; every seed inspected.
-    let text = std::fs::read_to_string(src.join("wechat-2020.toml"))
-        .unwrap()
-        .replace("time_scale = 1.0", "time_scale = 0.02")
-        .replace("probability = 0.82", "probability = 1.0");
-    std::fs::write(dir.path().join("policy.toml"), text).unwrap();
+    let policy = crate::testbed::shipped_wechat_policy(
+        dir.path(),
+        &[
+            ("time_scale = 1.0", "time_scale = 0.02"),
+            ("probability = 0.82", "probability = 1.0"),
+        ],
+    );
     let accounts_path = root().join("probes/accounts.testbed.toml");
-    let tb = Testbed::start(&Config::new(
-        &dir.path().join("policy.toml"),
-        &accounts_path,
-    ))
-    .await
-    .unwrap();
+    let tb = Testbed::start(&Config::new(&policy, &accounts_path))
+        .await
+        .unwrap();
     let accounts = Accounts::load(&accounts_path).unwrap();
     let profile = Profile::load(&root().join("probes/profiles/testbed.toml")).unwrap();
     let platform =
@@ -100,6 +93,11 @@ impl Rig {
         .unwrap()
     }
 
+    /// A direct message from intl-a to `to`, watched on `to`'s side.
+    async fn to(&self, to: &str, payload: Payload) -> chatprobe::platform::Observation {
+        self.send("intl-a", direct(to), to, payload).await
+    }
+
     async fn stop(self) {
         self.platform.close().await;
         self.tb.stop().await;
@@ -116,73 +114,32 @@ async fn seeded_images_and_keywords_are_blocked_for_china_and_controls_delivered
     let result = async {
         let seeded = corpus_file("images/img-s06.png", Some((Transform::Fresh, 11)));
         let control = corpus_file("images/img-s06.png", Some((Transform::Fresh, 12)));
-        let seed = rig
-            .send(
-                "intl-a",
-                direct("intl-b"),
-                "intl-b",
-                rig.file(&seeded, "png"),
-            )
-            .await;
+        let seed = rig.to("intl-b", rig.file(&seeded, "png")).await;
         assert_eq!(seed.outcome, Outcome::Delivered, "{seed:?}");
         assert!(seed.latency_ms.unwrap() >= 0);
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        let test = rig
-            .send(
-                "intl-a",
-                direct("china-c"),
-                "china-c",
-                rig.file(&seeded, "png"),
-            )
-            .await;
+        let test = rig.to("china-c", rig.file(&seeded, "png")).await;
         assert_eq!(test.outcome, Outcome::Blocked, "{test:?}");
         assert!(test.sentinel_observed_at.is_some() && test.observed_at.is_none());
-        let ctl = rig
-            .send(
-                "intl-a",
-                direct("china-c"),
-                "china-c",
-                rig.file(&control, "png"),
-            )
-            .await;
+        let ctl = rig.to("china-c", rig.file(&control, "png")).await;
         assert_eq!(ctl.outcome, Outcome::Delivered, "{ctl:?}");
 
         let kw = rig
-            .send(
-                "intl-a",
-                direct("china-c"),
-                "china-c",
-                Payload::Text("纪念六四 天安门".into()),
-            )
+            .to("china-c", Payload::Text("纪念六四 天安门".into()))
             .await;
         assert_eq!(kw.outcome, Outcome::Blocked, "{kw:?}");
         let ok = rig
-            .send(
-                "intl-a",
-                direct("china-c"),
-                "china-c",
-                Payload::Text("今天天气不错".into()),
-            )
+            .to("china-c", Payload::Text("今天天气不错".into()))
             .await;
         assert_eq!(ok.outcome, Outcome::Delivered, "{ok:?}");
-        // The same blocked text again is still blocked: an earlier copy is
-        // never mistaken for this one.
+        // The same texts again: an earlier copy in the chat is never taken
+        // for the new one, in either direction.
         let again = rig
-            .send(
-                "intl-a",
-                direct("china-c"),
-                "china-c",
-                Payload::Text("今天天气不错".into()),
-            )
+            .to("china-c", Payload::Text("今天天气不错".into()))
             .await;
         assert_eq!(again.outcome, Outcome::Delivered);
         let kw2 = rig
-            .send(
-                "intl-a",
-                direct("china-c"),
-                "china-c",
-                Payload::Text("纪念六四 天安门".into()),
-            )
+            .to("china-c", Payload::Text("纪念六四 天安门".into()))
             .await;
         assert_eq!(kw2.outcome, Outcome::Blocked);
     }
@@ -236,14 +193,7 @@ async fn the_same_in_group_chats() {
             .await;
         assert_eq!(kw.outcome, Outcome::Blocked);
         // The group index is not the direct one: the seed did not reach it.
-        let direct_test = rig
-            .send(
-                "intl-a",
-                direct("china-c"),
-                "china-c",
-                rig.file(&seeded, "pdf"),
-            )
-            .await;
+        let direct_test = rig.to("china-c", rig.file(&seeded, "pdf")).await;
         assert_eq!(direct_test.outcome, Outcome::Delivered, "{direct_test:?}");
     }
     .await;
@@ -255,14 +205,7 @@ async fn the_same_in_group_chats() {
 async fn a_killed_chromedriver_is_an_error_not_a_block_and_the_next_send_works() {
     let rig = rig(&[]).await;
     let result = async {
-        let first = rig
-            .send(
-                "intl-a",
-                direct("intl-b"),
-                "intl-b",
-                Payload::Text("hello".into()),
-            )
-            .await;
+        let first = rig.to("intl-b", Payload::Text("hello".into())).await;
         assert_eq!(first.outcome, Outcome::Delivered);
         let pid = rig.platform.chromedriver_pid().unwrap();
         let bytes = corpus_file("images/img-b04.png", Some((Transform::Fresh, 31)));
@@ -270,25 +213,11 @@ async fn a_killed_chromedriver_is_an_error_not_a_block_and_the_next_send_works()
             tokio::time::sleep(Duration::from_millis(150)).await;
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         });
-        let hit = rig
-            .send(
-                "intl-a",
-                direct("intl-b"),
-                "intl-b",
-                rig.file(&bytes, "png"),
-            )
-            .await;
+        let hit = rig.to("intl-b", rig.file(&bytes, "png")).await;
         killer.await.unwrap();
         assert_eq!(hit.outcome, Outcome::Error, "{hit:?}");
         assert_eq!(hit.failure, Some(Failure::SessionLost), "{hit:?}");
-        let next = rig
-            .send(
-                "intl-a",
-                direct("intl-b"),
-                "intl-b",
-                rig.file(&bytes, "png"),
-            )
-            .await;
+        let next = rig.to("intl-b", rig.file(&bytes, "png")).await;
         assert_eq!(next.outcome, Outcome::Delivered, "{next:?}");
         assert_ne!(
             rig.platform.chromedriver_pid(),
@@ -308,14 +237,7 @@ async fn a_remote_endpoint_gets_files_through_selenium_upload() {
     let result = async {
         assert_eq!(rig.platform.endpoint_info().kind, "remote");
         let bytes = corpus_file("images/img-b09.jpg", Some((Transform::Fresh, 41)));
-        let o = rig
-            .send(
-                "intl-a",
-                direct("intl-b"),
-                "intl-b",
-                rig.file(&bytes, "jpg"),
-            )
-            .await;
+        let o = rig.to("intl-b", rig.file(&bytes, "jpg")).await;
         assert_eq!(o.outcome, Outcome::Delivered, "{o:?}");
     }
     .await;

@@ -568,23 +568,30 @@ fn the_shipped_policies_and_accounts_load() {
     );
 }
 
+/// The shipped wechat-2020 policy with its reference images, copied into
+/// `dir` with `edits` (find, replace) applied; returns the policy's path.
+pub fn shipped_wechat_policy(dir: &Path, edits: &[(&str, &str)]) -> PathBuf {
+    let src = root().join("probes/policies");
+    std::fs::create_dir_all(dir.join("reference")).unwrap();
+    for e in std::fs::read_dir(src.join("reference")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join("reference").join(e.file_name())).unwrap();
+    }
+    let mut text = std::fs::read_to_string(src.join("wechat-2020.toml")).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from}");
+        text = text.replace(from, to);
+    }
+    let p = dir.join("policy.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
 /// The shipped wechat-2020 policy, sped up 100×, in a temp folder.
 async fn shipped_wechat_fast() -> Bed {
     let dir = tempfile::tempdir().unwrap();
-    let src = root().join("probes/policies");
-    std::fs::create_dir_all(dir.path().join("reference")).unwrap();
-    for e in std::fs::read_dir(src.join("reference")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.path().join("reference").join(e.file_name())).unwrap();
-    }
-    let text = std::fs::read_to_string(src.join("wechat-2020.toml"))
-        .unwrap()
-        .replace("time_scale = 1.0", "time_scale = 0.01");
-    std::fs::write(dir.path().join("policy.toml"), text).unwrap();
-    let mut config = Config::new(
-        &dir.path().join("policy.toml"),
-        &root().join("probes/accounts.testbed.toml"),
-    );
+    let p = shipped_wechat_policy(dir.path(), &[("time_scale = 1.0", "time_scale = 0.01")]);
+    let mut config = Config::new(&p, &root().join("probes/accounts.testbed.toml"));
     config.truth = Some(dir.path().join("truth.jsonl"));
     let tb = Testbed::start(&config).await.unwrap();
     Bed { tb, dir }
