@@ -9,6 +9,7 @@
 //! - [`platform`]: the WebDriver driver (profiles, chromedriver, sessions,
 //!   send and observe).
 //! - [`testbed`]: the embedded chat platform with its censorship engine.
+//! - [`stats`]: intervals, exact tests, logistic and survival fits.
 //! - [`accounts`]: the accounts file shared by every stage.
 //!
 //! Later stages (probe specs, scheduler, platform driver, testbed, datasets,
@@ -20,5 +21,6 @@ pub mod corpus;
 pub mod error;
 pub mod fsutil;
 pub mod platform;
+pub mod stats;
 pub mod testbed;
 pub mod tomlfile;

@@ -5,6 +5,7 @@
 mod browser;
 mod corpus;
 mod driver;
+mod stats;
 mod testbed;
 mod transforms;
 mod util;

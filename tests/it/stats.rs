@@ -1,0 +1,152 @@
+//! chatprobe's statistics against reference values computed with scipy,
+//! statsmodels and lifelines (tests/reference/make_reference.py).
+
+use chatprobe::stats;
+use serde_json::Value;
+
+use crate::util::root;
+
+fn reference() -> Value {
+    let text = std::fs::read_to_string(root().join("tests/reference/reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn close(a: f64, b: f64, tol: f64, what: &str) {
+    assert!(
+        (a - b).abs() <= tol * (1.0 + b.abs()),
+        "{what}: chatprobe {a} vs reference {b}"
+    );
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap()
+}
+
+#[test]
+fn wilson_and_clopper_pearson_match_statsmodels() {
+    for case in reference()["proportions"].as_array().unwrap() {
+        let (k, n) = (case["k"].as_u64().unwrap(), case["n"].as_u64().unwrap());
+        let (lo, hi) = stats::wilson(k, n, 0.95).unwrap();
+        close(
+            lo,
+            f(&case["wilson"][0]),
+            1e-9,
+            &format!("wilson low {k}/{n}"),
+        );
+        close(
+            hi,
+            f(&case["wilson"][1]),
+            1e-9,
+            &format!("wilson high {k}/{n}"),
+        );
+        let (lo, hi) = stats::clopper_pearson(k, n, 0.95).unwrap();
+        close(
+            lo,
+            f(&case["clopper_pearson"][0]),
+            1e-7,
+            &format!("CP low {k}/{n}"),
+        );
+        close(
+            hi,
+            f(&case["clopper_pearson"][1]),
+            1e-7,
+            &format!("CP high {k}/{n}"),
+        );
+    }
+    assert_eq!(stats::wilson(0, 0, 0.95), None);
+}
+
+#[test]
+fn fisher_exact_matches_scipy() {
+    for case in reference()["fisher"].as_array().unwrap() {
+        let t = &case["table"];
+        let g = |i: usize, j: usize| t[i][j].as_u64().unwrap();
+        let (p, odds) = stats::fisher_exact(g(0, 0), g(0, 1), g(1, 0), g(1, 1));
+        close(p, f(&case["p"]), 1e-9, &format!("fisher p {t}"));
+        match &case["odds_ratio"] {
+            Value::Null => assert!(odds.is_nan(), "{t}"),
+            Value::String(s) if s == "inf" => assert!(odds.is_infinite(), "{t}"),
+            v => close(odds, f(v), 1e-12, &format!("odds {t}")),
+        }
+    }
+}
+
+#[test]
+fn holm_matches_statsmodels() {
+    let r = reference();
+    let p: Vec<f64> = r["holm"]["p"].as_array().unwrap().iter().map(f).collect();
+    let want: Vec<f64> = r["holm"]["adjusted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(f)
+        .collect();
+    for (a, b) in stats::holm(&p).iter().zip(&want) {
+        close(*a, *b, 1e-12, "holm");
+    }
+}
+
+#[test]
+fn logistic_irls_matches_statsmodels() {
+    let r = &reference()["logistic"];
+    let x: Vec<f64> = r["x"].as_array().unwrap().iter().map(f).collect();
+    let y: Vec<bool> = r["y"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64() == Some(1))
+        .collect();
+    let fit = stats::logistic(&x, &y).unwrap();
+    close(fit.intercept, f(&r["intercept"]), 1e-6, "intercept");
+    close(fit.slope, f(&r["slope"]), 1e-6, "slope");
+    close(
+        fit.se_intercept,
+        f(&r["se_intercept"]),
+        1e-6,
+        "se intercept",
+    );
+    close(fit.se_slope, f(&r["se_slope"]), 1e-6, "se slope");
+    close(fit.x_at_50(), f(&r["x_at_50"]), 1e-6, "x at 50%");
+    let (lo, hi) = fit.x_at_50_ci(0.95);
+    close(lo, f(&r["x_at_50_ci"][0]), 1e-6, "x50 low");
+    close(hi, f(&r["x_at_50_ci"][1]), 1e-6, "x50 high");
+    // Complete separation has no finite fit.
+    assert!(stats::logistic(&[1.0, 2.0, 3.0, 4.0], &[true, true, false, false]).is_none());
+}
+
+#[test]
+fn kaplan_meier_matches_lifelines() {
+    let r = &reference()["kaplan_meier"];
+    let data: Vec<(f64, bool)> = r["times"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(r["events"].as_array().unwrap())
+        .map(|(t, e)| (f(t), e.as_u64() == Some(1)))
+        .collect();
+    let steps = stats::kaplan_meier(&data, 0.95);
+    let want = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), want.len());
+    for (s, w) in steps.iter().zip(want) {
+        close(s.time, f(&w["time"]), 0.0, "time");
+        close(
+            s.survival,
+            f(&w["survival"]),
+            1e-12,
+            &format!("S({})", s.time),
+        );
+        close(s.ci_low, f(&w["ci_low"]), 1e-9, &format!("low({})", s.time));
+        close(
+            s.ci_high,
+            f(&w["ci_high"]),
+            1e-9,
+            &format!("high({})", s.time),
+        );
+    }
+    close(
+        stats::km_median(&steps).unwrap(),
+        f(&r["median"]),
+        0.0,
+        "median",
+    );
+}
