@@ -32,6 +32,22 @@ pub enum Command {
     /// Open a browser for ALIAS with its persistent profile, to log in once
     /// by hand (QR code, SMS) on platforms that need it.
     Login(LoginArgs),
+    /// Tables with intervals and exact tests from runs (sends.csv, trials.csv).
+    Analyze(AnalyzeArgs),
+}
+
+/// `chatprobe analyze …`
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Run folders, or sends.csv / trials.csv files.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub inputs: Vec<PathBuf>,
+    /// Output folder (default: the first run's analysis/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Interval for proportions.
+    #[arg(long, value_enum, default_value = "wilson")]
+    pub interval: crate::stats::analyze::Interval,
 }
 
 /// `chatprobe login …`

@@ -6,6 +6,7 @@
 //!
 //! - [`corpus`]: probe files, their variants and hash index
 //!   (`corpus/manifest.csv`, `corpus/index.csv`).
+//! - [`dataset`]: the rows of sends.csv and trials.csv, read with checks.
 //! - [`platform`]: the WebDriver driver (profiles, chromedriver, sessions,
 //!   send and observe).
 //! - [`testbed`]: the embedded chat platform with its censorship engine.
@@ -18,6 +19,7 @@
 pub mod accounts;
 pub mod cli;
 pub mod corpus;
+pub mod dataset;
 pub mod error;
 pub mod fsutil;
 pub mod platform;

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 
-use chatprobe::cli::{Cli, Command, CorpusCommand, LoginArgs, SendArgs, TestbedArgs};
+use chatprobe::cli::{AnalyzeArgs, Cli, Command, CorpusCommand, LoginArgs, SendArgs, TestbedArgs};
 use chatprobe::corpus::{self, import::ImportOptions};
 use chatprobe::error::{exit_code, EXIT_OK};
 
@@ -93,6 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Testbed(args) => testbed(args)?,
         Command::Send(args) => send(args)?,
         Command::Login(args) => login(args)?,
+        Command::Analyze(args) => analyze(args)?,
     }
     Ok(())
 }
@@ -130,6 +131,32 @@ fn login(args: LoginArgs) -> anyhow::Result<()> {
         println!("logged in; browser profile kept in {}", dir.display());
         Ok(())
     })
+}
+
+fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
+    let out = match &args.out {
+        Some(o) => o.clone(),
+        None => {
+            let first = &args.inputs[0];
+            let base = if first.is_dir() {
+                first.clone()
+            } else {
+                first.parent().map(|p| p.to_path_buf()).unwrap_or_default()
+            };
+            base.join("analysis")
+        }
+    };
+    let t = chatprobe::stats::analyze::run(&args.inputs, &out, args.interval)?;
+    println!(
+        "{}: {} sends, {} trials read; {} surveillance rows, {} latency rows, {} transforms",
+        out.display(),
+        t.sends,
+        t.trials,
+        t.surveillance.len(),
+        t.latency.len(),
+        t.transforms.len()
+    );
+    Ok(())
 }
 
 /// Ctrl-C, or SIGTERM on Unix.

@@ -16,6 +16,8 @@
 //! function is checked against scipy, statsmodels and lifelines in
 //! tests/reference/.
 
+pub mod analyze;
+
 use statrs::distribution::{Beta, ContinuousCDF, Normal};
 use statrs::function::factorial::ln_factorial;
 

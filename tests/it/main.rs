@@ -2,6 +2,7 @@
 //! per pipeline stage, helpers in `util`. Tests use real files and the real
 //! binary; nothing is mocked.
 
+mod analyze;
 mod browser;
 mod corpus;
 mod driver;

@@ -1,0 +1,301 @@
+//! The datasets of a run, as FORMATS.md defines them: `sends.csv` (one row
+//! per transmission) and `trials.csv` (one row per trial). Row types here are
+//! the contract between the run stage, which writes them, and the analysis,
+//! which reads them — also from datasets made elsewhere.
+//!
+//! Reading streams the file row by row and checks it as it goes: a missing
+//! column, a value outside a closed vocabulary or a malformed time is an
+//! [`InputError`] naming the file, the line and the column.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InputError;
+
+/// The columns of sends.csv, in order.
+pub const SEND_COLUMNS: [&str; 29] = [
+    "run_id",
+    "trial_id",
+    "send_id",
+    "experiment",
+    "experiment_name",
+    "role",
+    "item_id",
+    "variant_id",
+    "content_kind",
+    "label",
+    "topic",
+    "transform",
+    "md5",
+    "phash",
+    "phash_distance",
+    "channel",
+    "chat",
+    "sender",
+    "sender_region",
+    "receiver",
+    "receiver_region",
+    "scheduled_at",
+    "sent_at",
+    "observed_at",
+    "offset_s",
+    "outcome",
+    "failure",
+    "latency_ms",
+    "attempt",
+];
+
+/// The columns of trials.csv, in order.
+pub const TRIAL_COLUMNS: [&str; 13] = [
+    "run_id",
+    "trial_id",
+    "experiment",
+    "experiment_name",
+    "item_id",
+    "label",
+    "content_kind",
+    "topic",
+    "channel",
+    "parameter",
+    "verdict",
+    "seeded_outcome",
+    "control_outcome",
+];
+
+/// The outcome of a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Arrived within the timeout.
+    Delivered,
+    /// Did not arrive; the sentinel did.
+    Blocked,
+    /// Neither arrived.
+    Lost,
+    /// The harness failed.
+    Error,
+}
+
+impl Outcome {
+    /// Delivered or blocked: a send that tells something.
+    pub fn conclusive(self) -> bool {
+        matches!(self, Outcome::Delivered | Outcome::Blocked)
+    }
+}
+
+/// One row of sends.csv.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendRow {
+    pub run_id: String,
+    pub trial_id: String,
+    pub send_id: String,
+    pub experiment: String,
+    pub experiment_name: String,
+    pub role: String,
+    pub item_id: String,
+    pub variant_id: String,
+    pub content_kind: String,
+    pub label: String,
+    pub topic: String,
+    pub transform: String,
+    pub md5: String,
+    pub phash: String,
+    pub phash_distance: Option<f64>,
+    pub channel: String,
+    pub chat: String,
+    pub sender: String,
+    pub sender_region: String,
+    pub receiver: String,
+    pub receiver_region: String,
+    pub scheduled_at: String,
+    pub sent_at: String,
+    pub observed_at: String,
+    pub offset_s: Option<f64>,
+    pub outcome: Option<Outcome>,
+    pub failure: String,
+    pub latency_ms: Option<f64>,
+    pub attempt: Option<u32>,
+}
+
+/// One row of trials.csv.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialRow {
+    pub run_id: String,
+    pub trial_id: String,
+    pub experiment: String,
+    pub experiment_name: String,
+    pub item_id: String,
+    pub label: String,
+    pub content_kind: String,
+    pub topic: String,
+    pub channel: String,
+    pub parameter: String,
+    pub verdict: String,
+    pub seeded_outcome: Option<Outcome>,
+    pub control_outcome: Option<Outcome>,
+}
+
+/// Values allowed in the closed columns of sends.csv.
+const ROLES: [&str; 6] = ["seed", "test", "control", "prime", "retest", "sentinel"];
+/// Values allowed in trials.csv's verdict.
+pub const VERDICTS: [&str; 8] = [
+    "surveilled",
+    "not_surveilled",
+    "filtered_realtime",
+    "blocked",
+    "evaded",
+    "still_blocked",
+    "expired",
+    "inconclusive",
+];
+
+fn check_header(path: &Path, header: &csv::StringRecord, want: &[&str]) -> Result<(), InputError> {
+    for col in want {
+        if !header.iter().any(|h| h == *col) {
+            return Err(InputError::new(path, format!("missing column `{col}`"))
+                .line(1)
+                .key(*col)
+                .hint("sends.csv and trials.csv columns are listed in docs/DATASET.md"));
+        }
+    }
+    Ok(())
+}
+
+fn row_error(path: &Path, header: &csv::StringRecord, e: &csv::Error) -> InputError {
+    let line = e.position().map(|p| p.line()).unwrap_or(0);
+    let mut err = InputError::new(path, format!("{e}")).line(line);
+    if let csv::ErrorKind::Deserialize { err: de, .. } = e.kind() {
+        if let Some(col) = de.field().and_then(|i| header.get(i as usize)) {
+            err = InputError::new(path, format!("bad value: {}", de.kind()))
+                .line(line)
+                .key(col);
+        }
+    }
+    err
+}
+
+const OUTCOMES: [&str; 4] = ["delivered", "blocked", "lost", "error"];
+
+/// Check closed-vocabulary outcome columns on the raw record, so the error
+/// names the column (serde's enum errors do not carry it).
+fn check_outcomes(
+    path: &Path,
+    header: &csv::StringRecord,
+    raw: &csv::StringRecord,
+    cols: &[&str],
+) -> Result<(), InputError> {
+    let line = raw.position().map(|p| p.line()).unwrap_or(0);
+    for col in cols {
+        if let Some(v) = header
+            .iter()
+            .position(|h| h == *col)
+            .and_then(|i| raw.get(i))
+        {
+            if !v.is_empty() && !OUTCOMES.contains(&v) {
+                return Err(InputError::new(path, format!("unknown outcome `{v}`"))
+                    .line(line)
+                    .key(*col)
+                    .hint(format!("one of {}, or empty", OUTCOMES.join(", "))));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_time(path: &Path, line: u64, col: &str, v: &str) -> Result<(), InputError> {
+    if v.is_empty() || chrono::DateTime::parse_from_rfc3339(v).is_ok() {
+        Ok(())
+    } else {
+        Err(
+            InputError::new(path, format!("`{v}` is not an RFC 3339 time"))
+                .line(line)
+                .key(col),
+        )
+    }
+}
+
+/// Stream the rows of a sends.csv through `f`, checking each.
+pub fn for_each_send(
+    path: &Path,
+    mut f: impl FnMut(SendRow) -> Result<(), InputError>,
+) -> Result<u64, InputError> {
+    let mut rdr = csv::Reader::from_path(path)
+        .map_err(|e| InputError::new(path, format!("cannot read: {e}")))?;
+    let header = rdr
+        .headers()
+        .map_err(|e| InputError::new(path, format!("malformed header: {e}")))?
+        .clone();
+    check_header(path, &header, &SEND_COLUMNS)?;
+    let mut n = 0;
+    let mut raw = csv::StringRecord::new();
+    loop {
+        match rdr.read_record(&mut raw) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err(row_error(path, &header, &e)),
+        }
+        let line = raw.position().map(|p| p.line()).unwrap_or(0);
+        check_outcomes(path, &header, &raw, &["outcome"])?;
+        let row: SendRow = raw
+            .deserialize(Some(&header))
+            .map_err(|e| row_error(path, &header, &e))?;
+        if !ROLES.contains(&row.role.as_str()) {
+            return Err(
+                InputError::new(path, format!("unknown role `{}`", row.role))
+                    .line(line)
+                    .key("role")
+                    .hint(format!("one of {}", ROLES.join(", "))),
+            );
+        }
+        for (col, v) in [
+            ("scheduled_at", &row.scheduled_at),
+            ("sent_at", &row.sent_at),
+            ("observed_at", &row.observed_at),
+        ] {
+            check_time(path, line, col, v)?;
+        }
+        n += 1;
+        f(row)?;
+    }
+    Ok(n)
+}
+
+/// Stream the rows of a trials.csv through `f`, checking each.
+pub fn for_each_trial(
+    path: &Path,
+    mut f: impl FnMut(TrialRow) -> Result<(), InputError>,
+) -> Result<u64, InputError> {
+    let mut rdr = csv::Reader::from_path(path)
+        .map_err(|e| InputError::new(path, format!("cannot read: {e}")))?;
+    let header = rdr
+        .headers()
+        .map_err(|e| InputError::new(path, format!("malformed header: {e}")))?
+        .clone();
+    check_header(path, &header, &TRIAL_COLUMNS)?;
+    let mut n = 0;
+    let mut raw = csv::StringRecord::new();
+    loop {
+        match rdr.read_record(&mut raw) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err(row_error(path, &header, &e)),
+        }
+        let line = raw.position().map(|p| p.line()).unwrap_or(0);
+        check_outcomes(path, &header, &raw, &["seeded_outcome", "control_outcome"])?;
+        let row: TrialRow = raw
+            .deserialize(Some(&header))
+            .map_err(|e| row_error(path, &header, &e))?;
+        if !VERDICTS.contains(&row.verdict.as_str()) {
+            return Err(
+                InputError::new(path, format!("unknown verdict `{}`", row.verdict))
+                    .line(line)
+                    .key("verdict")
+                    .hint(format!("one of {}", VERDICTS.join(", "))),
+            );
+        }
+        n += 1;
+        f(row)?;
+    }
+    Ok(n)
+}

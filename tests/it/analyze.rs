@@ -1,0 +1,260 @@
+//! `chatprobe analyze` on hand-made datasets that follow FORMATS.md, and on
+//! bad input. Expected p-values were computed with scipy and statsmodels.
+
+use std::path::Path;
+
+use chatprobe::dataset::{Outcome, SendRow, TrialRow};
+
+use crate::util::{chatprobe, chatprobe_ok, csv_maps, s};
+
+fn trial(
+    id: u32,
+    name: &str,
+    label: &str,
+    channel: &str,
+    seeded: Outcome,
+    control: Outcome,
+) -> TrialRow {
+    TrialRow {
+        run_id: "r1".into(),
+        trial_id: format!("t{id}"),
+        experiment: "surveillance".into(),
+        experiment_name: name.into(),
+        item_id: format!("img-{id}"),
+        label: label.into(),
+        content_kind: "image".into(),
+        topic: "june4".into(),
+        channel: channel.into(),
+        parameter: "30".into(),
+        verdict: "surveilled".into(),
+        seeded_outcome: Some(seeded),
+        control_outcome: Some(control),
+    }
+}
+
+fn send(
+    id: u32,
+    experiment: &str,
+    offset: Option<f64>,
+    transform: &str,
+    dist: Option<f64>,
+    outcome: Outcome,
+) -> SendRow {
+    SendRow {
+        run_id: "r1".into(),
+        trial_id: format!("t{id}"),
+        send_id: format!("s{id}"),
+        experiment: experiment.into(),
+        experiment_name: experiment.into(),
+        role: "test".into(),
+        item_id: "img-s01".into(),
+        variant_id: "img-s01--fresh-s1".into(),
+        content_kind: "image".into(),
+        label: "sensitive".into(),
+        topic: "june4".into(),
+        transform: transform.into(),
+        md5: "0".repeat(32),
+        phash: "0".repeat(16),
+        phash_distance: dist,
+        channel: "direct".into(),
+        chat: "china-c".into(),
+        sender: "intl-a".into(),
+        sender_region: "intl".into(),
+        receiver: "china-c".into(),
+        receiver_region: "china".into(),
+        scheduled_at: "2026-11-23T10:00:00.000Z".into(),
+        sent_at: "2026-11-23T10:00:01.250Z".into(),
+        observed_at: String::new(),
+        offset_s: offset,
+        outcome: Some(outcome),
+        failure: String::new(),
+        latency_ms: None,
+        attempt: Some(1),
+    }
+}
+
+fn write<T: serde::Serialize>(path: &Path, rows: &[T]) {
+    let mut w = csv::Writer::from_path(path).unwrap();
+    for r in rows {
+        w.serialize(r).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+fn fixture(dir: &Path) {
+    use Outcome::*;
+    let mut trials = Vec::new();
+    // 12 sensitive images in direct chats: 10 seeded blocked, no control blocked.
+    for i in 0..12 {
+        trials.push(trial(
+            i,
+            "images",
+            "sensitive",
+            "direct",
+            if i < 10 { Blocked } else { Delivered },
+            Delivered,
+        ));
+    }
+    // 5 benign: nothing blocked. One more inconclusive (lost) trial is left out.
+    for i in 12..17 {
+        trials.push(trial(i, "images", "benign", "direct", Delivered, Delivered));
+    }
+    trials.push(trial(17, "images", "benign", "direct", Lost, Delivered));
+    write(&dir.join("trials.csv"), &trials);
+    let mut sends = Vec::new();
+    let mut id = 0;
+    // Latency: blocked fraction rises with the offset.
+    for (off, blocked) in [(2.0, 0), (5.0, 1), (10.0, 3), (20.0, 4), (40.0, 5)] {
+        for k in 0..5 {
+            id += 1;
+            sends.push(send(
+                id,
+                "latency",
+                Some(off),
+                "",
+                None,
+                if k < blocked { Blocked } else { Delivered },
+            ));
+        }
+    }
+    // Transforms: mirror always evades (far), blur:2 never (near).
+    for k in 0..6 {
+        id += 1;
+        sends.push(send(
+            id,
+            "transform",
+            None,
+            "mirror",
+            Some(28.0 + k as f64),
+            Delivered,
+        ));
+        id += 1;
+        sends.push(send(
+            id,
+            "transform",
+            None,
+            "blur:2",
+            Some(k as f64 % 3.0),
+            Blocked,
+        ));
+        id += 1;
+        sends.push(send(
+            id,
+            "transform",
+            None,
+            "crop:0.1",
+            Some(8.0 + 2.0 * k as f64),
+            if k % 2 == 0 { Blocked } else { Delivered },
+        ));
+    }
+    write(&dir.join("sends.csv"), &sends);
+}
+
+#[test]
+fn analyze_writes_the_surveillance_latency_and_transform_tables() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    fixture(&run);
+    let r = chatprobe_ok(&["analyze", s(&run)]);
+    assert!(r.stdout.contains("18 trials"), "{}", r.stdout);
+    let a = run.join("analysis");
+    let surv = csv_maps(&a.join("surveillance.csv"));
+    assert_eq!(surv.len(), 2);
+    let sens = surv.iter().find(|r| r["label"] == "sensitive").unwrap();
+    assert_eq!(
+        (
+            sens["n"].as_str(),
+            sens["seeded_blocked"].as_str(),
+            sens["control_blocked"].as_str()
+        ),
+        ("12", "10", "0")
+    );
+    let p: f64 = sens["fisher_p"].parse().unwrap();
+    assert!((p - 6.73038093956118e-05).abs() < 1e-12, "{p}");
+    let holm: f64 = sens["p_holm"].parse().unwrap();
+    assert!((holm - 1.34607619e-04).abs() < 1e-10, "{holm}");
+    assert_eq!(
+        sens["odds_ratio"], "",
+        "infinite odds ratio is missing, not inf"
+    );
+    let lo: f64 = sens["seeded_ci_low"].parse().unwrap();
+    let hi: f64 = sens["seeded_ci_high"].parse().unwrap();
+    let (wl, wh) = chatprobe::stats::wilson(10, 12, 0.95).unwrap();
+    assert!((lo - wl).abs() < 1e-12 && (hi - wh).abs() < 1e-12);
+    let benign = surv.iter().find(|r| r["label"] == "benign").unwrap();
+    assert_eq!(benign["n"], "5", "the lost trial is inconclusive");
+
+    let lat = csv_maps(&a.join("latency.csv"));
+    assert_eq!(lat.len(), 5);
+    assert_eq!(lat[0]["offset_s"], "2.0");
+    assert_eq!(lat[4]["blocked"], "5");
+    let med = csv_maps(&a.join("latency_median.csv"));
+    let m: f64 = med[0]["median_s"].parse().unwrap();
+    assert!(m > 5.0 && m < 20.0, "{m}");
+
+    let tr = csv_maps(&a.join("transforms.csv"));
+    let row = |t: &str| tr.iter().find(|r| r["transform"] == t).unwrap().clone();
+    assert_eq!(row("mirror")["evasion_rate"], "1.0");
+    assert_eq!(row("blur:2")["evaded"], "0");
+    assert_eq!(row("crop:0.1")["n"], "6");
+    let th = csv_maps(&a.join("threshold.csv"));
+    let d50: f64 = th[0]["distance_at_50"].parse().unwrap();
+    assert!(d50 > 5.0 && d50 < 28.0, "{d50}");
+
+    // --interval exact and --out elsewhere; a trials.csv alone works too.
+    let out = tmp.path().join("elsewhere");
+    chatprobe_ok(&[
+        "analyze",
+        s(&run.join("trials.csv")),
+        "--out",
+        s(&out),
+        "--interval",
+        "exact",
+    ]);
+    let surv = csv_maps(&out.join("surveillance.csv"));
+    let sens = surv.iter().find(|r| r["label"] == "sensitive").unwrap();
+    let (cl, _) = chatprobe::stats::clopper_pearson(10, 12, 0.95).unwrap();
+    assert!((sens["seeded_ci_low"].parse::<f64>().unwrap() - cl).abs() < 1e-12);
+}
+
+#[test]
+fn bad_datasets_exit_2_naming_file_line_and_column_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    fixture(&run);
+    let sends = std::fs::read_to_string(run.join("sends.csv")).unwrap();
+    let cases = [
+        // an unknown outcome value on line 3
+        (
+            sends
+                .replacen(",delivered,", ",vanished,", 2)
+                .replacen(",vanished,", ",delivered,", 1),
+            "sends.csv:3 [outcome]",
+        ),
+        // a malformed time on line 2
+        (
+            sends.replacen("2026-11-23T10:00:01.250Z", "yesterday", 1),
+            "sends.csv:2 [sent_at]",
+        ),
+        // a missing column
+        (
+            sends.replacen("phash_distance", "distance", 1),
+            "sends.csv:1 [phash_distance]",
+        ),
+    ];
+    for (text, want) in cases {
+        std::fs::write(run.join("sends.csv"), &text).unwrap();
+        let r = chatprobe(&["analyze", s(&run)]);
+        assert_eq!(r.code, 2, "{want}: {}", r.stderr);
+        assert!(r.stderr.contains(want), "{want}: {}", r.stderr);
+        assert!(!run.join("analysis").exists(), "nothing written");
+        let leftovers: Vec<_> = std::fs::read_dir(&run)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".chatprobe"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+}
