@@ -4,9 +4,11 @@
 //! counts are kept. Output goes to a temporary folder that replaces the
 //! output folder only when everything succeeded.
 //!
-//! Written now: `surveillance.csv` (seeded vs control, Fisher, Holm),
+//! Tables: `surveillance.csv` (seeded vs control, Fisher, Holm),
 //! `latency.csv` (+ `latency_median.csv`, the offset of 50 % blocking from a
-//! logistic fit), `transforms.csv` and `threshold.csv`.
+//! logistic fit), `transforms.csv`, `threshold.csv`, `keywords.csv` (with
+//! minimal triggering combinations), `expiry.csv` (Kaplan–Meier) and
+//! `trend.csv` (per run and date).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -108,6 +110,48 @@ pub struct ThresholdRow {
     pub n: u64,
 }
 
+/// A row of keywords.csv.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct KeywordRow {
+    pub experiment_name: String,
+    pub keyword: String,
+    pub parts: usize,
+    pub n: u64,
+    pub blocked: u64,
+    pub rate: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    /// Blocked, and no tested combination of a proper subset of its parts was.
+    pub minimal_trigger: bool,
+}
+
+/// A row of expiry.csv (one step of the Kaplan–Meier curve).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ExpiryRow {
+    pub experiment_name: String,
+    pub time_s: f64,
+    pub at_risk: u64,
+    pub expired: u64,
+    pub censored: u64,
+    pub still_blocked: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub median_s: Option<f64>,
+}
+
+/// A row of trend.csv.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TrendRow {
+    pub run_id: String,
+    pub date: String,
+    pub experiment_name: String,
+    pub n: u64,
+    pub blocked: u64,
+    pub rate: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+}
+
 /// Every table.
 #[derive(Debug, Clone, Default)]
 pub struct Tables {
@@ -116,6 +160,9 @@ pub struct Tables {
     pub latency_median: Vec<LatencyMedianRow>,
     pub transforms: Vec<TransformRow>,
     pub threshold: Vec<ThresholdRow>,
+    pub keywords: Vec<KeywordRow>,
+    pub expiry: Vec<ExpiryRow>,
+    pub trend: Vec<TrendRow>,
     /// Rows read.
     pub sends: u64,
     /// Trials read.
@@ -168,11 +215,22 @@ pub fn compute(inputs: &[PathBuf], interval: Interval) -> Result<Tables, InputEr
     let mut lat_points: BTreeMap<String, (Vec<f64>, Vec<bool>)> = BTreeMap::new();
     let mut trans: BTreeMap<String, (Counts, f64, u64)> = BTreeMap::new();
     let (mut tx, mut ty) = (Vec::new(), Vec::new());
+    let mut kw: BTreeMap<(String, String), Counts> = BTreeMap::new();
+    // (experiment_name, trial) → (first offset delivered, last offset seen)
+    let mut exp: BTreeMap<(String, String, String), (Option<f64>, f64)> = BTreeMap::new();
+    let mut trend: BTreeMap<(String, String, String), Counts> = BTreeMap::new();
     let mut tables = Tables::default();
     for input in inputs {
         let (sends, trials) = input_files(input)?;
         if let Some(t) = trials {
             tables.trials += dataset::for_each_trial(&t, |r| {
+                if r.experiment == "keyword" && r.verdict != "inconclusive" {
+                    let c = kw
+                        .entry((r.experiment_name.clone(), r.parameter.clone()))
+                        .or_default();
+                    c.n += 1;
+                    c.k += u64::from(r.verdict == "blocked");
+                }
                 if r.experiment == "surveillance" {
                     if let (Some(s), Some(c)) = (r.seeded_outcome, r.control_outcome) {
                         if s.conclusive() && c.conclusive() {
@@ -194,6 +252,29 @@ pub fn compute(inputs: &[PathBuf], interval: Interval) -> Result<Tables, InputEr
                     return Ok(());
                 };
                 let blocked = outcome == Outcome::Blocked;
+                if r.experiment == "expiry" && r.role == "retest" {
+                    if let Some(off) = r.offset_s {
+                        let e = exp
+                            .entry((
+                                r.experiment_name.clone(),
+                                r.run_id.clone(),
+                                r.trial_id.clone(),
+                            ))
+                            .or_insert((None, off));
+                        e.1 = e.1.max(off);
+                        if !blocked {
+                            e.0 = Some(e.0.map_or(off, |f: f64| f.min(off)));
+                        }
+                    }
+                }
+                if r.role == "test" {
+                    let date = r.sent_at.get(..10).unwrap_or("").to_string();
+                    let c = trend
+                        .entry((r.run_id.clone(), date, r.experiment_name.clone()))
+                        .or_default();
+                    c.n += 1;
+                    c.k += u64::from(blocked);
+                }
                 if r.experiment == "latency" && r.role == "test" {
                     if let Some(off) = r.offset_s {
                         let c = lat
@@ -297,6 +378,77 @@ pub fn compute(inputs: &[PathBuf], interval: Interval) -> Result<Tables, InputEr
             mean_phash_distance: (nd > 0).then(|| sum / nd as f64),
         });
     }
+    // Keywords: a combination is a minimal trigger when it was blocked and no
+    // tested keyword made of a proper subset of its parts was.
+    let blocked_sets: Vec<(String, std::collections::BTreeSet<String>)> = kw
+        .iter()
+        .filter(|(_, c)| c.k > 0)
+        .map(|((e, k), _)| (e.clone(), parts(k)))
+        .collect();
+    for ((name, keyword), c) in &kw {
+        let mine = parts(keyword);
+        let minimal = c.k > 0
+            && !blocked_sets
+                .iter()
+                .any(|(e, other)| e == name && other.len() < mine.len() && other.is_subset(&mine));
+        let (lo, hi) = interval.ci(c.k, c.n);
+        tables.keywords.push(KeywordRow {
+            experiment_name: name.clone(),
+            keyword: keyword.clone(),
+            parts: mine.len(),
+            n: c.n,
+            blocked: c.k,
+            rate: rate(c.k, c.n),
+            ci_low: lo,
+            ci_high: hi,
+            minimal_trigger: minimal,
+        });
+    }
+    // Expiry: time until a blocked item was delivered again (censored at the
+    // last retest when it never was).
+    let mut by_exp: BTreeMap<String, Vec<(f64, bool)>> = BTreeMap::new();
+    for ((name, _, _), (first, last)) in exp {
+        by_exp
+            .entry(name)
+            .or_default()
+            .push(first.map_or((last, false), |t| (t, true)));
+    }
+    for (name, data) in by_exp {
+        let steps = super::kaplan_meier(&data, 0.95);
+        let median = super::km_median(&steps);
+        for st in steps {
+            tables.expiry.push(ExpiryRow {
+                experiment_name: name.clone(),
+                time_s: st.time,
+                at_risk: st.at_risk,
+                expired: st.events,
+                censored: st.censored,
+                still_blocked: st.survival,
+                ci_low: st.ci_low,
+                ci_high: st.ci_high,
+                median_s: median,
+            });
+        }
+    }
+    for ((run_id, date, name), c) in trend {
+        let (lo, hi) = interval.ci(c.k, c.n);
+        tables.trend.push(TrendRow {
+            run_id,
+            date,
+            experiment_name: name,
+            n: c.n,
+            blocked: c.k,
+            rate: rate(c.k, c.n),
+            ci_low: lo,
+            ci_high: hi,
+        });
+    }
+    tables.trend.sort_by(|a, b| {
+        a.date
+            .cmp(&b.date)
+            .then(a.run_id.cmp(&b.run_id))
+            .then(a.experiment_name.cmp(&b.experiment_name))
+    });
     let fit = super::logistic(&tx, &ty);
     let ci = fit.map(|f| f.x_at_50_ci(0.95));
     tables.threshold.push(ThresholdRow {
@@ -310,6 +462,15 @@ pub fn compute(inputs: &[PathBuf], interval: Interval) -> Result<Tables, InputEr
         n: tx.len() as u64,
     });
     Ok(tables)
+}
+
+/// The parts of a keyword combination (`A+B`), trimmed.
+fn parts(keyword: &str) -> std::collections::BTreeSet<String> {
+    keyword
+        .split('+')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 fn write_csv<T: Serialize>(
@@ -414,6 +575,53 @@ pub fn run(inputs: &[PathBuf], out: &Path, interval: Interval) -> anyhow::Result
             "n",
         ],
         &tables.threshold,
+    )?;
+    write_csv(
+        d,
+        "keywords.csv",
+        &[
+            "experiment_name",
+            "keyword",
+            "parts",
+            "n",
+            "blocked",
+            "rate",
+            "ci_low",
+            "ci_high",
+            "minimal_trigger",
+        ],
+        &tables.keywords,
+    )?;
+    write_csv(
+        d,
+        "expiry.csv",
+        &[
+            "experiment_name",
+            "time_s",
+            "at_risk",
+            "expired",
+            "censored",
+            "still_blocked",
+            "ci_low",
+            "ci_high",
+            "median_s",
+        ],
+        &tables.expiry,
+    )?;
+    write_csv(
+        d,
+        "trend.csv",
+        &[
+            "run_id",
+            "date",
+            "experiment_name",
+            "n",
+            "blocked",
+            "rate",
+            "ci_low",
+            "ci_high",
+        ],
+        &tables.trend,
     )?;
     let kept = tmp.keep();
     if out.exists() {

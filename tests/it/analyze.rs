@@ -100,6 +100,34 @@ fn fixture(dir: &Path) {
         trials.push(trial(i, "images", "benign", "direct", Delivered, Delivered));
     }
     trials.push(trial(17, "images", "benign", "direct", Lost, Delivered));
+    // Keywords: 法轮功 alone blocks; 刘晓波 alone does not, 刘晓波+诺贝尔 does;
+    // 法轮功+天气 blocks too but is not minimal.
+    for (i, (k, verdict)) in [
+        ("法轮功", "blocked"),
+        ("刘晓波", "evaded"),
+        ("诺贝尔", "evaded"),
+        ("刘晓波+诺贝尔", "blocked"),
+        ("法轮功+天气", "blocked"),
+        ("天气", "evaded"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut t = trial(
+            100 + i as u32,
+            "keywords",
+            "sensitive",
+            "direct",
+            Blocked,
+            Delivered,
+        );
+        t.experiment = "keyword".into();
+        t.parameter = k.into();
+        t.verdict = verdict.into();
+        t.seeded_outcome = None;
+        t.control_outcome = None;
+        trials.push(t);
+    }
     write(&dir.join("trials.csv"), &trials);
     let mut sends = Vec::new();
     let mut id = 0;
@@ -147,6 +175,26 @@ fn fixture(dir: &Path) {
             if k % 2 == 0 { Blocked } else { Delivered },
         ));
     }
+    // Expiry: retests every hour; trial A delivered again at 3 h, B at 5 h,
+    // C never (censored at 6 h).
+    for (trial_no, delivered_from) in [(900, Some(3.0)), (901, Some(5.0)), (902, None)] {
+        for h in 1..=6 {
+            id += 1;
+            let off = h as f64 * 3600.0;
+            let blocked = delivered_from.is_none_or(|d: f64| (h as f64) < d);
+            let mut r = send(
+                id,
+                "expiry",
+                Some(off),
+                "",
+                None,
+                if blocked { Blocked } else { Delivered },
+            );
+            r.role = "retest".into();
+            r.trial_id = format!("t{trial_no}");
+            sends.push(r);
+        }
+    }
     write(&dir.join("sends.csv"), &sends);
 }
 
@@ -157,7 +205,7 @@ fn analyze_writes_the_surveillance_latency_and_transform_tables() {
     std::fs::create_dir_all(&run).unwrap();
     fixture(&run);
     let r = chatprobe_ok(&["analyze", s(&run)]);
-    assert!(r.stdout.contains("18 trials"), "{}", r.stdout);
+    assert!(r.stdout.contains("24 trials"), "{}", r.stdout);
     let a = run.join("analysis");
     let surv = csv_maps(&a.join("surveillance.csv"));
     assert_eq!(surv.len(), 2);
@@ -201,6 +249,40 @@ fn analyze_writes_the_surveillance_latency_and_transform_tables() {
     let th = csv_maps(&a.join("threshold.csv"));
     let d50: f64 = th[0]["distance_at_50"].parse().unwrap();
     assert!(d50 > 5.0 && d50 < 28.0, "{d50}");
+
+    let kw = csv_maps(&a.join("keywords.csv"));
+    let k = |w: &str| kw.iter().find(|r| r["keyword"] == w).unwrap().clone();
+    assert_eq!(k("法轮功")["minimal_trigger"], "true");
+    assert_eq!(k("刘晓波+诺贝尔")["minimal_trigger"], "true");
+    assert_eq!(k("刘晓波+诺贝尔")["parts"], "2");
+    assert_eq!(k("法轮功+天气")["minimal_trigger"], "false");
+    assert_eq!(k("刘晓波")["minimal_trigger"], "false");
+
+    let ex = csv_maps(&a.join("expiry.csv"));
+    let steps: Vec<(f64, f64)> = ex
+        .iter()
+        .map(|r| {
+            (
+                r["time_s"].parse().unwrap(),
+                r["still_blocked"].parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(steps[0].0, 10800.0);
+    assert!((steps[0].1 - 2.0 / 3.0).abs() < 1e-12 && (steps[1].1 - 1.0 / 3.0).abs() < 1e-12);
+    assert_eq!(ex[0]["median_s"], "18000.0");
+    assert_eq!(ex.last().unwrap()["censored"], "1");
+
+    let tr = csv_maps(&a.join("trend.csv"));
+    assert!(tr.iter().all(|r| r["date"] == "2026-11-23"));
+    let lat_trend = tr
+        .iter()
+        .find(|r| r["experiment_name"] == "latency")
+        .unwrap();
+    assert_eq!(
+        (lat_trend["n"].as_str(), lat_trend["blocked"].as_str()),
+        ("25", "13")
+    );
 
     // --interval exact and --out elsewhere; a trials.csv alone works too.
     let out = tmp.path().join("elsewhere");
