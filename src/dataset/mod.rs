@@ -215,10 +215,15 @@ fn check_time(path: &Path, line: u64, col: &str, v: &str) -> Result<(), InputErr
     }
 }
 
-/// Stream the rows of a sends.csv through `f`, checking each.
-pub fn for_each_send(
+/// Stream the rows of a CSV with `columns` through `check` and then `f`:
+/// header checked, closed outcome columns checked on the raw record, each row
+/// deserialised into `T`.
+fn for_each_row<T: serde::de::DeserializeOwned>(
     path: &Path,
-    mut f: impl FnMut(SendRow) -> Result<(), InputError>,
+    columns: &[&str],
+    outcome_columns: &[&str],
+    check: impl Fn(&T, u64) -> Result<(), InputError>,
+    mut f: impl FnMut(T) -> Result<(), InputError>,
 ) -> Result<u64, InputError> {
     let mut rdr = csv::Reader::from_path(path)
         .map_err(|e| InputError::new(path, format!("cannot read: {e}")))?;
@@ -226,7 +231,7 @@ pub fn for_each_send(
         .headers()
         .map_err(|e| InputError::new(path, format!("malformed header: {e}")))?
         .clone();
-    check_header(path, &header, &SEND_COLUMNS)?;
+    check_header(path, &header, columns)?;
     let mut n = 0;
     let mut raw = csv::StringRecord::new();
     loop {
@@ -236,10 +241,23 @@ pub fn for_each_send(
             Err(e) => return Err(row_error(path, &header, &e)),
         }
         let line = raw.position().map(|p| p.line()).unwrap_or(0);
-        check_outcomes(path, &header, &raw, &["outcome"])?;
-        let row: SendRow = raw
+        check_outcomes(path, &header, &raw, outcome_columns)?;
+        let row: T = raw
             .deserialize(Some(&header))
             .map_err(|e| row_error(path, &header, &e))?;
+        check(&row, line)?;
+        n += 1;
+        f(row)?;
+    }
+    Ok(n)
+}
+
+/// Stream the rows of a sends.csv through `f`, checking each.
+pub fn for_each_send(
+    path: &Path,
+    f: impl FnMut(SendRow) -> Result<(), InputError>,
+) -> Result<u64, InputError> {
+    let check = |row: &SendRow, line: u64| {
         if !ROLES.contains(&row.role.as_str()) {
             return Err(
                 InputError::new(path, format!("unknown role `{}`", row.role))
@@ -255,37 +273,17 @@ pub fn for_each_send(
         ] {
             check_time(path, line, col, v)?;
         }
-        n += 1;
-        f(row)?;
-    }
-    Ok(n)
+        Ok(())
+    };
+    for_each_row(path, &SEND_COLUMNS, &["outcome"], check, f)
 }
 
 /// Stream the rows of a trials.csv through `f`, checking each.
 pub fn for_each_trial(
     path: &Path,
-    mut f: impl FnMut(TrialRow) -> Result<(), InputError>,
+    f: impl FnMut(TrialRow) -> Result<(), InputError>,
 ) -> Result<u64, InputError> {
-    let mut rdr = csv::Reader::from_path(path)
-        .map_err(|e| InputError::new(path, format!("cannot read: {e}")))?;
-    let header = rdr
-        .headers()
-        .map_err(|e| InputError::new(path, format!("malformed header: {e}")))?
-        .clone();
-    check_header(path, &header, &TRIAL_COLUMNS)?;
-    let mut n = 0;
-    let mut raw = csv::StringRecord::new();
-    loop {
-        match rdr.read_record(&mut raw) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => return Err(row_error(path, &header, &e)),
-        }
-        let line = raw.position().map(|p| p.line()).unwrap_or(0);
-        check_outcomes(path, &header, &raw, &["seeded_outcome", "control_outcome"])?;
-        let row: TrialRow = raw
-            .deserialize(Some(&header))
-            .map_err(|e| row_error(path, &header, &e))?;
+    let check = |row: &TrialRow, line: u64| {
         if !VERDICTS.contains(&row.verdict.as_str()) {
             return Err(
                 InputError::new(path, format!("unknown verdict `{}`", row.verdict))
@@ -294,8 +292,13 @@ pub fn for_each_trial(
                     .hint(format!("one of {}", VERDICTS.join(", "))),
             );
         }
-        n += 1;
-        f(row)?;
-    }
-    Ok(n)
+        Ok(())
+    };
+    for_each_row(
+        path,
+        &TRIAL_COLUMNS,
+        &["seeded_outcome", "control_outcome"],
+        check,
+        f,
+    )
 }

@@ -326,6 +326,15 @@ fn bad_datasets_exit_2_naming_file_line_and_column_and_write_nothing() {
             "sends.csv:1 [phash_distance]",
         ),
     ];
+    std::fs::write(run.join("sends.csv"), &sends).unwrap();
+    let trials = std::fs::read_to_string(run.join("trials.csv")).unwrap();
+    let bad = trials.replacen(",surveilled,", ",watched,", 1);
+    std::fs::write(run.join("trials.csv"), &bad).unwrap();
+    let r = chatprobe(&["analyze", s(&run)]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("trials.csv:2 [verdict]"), "{}", r.stderr);
+    assert!(!run.join("analysis").exists());
+    std::fs::write(run.join("trials.csv"), &trials).unwrap();
     for (text, want) in cases {
         std::fs::write(run.join("sends.csv"), &text).unwrap();
         let r = chatprobe(&["analyze", s(&run)]);
