@@ -34,6 +34,59 @@ pub enum Command {
     Login(LoginArgs),
     /// Tables with intervals and exact tests from runs (sends.csv, trials.csv).
     Analyze(AnalyzeArgs),
+    /// Print the plan of a probe spec (trials, sends, roles, timings).
+    Plan(PlanArgs),
+    /// Run a probe spec: send, observe, and write the dataset.
+    Run(RunArgs),
+    /// List the runs in a results folder.
+    Runs(RunsArgs),
+}
+
+/// `chatprobe plan …`
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The probe spec (TOML).
+    pub spec: PathBuf,
+    /// Write the plan CSV here (default: print it).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `chatprobe run …`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["spec", "resume"])))]
+pub struct RunArgs {
+    /// The probe spec (TOML).
+    pub spec: Option<PathBuf>,
+    /// Continue an interrupted run (its folder, results/<run-id>).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["every", "runs"])]
+    pub resume: Option<PathBuf>,
+    /// Where run folders go.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// The platform's URL (default: the profile's, or an embedded testbed).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Testbed policy, overriding the spec's `[testbed] policy`.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// WebDriver endpoints (Selenium Grid, Appium); default: start chromedriver.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub webdriver: Vec<String>,
+    /// Start a run every PERIOD (24h, 12h, 30m …); a missed one starts at once.
+    #[arg(long, value_name = "PERIOD")]
+    pub every: Option<String>,
+    /// With --every: stop after N runs.
+    #[arg(long, value_name = "N", requires = "every")]
+    pub runs: Option<u32>,
+}
+
+/// `chatprobe runs …`
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// The results folder.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
 }
 
 /// `chatprobe analyze …`

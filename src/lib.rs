@@ -11,10 +11,9 @@
 //!   send and observe).
 //! - [`testbed`]: the embedded chat platform with its censorship engine.
 //! - [`stats`]: intervals, exact tests, logistic and survival fits.
+//! - [`probe`]: probe specs and the plans made from them.
+//! - [`schedule`]: the run: scheduler, journal, resume, the datasets.
 //! - [`accounts`]: the accounts file shared by every stage.
-//!
-//! Later stages (probe specs, scheduler, platform driver, testbed, datasets,
-//! statistics, report) are added as their issues land.
 
 pub mod accounts;
 pub mod cli;
@@ -23,6 +22,8 @@ pub mod dataset;
 pub mod error;
 pub mod fsutil;
 pub mod platform;
+pub mod probe;
+pub mod schedule;
 pub mod stats;
 pub mod testbed;
 pub mod tomlfile;

@@ -4,7 +4,10 @@
 use anyhow::Context;
 use clap::Parser;
 
-use chatprobe::cli::{AnalyzeArgs, Cli, Command, CorpusCommand, LoginArgs, SendArgs, TestbedArgs};
+use chatprobe::cli::{
+    AnalyzeArgs, Cli, Command, CorpusCommand, LoginArgs, PlanArgs, RunArgs, RunsArgs, SendArgs,
+    TestbedArgs,
+};
 use chatprobe::corpus::{self, import::ImportOptions};
 use chatprobe::error::{exit_code, EXIT_OK};
 
@@ -94,6 +97,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Send(args) => send(args)?,
         Command::Login(args) => login(args)?,
         Command::Analyze(args) => analyze(args)?,
+        Command::Plan(args) => plan(args)?,
+        Command::Run(args) => return run_spec(args, quiet),
+        Command::Runs(args) => runs(args)?,
     }
     Ok(())
 }
@@ -156,6 +162,93 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         t.latency.len(),
         t.transforms.len()
     );
+    Ok(())
+}
+
+fn plan(args: PlanArgs) -> anyhow::Result<()> {
+    let spec = chatprobe::probe::Spec::load(&args.spec)?;
+    let plan = chatprobe::probe::Plan::build(&spec);
+    match &args.out {
+        Some(out) => {
+            plan.save(out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            eprintln!(
+                "{}: {} trials, {} sends",
+                out.display(),
+                plan.trials.len(),
+                plan.sends()
+            );
+        }
+        None => plan.write_csv(std::io::stdout().lock())?,
+    }
+    Ok(())
+}
+
+fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
+    let opts = chatprobe::schedule::RunOptions {
+        spec: args.spec.clone(),
+        resume: args.resume.clone(),
+        results: args.results.clone(),
+        base_url: args.base_url.clone(),
+        policy: args.policy.clone(),
+        webdriver: args.webdriver.clone(),
+        quiet,
+    };
+    let period = args
+        .every
+        .as_deref()
+        .map(chatprobe::schedule::parse_period)
+        .transpose()?;
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let summaries = rt.block_on(async {
+        match period {
+            Some(p) => chatprobe::schedule::run_every(&opts, p, args.runs, shutdown_signal()).await,
+            None => chatprobe::schedule::run(&opts, shutdown_signal())
+                .await
+                .map(|s| vec![s]),
+        }
+    })?;
+    let mut interrupted = false;
+    for s in &summaries {
+        let c = &s.counts;
+        println!(
+            "{}: {} ({} of {} trials; {} delivered, {} blocked, {} lost, {} error)",
+            s.dir.display(),
+            s.state,
+            s.trials_done,
+            s.trials_planned,
+            c[0].1,
+            c[1].1,
+            c[2].1,
+            c[3].1
+        );
+        if s.state != "complete" {
+            interrupted = true;
+            eprintln!(
+                "stopped ({}); continue with: chatprobe run --resume {}",
+                s.stop_reason,
+                s.dir.display()
+            );
+        }
+    }
+    if interrupted {
+        std::process::exit(130);
+    }
+    Ok(())
+}
+
+fn runs(args: RunsArgs) -> anyhow::Result<()> {
+    let runs = chatprobe::schedule::list_runs(&args.results);
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(b'\t')
+        .from_writer(std::io::stdout().lock());
+    for r in &runs {
+        w.serialize(r)?;
+    }
+    w.flush()?;
+    if runs.is_empty() {
+        eprintln!("no runs in {}", args.results.display());
+    }
     Ok(())
 }
 

@@ -116,6 +116,17 @@ pub struct SendRow {
     pub failure: String,
     pub latency_ms: Option<f64>,
     pub attempt: Option<u32>,
+    /// Added column: the design's offset (seconds after the seed send) this
+    /// send was planned at; `offset_s` is when it really went.
+    #[serde(default)]
+    pub planned_offset_s: Option<f64>,
+    /// Added column: when the sentinel after the probe showed on the
+    /// receiver's side.
+    #[serde(default)]
+    pub sentinel_observed_at: String,
+    /// Added column: the harness's error text, for `error` outcomes.
+    #[serde(default)]
+    pub error: String,
 }
 
 /// One row of trials.csv.

@@ -325,7 +325,8 @@ pub async fn transmit<P: Platform>(
     Ok(transmit_checked(platform, t, limits, nonce).await)
 }
 
-async fn transmit_checked<P: Platform>(
+/// [`transmit`] without the accounts check (the caller has made it).
+pub async fn transmit_checked<P: Platform>(
     platform: &P,
     t: &Transmission,
     limits: &Limits,
@@ -410,6 +411,93 @@ async fn transmit_checked<P: Platform>(
         }
         tokio::time::sleep(limits.poll).await;
         waited += limits.poll;
+    }
+}
+
+/// Settle a transmission whose outcome a crash left unknown, by looking and
+/// never by sending the probe again: if the receiver's chat shows the probe,
+/// it was `delivered`; if it shows the sentinel, `blocked`; if the sender's
+/// own chat shows the probe but nothing arrived, a new sentinel is sent and
+/// watched, giving `delivered`, `blocked` or `lost`. `None`: the sender's
+/// chat does not show the probe, so it was never sent.
+pub async fn settle<P: Platform>(
+    platform: &P,
+    t: &Transmission,
+    limits: &Limits,
+    nonce: &str,
+) -> Option<Observation> {
+    let recv_chat = match &t.to {
+        Target::Direct(_) => Target::Direct(t.from.clone()),
+        Target::Group(g) => Target::Group(g.clone()),
+    };
+    let look_at = |alias: String, chat: Target| async move {
+        platform.ensure_session(&alias).await?;
+        platform.open_chat(&alias, &chat).await?;
+        platform.look(&alias).await
+    };
+    let settled = |outcome: Outcome| Observation {
+        outcome,
+        failure: None,
+        error: None,
+        sent_at: None,
+        observed_at: None,
+        sentinel_observed_at: None,
+        latency_ms: None,
+        waited_ms: 0,
+    };
+    let received = match look_at(t.observer.clone(), recv_chat).await {
+        Ok(s) => s,
+        Err(e) => return Some(Observation::error(e, None)),
+    };
+    if received.iter().any(|m| m.matches(&t.payload)) {
+        return Some(settled(Outcome::Delivered));
+    }
+    if t.sentinel
+        && received
+            .iter()
+            .any(|m| m.matches(&Payload::Text(sentinel_text(nonce))))
+    {
+        return Some(settled(Outcome::Blocked));
+    }
+    let shown = match look_at(t.from.clone(), t.to.clone()).await {
+        Ok(s) => s,
+        Err(e) => return Some(Observation::error(e, None)),
+    };
+    if !shown.iter().any(|m| m.matches(&t.payload)) {
+        return None;
+    }
+    // Sent, nothing arrived, no sentinel: send one now and watch.
+    let before = match platform.look(&t.observer).await {
+        Ok(s) => s,
+        Err(e) => return Some(Observation::error(e, None)),
+    };
+    let sentinel = Payload::Text(sentinel_text(&format!("{nonce}-settle")));
+    if let Err(e) = send_confirmed(platform, &t.from, &sentinel, limits).await {
+        return Some(Observation::error(e, None));
+    }
+    let t0 = Instant::now();
+    let mut seen_at: Option<Instant> = None;
+    loop {
+        let now = match platform.look(&t.observer).await {
+            Ok(s) => new_since(&before, s),
+            Err(e) => return Some(Observation::error(e, None)),
+        };
+        if now.iter().any(|m| m.matches(&t.payload)) {
+            return Some(settled(Outcome::Delivered));
+        }
+        if seen_at.is_none() && now.iter().any(|m| m.matches(&sentinel)) {
+            seen_at = Some(Instant::now());
+        }
+        if let Some(at) = seen_at {
+            if at.elapsed() >= limits.after_sentinel {
+                let mut o = settled(Outcome::Blocked);
+                o.sentinel_observed_at = Some(Utc::now());
+                return Some(o);
+            }
+        } else if t0.elapsed() >= limits.deliver_timeout {
+            return Some(settled(Outcome::Lost));
+        }
+        tokio::time::sleep(limits.poll).await;
     }
 }
 

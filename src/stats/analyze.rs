@@ -276,7 +276,9 @@ pub fn compute(inputs: &[PathBuf], interval: Interval) -> Result<Tables, InputEr
                     c.k += u64::from(blocked);
                 }
                 if r.experiment == "latency" && r.role == "test" {
-                    if let Some(off) = r.offset_s {
+                    // Group by the design's offset when the file has it: the
+                    // real offsets differ by the scheduler's jitter.
+                    if let Some(off) = r.planned_offset_s.or(r.offset_s) {
                         let c = lat
                             .entry((r.experiment_name.clone(), off.to_bits()))
                             .or_default();

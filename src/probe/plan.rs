@@ -1,0 +1,376 @@
+//! The plan: the exact list of trials and sends a spec asks for, in the
+//! order they will start. It is a pure function of the spec, the corpus
+//! index and the spec's seed (a seeded ChaCha shuffle), so a reviewer can
+//! re-derive it byte for byte (`chatprobe plan SPEC --out plan.csv`).
+//!
+//! Files are not in the plan: fresh copies are made at run time, one per
+//! trial and copy, and never reused (see `schedule::ledger`).
+
+use std::io::Write;
+use std::path::Path;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::spec::{Chat, CorpusItem, Design, Keyword, Spec};
+use crate::corpus::transform::Transform;
+
+/// The role of a send in its trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Into the intl-only seed chat.
+    Seed,
+    /// The seeded (or transformed, or keyword) content into the test chat.
+    Test,
+    /// The unseeded fresh copy into the test chat.
+    Control,
+    /// The seeded original into the test chat, to confirm it is blocked.
+    Prime,
+    /// A later test of the seeded content (expiry).
+    Retest,
+}
+
+impl Role {
+    /// The name used in datasets.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Seed => "seed",
+            Role::Test => "test",
+            Role::Control => "control",
+            Role::Prime => "prime",
+            Role::Retest => "retest",
+        }
+    }
+}
+
+/// What a send carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    /// Fresh copy `copy` (`A`, `B`) of the trial's item, made at run time.
+    Fresh(char),
+    /// `transform` applied to fresh copy `copy`.
+    Transformed(char, Transform),
+    /// The corpus file of this item as it is (collision pairs).
+    Original(String),
+    /// A text message: these words (a nonce is added at run time).
+    Text(String),
+}
+
+impl Content {
+    /// How the plan CSV names it.
+    pub fn describe(&self) -> String {
+        match self {
+            Content::Fresh(c) => format!("fresh:{c}"),
+            Content::Transformed(c, t) => format!("{t} of fresh:{c}"),
+            Content::Original(id) => format!("original:{id}"),
+            Content::Text(_) => "text".to_string(),
+        }
+    }
+}
+
+/// One planned send.
+#[derive(Debug, Clone)]
+pub struct PlannedSend {
+    /// `{trial_id}/{role}` (`retestN` for retests).
+    pub send_id: String,
+    /// Role in the trial.
+    pub role: Role,
+    /// Not before this many seconds after the trial's first send.
+    pub at_s: f64,
+    /// Where it goes.
+    pub chat: Chat,
+    /// What it carries.
+    pub content: Content,
+    /// The corpus item it derives from (empty for texts).
+    pub item_id: String,
+}
+
+/// One planned trial.
+#[derive(Debug, Clone)]
+pub struct Trial {
+    /// Stable id: experiment name, item or keyword, parameter, replicate.
+    pub trial_id: String,
+    /// The design.
+    pub design: Design,
+    /// The experiment's name.
+    pub experiment_name: String,
+    /// The item (tested item for collisions); `None` for keywords.
+    pub item: Option<CorpusItem>,
+    /// The keyword, for keyword trials.
+    pub keyword: Option<Keyword>,
+    /// The design value: delay, offset, transform or keyword.
+    pub parameter: String,
+    /// The sends, in the order they are made.
+    pub sends: Vec<PlannedSend>,
+}
+
+impl Trial {
+    /// `image`, `document` or `text`.
+    pub fn content_kind(&self) -> String {
+        self.item
+            .as_ref()
+            .map_or("text".to_string(), |i| i.item.kind.to_string())
+    }
+    /// The item's or keyword's label.
+    pub fn label(&self) -> String {
+        match (&self.item, &self.keyword) {
+            (Some(i), _) => i.item.label.to_string(),
+            (None, Some(k)) => k.label.clone(),
+            _ => String::new(),
+        }
+    }
+    /// The item's or keyword's topic.
+    pub fn topic(&self) -> String {
+        match (&self.item, &self.keyword) {
+            (Some(i), _) => i.item.topic.clone(),
+            (None, Some(k)) => k.topic.clone(),
+            _ => String::new(),
+        }
+    }
+    /// The item id (empty for keywords).
+    pub fn item_id(&self) -> String {
+        self.item.as_ref().map_or(String::new(), |i| i.item.id.clone())
+    }
+    /// The test chat's channel.
+    pub fn channel(&self) -> &'static str {
+        self.sends
+            .iter()
+            .find(|s| s.role != Role::Seed)
+            .map_or("direct", |s| s.chat.channel())
+    }
+    /// The last planned offset.
+    pub fn span_s(&self) -> f64 {
+        self.sends.iter().map(|s| s.at_s).fold(0.0, f64::max)
+    }
+}
+
+/// The plan of a spec.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Trials in start order.
+    pub trials: Vec<Trial>,
+}
+
+fn num(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+impl Plan {
+    /// Build the plan of `spec`.
+    pub fn build(spec: &Spec) -> Plan {
+        let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+        let mut trials = Vec::new();
+        for x in &spec.experiments {
+            let name = &x.name;
+            for rep in 1..=x.replicates {
+                match x.design {
+                    Design::Surveillance => {
+                        for it in &x.items {
+                            let id = format!("{name}/{}/r{rep}", it.item.id);
+                            let mut tail = vec![
+                                send(&id, Role::Test, x.delay_s, &x.test_chat, Content::Fresh('A'), it),
+                                send(&id, Role::Control, x.delay_s, &x.test_chat, Content::Fresh('B'), it),
+                            ];
+                            if rng.random_bool(0.5) {
+                                tail.swap(0, 1);
+                            }
+                            let mut sends =
+                                vec![send(&id, Role::Seed, 0.0, &x.seed_chat, Content::Fresh('A'), it)];
+                            sends.extend(tail);
+                            trials.push(trial(id, x, Some(it), num(x.delay_s), sends));
+                        }
+                    }
+                    Design::Latency => {
+                        for it in &x.items {
+                            for &off in &x.offsets_s {
+                                let id = format!("{name}/{}/{}s/r{rep}", it.item.id, num(off));
+                                let sends = vec![
+                                    send(&id, Role::Seed, 0.0, &x.seed_chat, Content::Fresh('A'), it),
+                                    send(&id, Role::Test, off, &x.test_chat, Content::Fresh('A'), it),
+                                ];
+                                trials.push(trial(id, x, Some(it), num(off), sends));
+                            }
+                        }
+                    }
+                    Design::Transform => {
+                        for it in &x.items {
+                            for &t in &x.transforms {
+                                let id = format!("{name}/{}/{t}/r{rep}", it.item.id);
+                                let mut sends = Vec::new();
+                                let mut at = 0.0;
+                                if x.prime {
+                                    sends.push(send(&id, Role::Seed, 0.0, &x.seed_chat, Content::Fresh('A'), it));
+                                    sends.push(send(&id, Role::Prime, x.delay_s, &x.test_chat, Content::Fresh('A'), it));
+                                    at = x.delay_s;
+                                }
+                                sends.push(send(&id, Role::Test, at, &x.test_chat, Content::Transformed('A', t), it));
+                                trials.push(trial(id, x, Some(it), t.to_string(), sends));
+                            }
+                        }
+                    }
+                    Design::Keyword => {
+                        for k in &x.keywords {
+                            let id = format!("{name}/{}/r{rep}", k.joined());
+                            let mut s = send_text(&id, &x.test_chat, k.parts.join(" "));
+                            s.at_s = 0.0;
+                            let mut t = trial(id, x, None, k.joined(), vec![s]);
+                            t.keyword = Some(k.clone());
+                            trials.push(t);
+                        }
+                    }
+                    Design::Expiry => {
+                        for it in &x.items {
+                            let id = format!("{name}/{}/r{rep}", it.item.id);
+                            let mut sends = vec![
+                                send(&id, Role::Seed, 0.0, &x.seed_chat, Content::Fresh('A'), it),
+                                send(&id, Role::Prime, x.delay_s, &x.test_chat, Content::Fresh('A'), it),
+                            ];
+                            for k in 1..=x.retests {
+                                let mut s = send(
+                                    &id,
+                                    Role::Retest,
+                                    x.delay_s + k as f64 * x.retest_every_s,
+                                    &x.test_chat,
+                                    Content::Fresh('A'),
+                                    it,
+                                );
+                                s.send_id = format!("{id}/retest{k}");
+                                sends.push(s);
+                            }
+                            trials.push(trial(id, x, Some(it), num(x.retest_every_s), sends));
+                        }
+                    }
+                    Design::Collision => {
+                        for (a, b) in &x.pairs {
+                            let id = format!("{name}/{}+{}/r{rep}", a.item.id, b.item.id);
+                            let sends = vec![
+                                send(&id, Role::Seed, 0.0, &x.seed_chat, Content::Original(a.item.id.clone()), a),
+                                send(&id, Role::Test, x.delay_s, &x.test_chat, Content::Original(b.item.id.clone()), b),
+                            ];
+                            trials.push(trial(id, x, Some(b), a.item.id.clone(), sends));
+                        }
+                    }
+                }
+            }
+        }
+        trials.shuffle(&mut rng);
+        Plan { trials }
+    }
+
+    /// Number of sends.
+    pub fn sends(&self) -> usize {
+        self.trials.iter().map(|t| t.sends.len()).sum()
+    }
+
+    /// Write the plan as CSV (one row per send, in start order).
+    pub fn write_csv<W: Write>(&self, w: W) -> csv::Result<()> {
+        let mut out = csv::Writer::from_writer(w);
+        out.write_record([
+            "order",
+            "trial_id",
+            "send_id",
+            "experiment",
+            "experiment_name",
+            "role",
+            "item_id",
+            "content_kind",
+            "label",
+            "topic",
+            "content",
+            "transform",
+            "channel",
+            "chat",
+            "sender",
+            "receiver",
+            "at_s",
+            "parameter",
+            "text",
+        ])?;
+        for (i, t) in self.trials.iter().enumerate() {
+            for s in &t.sends {
+                let (transform, text) = match &s.content {
+                    Content::Transformed(_, tr) => (tr.to_string(), String::new()),
+                    Content::Text(x) => (String::new(), x.clone()),
+                    _ => (String::new(), String::new()),
+                };
+                out.write_record([
+                    (i + 1).to_string(),
+                    t.trial_id.clone(),
+                    s.send_id.clone(),
+                    t.design.as_str().to_string(),
+                    t.experiment_name.clone(),
+                    s.role.as_str().to_string(),
+                    s.item_id.clone(),
+                    t.content_kind(),
+                    t.label(),
+                    t.topic(),
+                    s.content.describe(),
+                    transform,
+                    s.chat.channel().to_string(),
+                    s.chat.name().to_string(),
+                    s.chat.from.clone(),
+                    s.chat.observer.clone(),
+                    num(s.at_s),
+                    t.parameter.clone(),
+                    text,
+                ])?;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    }
+
+    /// Write the plan CSV to `path` atomically.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        crate::fsutil::atomic_write(path, |f| {
+            self.write_csv(f).map_err(std::io::Error::other)
+        })
+    }
+}
+
+fn send(trial: &str, role: Role, at_s: f64, chat: &Chat, content: Content, it: &CorpusItem) -> PlannedSend {
+    PlannedSend {
+        send_id: format!("{trial}/{}", role.as_str()),
+        role,
+        at_s,
+        chat: chat.clone(),
+        content,
+        item_id: it.item.id.clone(),
+    }
+}
+
+fn send_text(trial: &str, chat: &Chat, text: String) -> PlannedSend {
+    PlannedSend {
+        send_id: format!("{trial}/test"),
+        role: Role::Test,
+        at_s: 0.0,
+        chat: chat.clone(),
+        content: Content::Text(text),
+        item_id: String::new(),
+    }
+}
+
+fn trial(
+    trial_id: String,
+    x: &super::spec::Experiment,
+    item: Option<&CorpusItem>,
+    parameter: String,
+    sends: Vec<PlannedSend>,
+) -> Trial {
+    Trial {
+        trial_id,
+        design: x.design,
+        experiment_name: x.name.clone(),
+        item: item.cloned(),
+        keyword: None,
+        parameter,
+        sends,
+    }
+}

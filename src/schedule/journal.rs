@@ -1,0 +1,204 @@
+//! The run journal: `results/<run-id>/journal.jsonl`, append-only, one JSON
+//! record a line, each synced to disk before chatprobe goes on. An `intent`
+//! is written before every send and an `outcome` after it, so after any crash
+//! the journal says exactly which sends may have happened and which did.
+//! sends.csv, trials.csv and run.json are rebuilt from it.
+//!
+//! A line cut short by a crash (the last one) is ignored on reading; a
+//! malformed line anywhere else is an error naming the line.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::Outcome;
+use crate::error::InputError;
+
+/// The journal's file name in a run folder.
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+
+/// One journal record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Record {
+    /// The run started, or resumed.
+    Start {
+        /// When.
+        at: DateTime<Utc>,
+        /// The run id.
+        run_id: String,
+        /// A resume of an earlier start.
+        resume: bool,
+        /// `embedded-testbed` or `external`.
+        platform: String,
+        /// The platform's URL, for an external platform.
+        base_url: Option<String>,
+        /// chatprobe's version.
+        version: String,
+    },
+    /// A probe file was made for a trial.
+    File {
+        /// The trial.
+        trial_id: String,
+        /// Which file of the trial: `fresh:A`, `mirror of fresh:A` …
+        key: String,
+        /// Path relative to the run folder.
+        path: String,
+        /// MD5 of the file.
+        md5: String,
+        /// pHash (images).
+        phash: Option<String>,
+        /// pHash distance to the original item (images).
+        phash_distance: Option<u32>,
+        /// Transform applied (empty for a fresh copy).
+        transform: String,
+        /// Variant id: `<item>--<transform slug>-s<seed>`.
+        variant_id: String,
+    },
+    /// A send is about to be made.
+    Intent {
+        /// The send.
+        send_id: String,
+        /// Its trial.
+        trial_id: String,
+        /// 1 for the first try.
+        attempt: u32,
+        /// When this record was written.
+        at: DateTime<Utc>,
+        /// When the design wanted it.
+        scheduled_at: DateTime<Utc>,
+        /// The file key (see `File`), for files.
+        file: Option<String>,
+        /// The text, for texts.
+        text: Option<String>,
+        /// The nonce of its sentinel.
+        nonce: String,
+    },
+    /// What a send gave.
+    Outcome {
+        /// The send.
+        send_id: String,
+        /// The attempt.
+        attempt: u32,
+        /// When recorded.
+        at: DateTime<Utc>,
+        /// The outcome.
+        outcome: Outcome,
+        /// Failure code, for `error`.
+        failure: Option<String>,
+        /// Error text, for `error`.
+        error: Option<String>,
+        /// When the probe was handed to the client.
+        sent_at: Option<DateTime<Utc>>,
+        /// When the receiver showed it.
+        observed_at: Option<DateTime<Utc>>,
+        /// When the receiver showed the sentinel.
+        sentinel_observed_at: Option<DateTime<Utc>>,
+        /// observed_at − sent_at.
+        latency_ms: Option<i64>,
+        /// How a resume settled it: `history` (seen in the chat), `sentinel`
+        /// (a new sentinel was sent) or `platform_restarted`.
+        settled: Option<String>,
+    },
+    /// A resume found that an intent was never carried out (the sender's
+    /// own chat does not show it): the send is still to be made.
+    NotSent {
+        /// The send.
+        send_id: String,
+        /// The attempt.
+        attempt: u32,
+        /// When settled.
+        at: DateTime<Utc>,
+    },
+    /// A trial was given up (its platform state is gone).
+    Abandon {
+        /// The trial.
+        trial_id: String,
+        /// When.
+        at: DateTime<Utc>,
+        /// Why.
+        reason: String,
+    },
+    /// The run stopped.
+    Stop {
+        /// When.
+        at: DateTime<Utc>,
+        /// `complete`, `interrupted` or `max_runtime`.
+        reason: String,
+    },
+}
+
+/// An open journal, appending.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Open (creating) `dir/journal.jsonl` for appending.
+    pub fn open(dir: &Path) -> std::io::Result<Journal> {
+        let path = dir.join(JOURNAL_FILE);
+        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+        // A crash may have cut the last line: end it, so the next record
+        // starts on a line of its own.
+        let len = file.metadata()?.len();
+        if len > 0 {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut r = File::open(&path)?;
+            r.seek(SeekFrom::Start(len - 1))?;
+            let mut last = [0u8; 1];
+            r.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
+            }
+        }
+        Ok(Journal { file, path })
+    }
+
+    /// Append one record and sync it to disk.
+    pub fn append(&mut self, r: &Record) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.file.write_all(&line)?;
+        self.file.sync_data()
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Read every record of `dir/journal.jsonl`.
+pub fn read(dir: &Path) -> Result<Vec<Record>, InputError> {
+    let path = dir.join(JOURNAL_FILE);
+    let f = File::open(&path).map_err(|e| {
+        InputError::new(&path, format!("cannot read the journal: {e}"))
+            .hint("pass a run folder made by `chatprobe run` (results/<run-id>)")
+    })?;
+    let lines: Vec<String> = BufReader::new(f)
+        .lines()
+        .collect::<Result<_, _>>()
+        .map_err(|e| InputError::new(&path, format!("cannot read the journal: {e}")))?;
+    let mut out = Vec::with_capacity(lines.len());
+    let last = lines.iter().rposition(|l| !l.trim().is_empty());
+    for (i, l) in lines.iter().enumerate() {
+        if l.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Record>(l) {
+            Ok(r) => out.push(r),
+            // A line cut short by a crash: it never finished, so it never counted.
+            Err(_) if Some(i) == last || !l.ends_with('}') => {}
+            Err(e) => {
+                return Err(InputError::new(&path, format!("malformed record: {e}"))
+                    .line(i as u64 + 1)
+                    .hint("the journal is append-only; do not edit it"))
+            }
+        }
+    }
+    Ok(out)
+}
