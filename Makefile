@@ -19,10 +19,16 @@ endef
 
 .PHONY: run test bench lint corpus build deps deps-bench deps-corpus clean
 
-## run: build, index the corpus (later: the full replication on the testbed)
+## run: build, index the corpus, run the replication (probes/replication.toml)
+## on the embedded testbed, analyse it, and say where the dataset and report are
 run: build
 	$(BIN) corpus index --corpus $(CORPUS)
-	@echo "corpus index: $(CORPUS)/index.csv"
+	@line=$$($(BIN) run probes/replication.toml --results results); \
+	echo "$$line"; dir=$${line%%:*}; \
+	$(BIN) analyze "$$dir"; \
+	echo; echo "dataset:  $$dir/sends.csv, $$dir/trials.csv, $$dir/run.json"; \
+	echo "analysis: $$dir/analysis/"; \
+	if [ -f "$$dir/analysis/report.html" ]; then echo "report:   $$dir/analysis/report.html"; fi
 
 ## test: the whole test suite (unit, integration, end-to-end)
 test: deps

@@ -237,6 +237,10 @@ pub struct Observation {
     /// Time spent idle between looks, waiting for the platform (ms).
     #[serde(skip)]
     pub waited_ms: u64,
+    /// When the sender's own chat first showed the probe (so the platform
+    /// had it): rate limits count from here.
+    #[serde(skip)]
+    pub confirmed_at: Option<DateTime<Utc>>,
 }
 
 impl Observation {
@@ -250,6 +254,7 @@ impl Observation {
             sentinel_observed_at: None,
             latency_ms: None,
             waited_ms: 0,
+            confirmed_at: None,
         }
     }
 }
@@ -359,6 +364,7 @@ pub async fn transmit_checked<P: Platform>(
         Ok(w) => waited_sending += w,
         Err(e) => return Observation::error(e, Some(sent_at)),
     }
+    let confirmed_at = Some(Utc::now());
     let sentinel = Payload::Text(sentinel_text(nonce));
     if t.sentinel {
         match send_confirmed(platform, &t.from, &sentinel, limits).await {
@@ -386,6 +392,7 @@ pub async fn transmit_checked<P: Platform>(
                 sentinel_observed_at: sentinel_seen.map(|s| s.1),
                 latency_ms: Some((now - sent_at).num_milliseconds()),
                 waited_ms: (waited + waited_sending).as_millis() as u64,
+                confirmed_at,
             };
         }
         if t.sentinel && sentinel_seen.is_none() && seen.iter().any(|m| m.matches(&sentinel)) {
@@ -407,6 +414,7 @@ pub async fn transmit_checked<P: Platform>(
                 sentinel_observed_at: sentinel_seen.map(|s| s.1),
                 latency_ms: None,
                 waited_ms: (waited + waited_sending).as_millis() as u64,
+                confirmed_at,
             };
         }
         tokio::time::sleep(limits.poll).await;
@@ -444,6 +452,7 @@ pub async fn settle<P: Platform>(
         sentinel_observed_at: None,
         latency_ms: None,
         waited_ms: 0,
+        confirmed_at: None,
     };
     let received = match look_at(t.observer.clone(), recv_chat).await {
         Ok(s) => s,

@@ -132,7 +132,9 @@ impl Trial {
     }
     /// The item id (empty for keywords).
     pub fn item_id(&self) -> String {
-        self.item.as_ref().map_or(String::new(), |i| i.item.id.clone())
+        self.item
+            .as_ref()
+            .map_or(String::new(), |i| i.item.id.clone())
     }
     /// The test chat's channel.
     pub fn channel(&self) -> &'static str {
@@ -175,14 +177,34 @@ impl Plan {
                         for it in &x.items {
                             let id = format!("{name}/{}/r{rep}", it.item.id);
                             let mut tail = vec![
-                                send(&id, Role::Test, x.delay_s, &x.test_chat, Content::Fresh('A'), it),
-                                send(&id, Role::Control, x.delay_s, &x.test_chat, Content::Fresh('B'), it),
+                                send(
+                                    &id,
+                                    Role::Test,
+                                    x.delay_s,
+                                    &x.test_chat,
+                                    Content::Fresh('A'),
+                                    it,
+                                ),
+                                send(
+                                    &id,
+                                    Role::Control,
+                                    x.delay_s,
+                                    &x.test_chat,
+                                    Content::Fresh('B'),
+                                    it,
+                                ),
                             ];
                             if rng.random_bool(0.5) {
                                 tail.swap(0, 1);
                             }
-                            let mut sends =
-                                vec![send(&id, Role::Seed, 0.0, &x.seed_chat, Content::Fresh('A'), it)];
+                            let mut sends = vec![send(
+                                &id,
+                                Role::Seed,
+                                0.0,
+                                &x.seed_chat,
+                                Content::Fresh('A'),
+                                it,
+                            )];
                             sends.extend(tail);
                             trials.push(trial(id, x, Some(it), num(x.delay_s), sends));
                         }
@@ -192,8 +214,22 @@ impl Plan {
                             for &off in &x.offsets_s {
                                 let id = format!("{name}/{}/{}s/r{rep}", it.item.id, num(off));
                                 let sends = vec![
-                                    send(&id, Role::Seed, 0.0, &x.seed_chat, Content::Fresh('A'), it),
-                                    send(&id, Role::Test, off, &x.test_chat, Content::Fresh('A'), it),
+                                    send(
+                                        &id,
+                                        Role::Seed,
+                                        0.0,
+                                        &x.seed_chat,
+                                        Content::Fresh('A'),
+                                        it,
+                                    ),
+                                    send(
+                                        &id,
+                                        Role::Test,
+                                        off,
+                                        &x.test_chat,
+                                        Content::Fresh('A'),
+                                        it,
+                                    ),
                                 ];
                                 trials.push(trial(id, x, Some(it), num(off), sends));
                             }
@@ -206,11 +242,32 @@ impl Plan {
                                 let mut sends = Vec::new();
                                 let mut at = 0.0;
                                 if x.prime {
-                                    sends.push(send(&id, Role::Seed, 0.0, &x.seed_chat, Content::Fresh('A'), it));
-                                    sends.push(send(&id, Role::Prime, x.delay_s, &x.test_chat, Content::Fresh('A'), it));
+                                    sends.push(send(
+                                        &id,
+                                        Role::Seed,
+                                        0.0,
+                                        &x.seed_chat,
+                                        Content::Fresh('A'),
+                                        it,
+                                    ));
+                                    sends.push(send(
+                                        &id,
+                                        Role::Prime,
+                                        x.delay_s,
+                                        &x.test_chat,
+                                        Content::Fresh('A'),
+                                        it,
+                                    ));
                                     at = x.delay_s;
                                 }
-                                sends.push(send(&id, Role::Test, at, &x.test_chat, Content::Transformed('A', t), it));
+                                sends.push(send(
+                                    &id,
+                                    Role::Test,
+                                    at,
+                                    &x.test_chat,
+                                    Content::Transformed('A', t),
+                                    it,
+                                ));
                                 trials.push(trial(id, x, Some(it), t.to_string(), sends));
                             }
                         }
@@ -230,7 +287,14 @@ impl Plan {
                             let id = format!("{name}/{}/r{rep}", it.item.id);
                             let mut sends = vec![
                                 send(&id, Role::Seed, 0.0, &x.seed_chat, Content::Fresh('A'), it),
-                                send(&id, Role::Prime, x.delay_s, &x.test_chat, Content::Fresh('A'), it),
+                                send(
+                                    &id,
+                                    Role::Prime,
+                                    x.delay_s,
+                                    &x.test_chat,
+                                    Content::Fresh('A'),
+                                    it,
+                                ),
                             ];
                             for k in 1..=x.retests {
                                 let mut s = send(
@@ -251,8 +315,22 @@ impl Plan {
                         for (a, b) in &x.pairs {
                             let id = format!("{name}/{}+{}/r{rep}", a.item.id, b.item.id);
                             let sends = vec![
-                                send(&id, Role::Seed, 0.0, &x.seed_chat, Content::Original(a.item.id.clone()), a),
-                                send(&id, Role::Test, x.delay_s, &x.test_chat, Content::Original(b.item.id.clone()), b),
+                                send(
+                                    &id,
+                                    Role::Seed,
+                                    0.0,
+                                    &x.seed_chat,
+                                    Content::Original(a.item.id.clone()),
+                                    a,
+                                ),
+                                send(
+                                    &id,
+                                    Role::Test,
+                                    x.delay_s,
+                                    &x.test_chat,
+                                    Content::Original(b.item.id.clone()),
+                                    b,
+                                ),
                             ];
                             trials.push(trial(id, x, Some(b), a.item.id.clone(), sends));
                         }
@@ -329,13 +407,18 @@ impl Plan {
 
     /// Write the plan CSV to `path` atomically.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        crate::fsutil::atomic_write(path, |f| {
-            self.write_csv(f).map_err(std::io::Error::other)
-        })
+        crate::fsutil::atomic_write(path, |f| self.write_csv(f).map_err(std::io::Error::other))
     }
 }
 
-fn send(trial: &str, role: Role, at_s: f64, chat: &Chat, content: Content, it: &CorpusItem) -> PlannedSend {
+fn send(
+    trial: &str,
+    role: Role,
+    at_s: f64,
+    chat: &Chat,
+    content: Content,
+    it: &CorpusItem,
+) -> PlannedSend {
     PlannedSend {
         send_id: format!("{trial}/{}", role.as_str()),
         role,

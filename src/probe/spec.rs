@@ -64,7 +64,13 @@ impl Design {
                 "transforms",
                 "replicates",
             ],
-            Design::Keyword => &["items", "keywords", "combinations", "test_chat", "replicates"],
+            Design::Keyword => &[
+                "items",
+                "keywords",
+                "combinations",
+                "test_chat",
+                "replicates",
+            ],
             Design::Expiry => &[
                 "items",
                 "seed_chat",
@@ -448,8 +454,7 @@ impl Spec {
     /// it names).
     pub fn load(path: &Path) -> Result<Spec, InputError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            InputError::new(path, format!("cannot read the probe spec: {e}"))
-                .hint("check the path")
+            InputError::new(path, format!("cannot read the probe spec: {e}")).hint("check the path")
         })?;
         let file: SpecFile = crate::tomlfile::parse(path, &text)?;
         let at = At { path, text: &text };
@@ -463,26 +468,38 @@ impl Spec {
         };
         if file.name.trim().is_empty() || file.name.contains(['/', '\\', ',']) {
             return Err(at
-                .top("name", "the name must be non-empty, without `/`, `\\` or `,`")
+                .top(
+                    "name",
+                    "the name must be non-empty, without `/`, `\\` or `,`",
+                )
                 .hint("e.g. name = \"replication\""));
         }
         let accounts_path = rel(&file.accounts);
         if !accounts_path.is_file() {
             return Err(at
-                .top("accounts", format!("no accounts file at {}", accounts_path.display()))
+                .top(
+                    "accounts",
+                    format!("no accounts file at {}", accounts_path.display()),
+                )
                 .hint("paths are relative to the spec file"));
         }
         let accounts = Accounts::load(&accounts_path)?;
         let profile_path = rel(&file.profile);
         if !profile_path.is_file() {
             return Err(at
-                .top("profile", format!("no profile at {}", profile_path.display()))
+                .top(
+                    "profile",
+                    format!("no profile at {}", profile_path.display()),
+                )
                 .hint("paths are relative to the spec file; see probes/profiles/"));
         }
         let corpus = rel(&file.corpus);
         if !corpus.join("manifest.csv").is_file() {
             return Err(at
-                .top("corpus", format!("no corpus (manifest.csv) in {}", corpus.display()))
+                .top(
+                    "corpus",
+                    format!("no corpus (manifest.csv) in {}", corpus.display()),
+                )
                 .hint("paths are relative to the spec file"));
         }
         let policy = match file.testbed.as_ref().and_then(|t| t.policy.as_ref()) {
@@ -598,8 +615,19 @@ fn validate_experiment(
     for key in e.present_keys() {
         if !design.keys().contains(&key) {
             return Err(at
-                .exp(n, key, format!("`{key}` does not apply to a `{}` experiment", design.as_str()))
-                .hint(format!("keys of `{}`: {}", design.as_str(), design.keys().join(", "))));
+                .exp(
+                    n,
+                    key,
+                    format!(
+                        "`{key}` does not apply to a `{}` experiment",
+                        design.as_str()
+                    ),
+                )
+                .hint(format!(
+                    "keys of `{}`: {}",
+                    design.as_str(),
+                    design.keys().join(", ")
+                )));
         }
     }
     let name = e
@@ -674,7 +702,10 @@ fn validate_experiment(
     let involves_china = |c: &Chat| -> bool {
         let members: Vec<String> = match &c.target {
             Target::Direct(a) => vec![c.from.clone(), a.clone()],
-            Target::Group(g) => accounts.group(g).map(|g| g.members.clone()).unwrap_or_default(),
+            Target::Group(g) => accounts
+                .group(g)
+                .map(|g| g.members.clone())
+                .unwrap_or_default(),
         };
         members
             .iter()
@@ -687,7 +718,11 @@ fn validate_experiment(
     }
     if !involves_china(&test_chat) {
         return Err(at
-            .exp(n, "test_chat", "the test chat has no china account: nothing would be censored there")
+            .exp(
+                n,
+                "test_chat",
+                "the test chat has no china account: nothing would be censored there",
+            )
             .hint("test in a chat with a china-registered account"));
     }
     // Items.
@@ -766,7 +801,11 @@ fn validate_experiment(
             required("offsets_s", e.offsets_s.is_some())?;
             let offs = e.offsets_s.clone().unwrap_or_default();
             if offs.is_empty() || offs.iter().any(|o| !(o.is_finite() && *o > 0.0)) {
-                return Err(at.exp(n, "offsets_s", "offsets must be a non-empty list of positive seconds"));
+                return Err(at.exp(
+                    n,
+                    "offsets_s",
+                    "offsets must be a non-empty list of positive seconds",
+                ));
             }
             let mut seen = HashSet::new();
             for o in &offs {
@@ -800,7 +839,14 @@ fn validate_experiment(
             }
             if let Some(doc) = x.items.iter().find(|i| i.item.kind != ItemKind::Image) {
                 return Err(at
-                    .exp(n, "items", format!("transforms apply to images; `{}` is a document", doc.item.id))
+                    .exp(
+                        n,
+                        "items",
+                        format!(
+                            "transforms apply to images; `{}` is a document",
+                            doc.item.id
+                        ),
+                    )
                     .hint("add kind = [\"image\"] to the filter"));
             }
         }
@@ -816,14 +862,13 @@ fn validate_experiment(
                 .as_ref()
                 .map(|f| (f.label.clone(), f.topic.clone()))
                 .unwrap_or_default();
-            x.keywords = load_keywords(&kpath, combos, &labels, &topics)
-                .map_err(|err| {
-                    if err.path == kpath {
-                        err
-                    } else {
-                        at.exp(n, "keywords", err.message)
-                    }
-                })?;
+            x.keywords = load_keywords(&kpath, combos, &labels, &topics).map_err(|err| {
+                if err.path == kpath {
+                    err
+                } else {
+                    at.exp(n, "keywords", err.message)
+                }
+            })?;
             if x.keywords.is_empty() {
                 return Err(at
                     .exp(n, "items", "no keyword matches this filter")
@@ -890,7 +935,14 @@ fn resolve_chat(
             Ok(())
         } else {
             Err(at
-                .exp(n, key, format!("account `{alias}` ({k}) is not in the accounts file {}", accounts.path.display()))
+                .exp(
+                    n,
+                    key,
+                    format!(
+                        "account `{alias}` ({k}) is not in the accounts file {}",
+                        accounts.path.display()
+                    ),
+                )
                 .hint("chatprobe only messages accounts listed there"))
         }
     };
@@ -971,14 +1023,17 @@ pub fn load_keywords(
         .clone();
     let col = |name: &str| headers.iter().position(|h| h.trim() == name);
     let Some(kc) = col("keyword") else {
-        return Err(InputError::new(path, "no `keyword` column").line(1).key("keyword"));
+        return Err(InputError::new(path, "no `keyword` column")
+            .line(1)
+            .key("keyword"));
     };
     let (tc, lc) = (col("topic"), col("label"));
     let mut out: Vec<Keyword> = Vec::new();
     let mut seen = HashSet::new();
     for (i, rec) in rdr.records().enumerate() {
         let line = i as u64 + 2;
-        let rec = rec.map_err(|e| InputError::new(path, format!("malformed row: {e}")).line(line))?;
+        let rec =
+            rec.map_err(|e| InputError::new(path, format!("malformed row: {e}")).line(line))?;
         let kw = rec.get(kc).unwrap_or("").trim();
         let parts: Vec<String> = kw
             .split('+')
@@ -986,7 +1041,9 @@ pub fn load_keywords(
             .filter(|p| !p.is_empty())
             .collect();
         if parts.is_empty() {
-            return Err(InputError::new(path, "empty keyword").line(line).key("keyword"));
+            return Err(InputError::new(path, "empty keyword")
+                .line(line)
+                .key("keyword"));
         }
         let topic = tc.and_then(|c| rec.get(c)).unwrap_or("").to_string();
         let label = lc.and_then(|c| rec.get(c)).unwrap_or("").to_string();

@@ -31,12 +31,10 @@ impl Ledger {
                 .flexible(true)
                 .from_path(&path)
                 .map_err(|e| InputError::new(&path, format!("cannot read the ledger: {e}")))?;
-            for rec in rdr.records() {
-                // A row cut short by a crash still names its MD5, or is empty.
-                if let Ok(rec) = rec {
-                    if let Some(m) = rec.get(0).filter(|m| m.len() == 32) {
-                        sent.insert(m.to_string());
-                    }
+            // A row cut short by a crash still names its MD5, or is skipped.
+            for rec in rdr.records().flatten() {
+                if let Some(m) = rec.get(0).filter(|m| m.len() == 32) {
+                    sent.insert(m.to_string());
                 }
             }
         }
@@ -59,14 +57,28 @@ impl Ledger {
     }
 
     /// Record a file about to be sent.
-    pub fn record(&mut self, md5: &str, item_id: &str, run_id: &str, send_id: &str) -> std::io::Result<()> {
+    pub fn record(
+        &mut self,
+        md5: &str,
+        item_id: &str,
+        run_id: &str,
+        send_id: &str,
+    ) -> std::io::Result<()> {
         if !self.sent.insert(md5.to_string()) {
             return Ok(());
         }
         let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record([md5, item_id, run_id, send_id, &crate::testbed::engine::now_rfc3339()])
-            .map_err(std::io::Error::other)?;
-        let bytes = w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
+        w.write_record([
+            md5,
+            item_id,
+            run_id,
+            send_id,
+            &crate::testbed::engine::now_rfc3339(),
+        ])
+        .map_err(std::io::Error::other)?;
+        let bytes = w
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         self.file.write_all(&bytes)?;
         self.file.sync_data()
     }

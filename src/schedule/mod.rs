@@ -39,7 +39,7 @@ use crate::dataset::Outcome;
 use crate::error::InputError;
 use crate::platform::profile::Profile;
 use crate::platform::webdriver::WebDriverPlatform;
-use crate::platform::{self, Observation, Payload, Transmission};
+use crate::platform::{self, Observation, Payload, Platform, Transmission};
 use crate::probe::plan::{Content, Plan, Trial};
 use crate::probe::spec::Spec;
 use journal::{Journal, Record};
@@ -124,6 +124,9 @@ pub struct RunManifest {
     pub interrupted: Vec<String>,
     /// Times it was resumed.
     pub resumed: Vec<String>,
+    /// Starts that ended without a stop record (killed, crashed, power lost).
+    #[serde(default)]
+    pub crashes: usize,
 }
 
 /// What one run did.
@@ -146,7 +149,9 @@ pub struct RunSummary {
 }
 
 fn git_revision() -> String {
-    option_env!("CHATPROBE_GIT_REVISION").unwrap_or("").to_string()
+    option_env!("CHATPROBE_GIT_REVISION")
+        .unwrap_or("")
+        .to_string()
 }
 
 /// A fresh run id: UTC time and the spec's name.
@@ -223,10 +228,13 @@ pub async fn run(
     let policy = opts.policy.clone().or(spec.policy.clone());
     if embedded {
         let Some(p) = &policy else {
-            return Err(InputError::new(&spec.path, "the profile is the embedded testbed but no policy is named")
-                .key("testbed.policy")
-                .hint("add [testbed] policy = \"policies/wechat-2020.toml\", or pass --policy")
-                .into());
+            return Err(InputError::new(
+                &spec.path,
+                "the profile is the embedded testbed but no policy is named",
+            )
+            .key("testbed.policy")
+            .hint("add [testbed] policy = \"policies/wechat-2020.toml\", or pass --policy")
+            .into());
         };
         crate::testbed::Policy::load(p)?;
     }
@@ -258,7 +266,12 @@ pub async fn run(
                 corpus_index_sha256: spec.index_sha256.clone(),
                 corpus: spec.corpus.display().to_string(),
                 profile: profile.name.clone(),
-                platform: if embedded { "embedded-testbed" } else { "external" }.into(),
+                platform: if embedded {
+                    "embedded-testbed"
+                } else {
+                    "external"
+                }
+                .into(),
                 policy: if embedded {
                     policy.as_ref().map(|p| p.display().to_string())
                 } else {
@@ -287,9 +300,13 @@ pub async fn run(
                 counts: HashMap::new(),
                 interrupted: Vec::new(),
                 resumed: Vec::new(),
+                crashes: 0,
             };
             plan.save(&dir.join("plan.csv"))
                 .with_context(|| format!("writing {}", dir.join("plan.csv").display()))?;
+            // run.json first of all, so a run killed at any point can be resumed.
+            crate::fsutil::atomic_write_bytes(&dir.join(RUN_FILE), &serde_json::to_vec_pretty(&m)?)
+                .with_context(|| format!("writing {}", dir.join(RUN_FILE).display()))?;
             (dir, run_id, m)
         }
     };
@@ -301,11 +318,11 @@ pub async fn run(
         for r in journal::read(&dir)? {
             st.apply(&r);
         }
-        manifest.resumed.push(state::rfc(Some(Utc::now())));
     }
     // Start the platform.
     let testbed = if embedded {
-        let mut cfg = crate::testbed::Config::new(policy.as_ref().expect("checked"), &spec.accounts_path);
+        let mut cfg =
+            crate::testbed::Config::new(policy.as_ref().expect("checked"), &spec.accounts_path);
         cfg.truth = Some(dir.join("truth.jsonl"));
         Some(crate::testbed::Testbed::start(&cfg).await?)
     } else {
@@ -324,12 +341,18 @@ pub async fn run(
         embedded,
     )?;
     manifest.webdriver = serde_json::to_value(wd.endpoint_info()).unwrap_or_default();
-    let mut jr = Journal::open(&dir).with_context(|| format!("opening the journal in {}", dir.display()))?;
+    let mut jr =
+        Journal::open(&dir).with_context(|| format!("opening the journal in {}", dir.display()))?;
     let start = Record::Start {
         at: Utc::now(),
         run_id: run_id.clone(),
         resume: resuming,
-        platform: if embedded { "embedded-testbed" } else { "external" }.into(),
+        platform: if embedded {
+            "embedded-testbed"
+        } else {
+            "external"
+        }
+        .into(),
         base_url: if embedded { None } else { Some(url.clone()) },
         version: env!("CARGO_PKG_VERSION").into(),
     };
@@ -349,7 +372,10 @@ pub async fn run(
         manifest,
         regions,
     };
-    let result = execute(&mut ctx, &wd, &mut st, &mut jr, embedded, opts.quiet, interrupt).await;
+    let result = execute(
+        &mut ctx, &wd, &mut st, &mut jr, embedded, opts.quiet, interrupt,
+    )
+    .await;
     wd.close().await;
     if let Some(tb) = testbed {
         tb.stop().await;
@@ -391,9 +417,8 @@ pub fn read_manifest(dir: &Path) -> Result<RunManifest, InputError> {
         InputError::new(&p, format!("cannot read: {e}"))
             .hint("pass a run folder made by `chatprobe run` (results/<run-id>)")
     })?;
-    serde_json::from_str(&text).map_err(|e| {
-        InputError::new(&p, format!("malformed run.json: {e}")).line(e.line() as u64)
-    })
+    serde_json::from_str(&text)
+        .map_err(|e| InputError::new(&p, format!("malformed run.json: {e}")).line(e.line() as u64))
 }
 
 /// Rewrite sends.csv, trials.csv and run.json from the state; returns the
@@ -401,8 +426,16 @@ pub fn read_manifest(dir: &Path) -> Result<RunManifest, InputError> {
 fn write_outputs(ctx: &mut Ctx, st: &RunState, stop: Option<&str>) -> anyhow::Result<usize> {
     let sends = st.send_rows(&ctx.run_id, ctx.plan, &ctx.regions);
     let trials = st.trial_rows(&ctx.run_id, ctx.plan);
-    write_csv(&ctx.dir.join("sends.csv"), &crate::dataset::SEND_COLUMNS, &sends)?;
-    write_csv(&ctx.dir.join("trials.csv"), &crate::dataset::TRIAL_COLUMNS, &trials)?;
+    write_csv(
+        &ctx.dir.join("sends.csv"),
+        &crate::dataset::SEND_COLUMNS,
+        &sends,
+    )?;
+    write_csv(
+        &ctx.dir.join("trials.csv"),
+        &crate::dataset::TRIAL_COLUMNS,
+        &trials,
+    )?;
     let m = &mut ctx.manifest;
     m.trials_done = trials.len();
     m.counts = st
@@ -410,15 +443,33 @@ fn write_outputs(ctx: &mut Ctx, st: &RunState, stop: Option<&str>) -> anyhow::Re
         .iter()
         .map(|(o, n)| (format!("{o:?}").to_lowercase(), *n))
         .collect();
+    // From the journal, so a start killed before it wrote run.json counts.
+    m.resumed = st
+        .starts
+        .iter()
+        .filter(|s| s.1)
+        .map(|s| state::rfc(Some(s.0)))
+        .collect();
+    m.interrupted = st
+        .stops
+        .iter()
+        .filter(|s| s.1 != "complete")
+        .map(|s| state::rfc(Some(s.0)))
+        .collect();
+    m.crashes = st
+        .starts
+        .windows(2)
+        .filter(|w| !st.stops.iter().any(|s| s.0 >= w[0].0 && s.0 <= w[1].0))
+        .count();
     if let Some(reason) = stop {
         m.finished_at = state::rfc(Some(Utc::now()));
         m.stop_reason = reason.to_string();
-        if reason == "complete" {
-            m.state = "complete".into();
+        m.state = if reason == "complete" {
+            "complete"
         } else {
-            m.state = "interrupted".into();
-            m.interrupted.push(m.finished_at.clone());
+            "interrupted"
         }
+        .into();
     }
     let json = serde_json::to_vec_pretty(m)?;
     crate::fsutil::atomic_write_bytes(&ctx.dir.join(RUN_FILE), &json)
@@ -430,7 +481,7 @@ fn write_outputs(ctx: &mut Ctx, st: &RunState, stop: Option<&str>) -> anyhow::Re
 /// loads).
 fn write_csv<T: Serialize>(path: &Path, header: &[&str], rows: &[T]) -> anyhow::Result<()> {
     crate::fsutil::atomic_write(path, |f| -> anyhow::Result<()> {
-        let mut w = csv::WriterBuilder::new().has_headers(rows.is_empty()).from_writer(f);
+        let mut w = csv::WriterBuilder::new().from_writer(f);
         if rows.is_empty() {
             w.write_record(header)?;
         }
@@ -475,6 +526,16 @@ async fn execute(
     let hasher = PerceptualHasher::new();
     let mut rng = rand_chacha::ChaCha8Rng::from_os_rng();
     std::fs::create_dir_all(ctx.dir.join("files/sent"))?;
+    // Log every account in at once rather than one by one on first use.
+    let mut aliases: Vec<&str> = plan
+        .trials
+        .iter()
+        .flat_map(|t| t.sends.iter())
+        .flat_map(|s| [s.chat.from.as_str(), s.chat.observer.as_str()])
+        .collect();
+    aliases.sort_unstable();
+    aliases.dedup();
+    futures_util::future::join_all(aliases.iter().map(|a| wd.ensure_session(a))).await;
     // Settle what a crash left open.
     let mut active: Vec<Active> = Vec::new();
     let mut pending: VecDeque<usize> = VecDeque::new();
@@ -492,7 +553,9 @@ async fn execute(
                         at: Utc::now(),
                         outcome: Outcome::Error,
                         failure: Some("platform_restarted".into()),
-                        error: Some("the embedded testbed stopped with the run; its state is gone".into()),
+                        error: Some(
+                            "the embedded testbed stopped with the run; its state is gone".into(),
+                        ),
                         sent_at: None,
                         observed_at: None,
                         sentinel_observed_at: None,
@@ -519,9 +582,16 @@ async fn execute(
                         attempt,
                         at: Utc::now(),
                     },
-                    Some(o) => outcome_record(&t.sends[s].send_id, attempt, &o, Some(
-                        if o.sentinel_observed_at.is_some() { "sentinel" } else { "history" },
-                    )),
+                    Some(o) => outcome_record(
+                        &t.sends[s].send_id,
+                        attempt,
+                        &o,
+                        Some(if o.sentinel_observed_at.is_some() {
+                            "sentinel"
+                        } else {
+                            "history"
+                        }),
+                    ),
                 };
                 jr.append(&r)?;
                 st.apply(&r);
@@ -564,7 +634,10 @@ async fn execute(
     pb.set_position(done_trials as u64);
     let counts_msg = |st: &RunState| {
         let c = st.counts();
-        format!("{} delivered, {} blocked, {} lost, {} error", c[0].1, c[1].1, c[2].1, c[3].1)
+        format!(
+            "{} delivered, {} blocked, {} lost, {} error",
+            c[0].1, c[1].1, c[2].1, c[3].1
+        )
     };
     pb.set_message(counts_msg(st));
     let began = tokio::time::Instant::now();
@@ -588,7 +661,10 @@ async fn execute(
                 if inflight.len() >= lim.parallel_pairs as usize {
                     break;
                 }
-                let free = |t: &Trial, s: usize, busy: &HashSet<String>, na: &HashMap<String, DateTime<Utc>>| {
+                let free = |t: &Trial,
+                            s: usize,
+                            busy: &HashSet<String>,
+                            na: &HashMap<String, DateTime<Utc>>| {
                     let c = &t.sends[s].chat;
                     !busy.contains(&c.from)
                         && !busy.contains(&c.observer)
@@ -605,7 +681,10 @@ async fn execute(
                         continue;
                     };
                     let due = due_at(a, t, s).max(a.not_before);
-                    if due <= now && free(t, s, &busy_accounts, &next_allowed) && best.is_none_or(|b| due < b.1) {
+                    if due <= now
+                        && free(t, s, &busy_accounts, &next_allowed)
+                        && best.is_none_or(|b| due < b.1)
+                    {
                         best = Some((k, due));
                     }
                 }
@@ -620,7 +699,9 @@ async fn execute(
                         .map(|a| {
                             let t = &plan.trials[a.idx];
                             match st.trial_status(t) {
-                                TrialStatus::Next(s, _) | TrialStatus::Pending(s, _) => (t.sends.len() - s) as f64,
+                                TrialStatus::Next(s, _) | TrialStatus::Pending(s, _) => {
+                                    (t.sends.len() - s) as f64
+                                }
                                 TrialStatus::Done => 0.0,
                             }
                         })
@@ -664,11 +745,7 @@ async fn execute(
                 let file_key = prepare_file(ctx, st, jr, &mut ledger, &hasher, t, &send.content)
                     .with_context(|| format!("making the probe file of {}", send.send_id))?;
                 let nonce = new_nonce(&ctx.run_id, &send.send_id, attempt);
-                let scheduled = if s == 0 {
-                    now
-                } else {
-                    due_at(a, t, s)
-                };
+                let scheduled = if s == 0 { now } else { due_at(a, t, s) };
                 let text = match &send.content {
                     Content::Text(words) => Some(format!("{words} [{}]", &nonce[..8])),
                     _ => None,
@@ -698,11 +775,12 @@ async fn execute(
                 let jitter = 1.0 + lim.jitter * rng.random::<f64>();
                 next_allowed.insert(
                     c.from.clone(),
-                    now + chrono::Duration::milliseconds((min_gap.num_milliseconds() as f64 * jitter) as i64),
+                    now + chrono::Duration::milliseconds(
+                        (min_gap.num_milliseconds() as f64 * jitter) as i64,
+                    ),
                 );
                 a.busy = true;
                 let idx = a.idx;
-                let limits = limits;
                 inflight.push(Box::pin(async move {
                     let started = std::time::Instant::now();
                     let mut obs = platform::transmit_checked(wd, &tr, &limits, &nonce).await;
@@ -723,6 +801,13 @@ async fn execute(
                 for l in &locked {
                     busy_accounts.remove(l);
                 }
+                // The limit counts between probes as the platform got them.
+                let from = &plan.trials[idx].sends[s].chat.from;
+                let base = obs.confirmed_at.unwrap_or_else(Utc::now);
+                let jitter = 1.0 + lim.jitter * rng.random::<f64>();
+                let next = base + chrono::Duration::milliseconds((min_gap.num_milliseconds() as f64 * jitter) as i64);
+                let e = next_allowed.entry(from.clone()).or_insert(next);
+                *e = (*e).max(next);
                 est_send_s = 0.8 * est_send_s + 0.2 * (obs.waited_ms as f64 / 1000.0);
                 let t = &plan.trials[idx];
                 let r = outcome_record(&t.sends[s].send_id, attempt, &obs, None);
@@ -763,13 +848,15 @@ fn wd_poll(spec: &Spec) -> u64 {
 fn due_at(a: &Active, t: &Trial, s: usize) -> DateTime<Utc> {
     match a.t0 {
         Some(t0) => t0 + chrono::Duration::milliseconds((t.sends[s].at_s * 1000.0) as i64),
-        None => Utc::now(),
+        // Not started yet: due at once (callers take the max with not_before).
+        None => DateTime::<Utc>::MIN_UTC,
     }
 }
 
 fn new_nonce(run_id: &str, send_id: &str, attempt: u32) -> String {
     let t = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    crate::corpus::hash::sha256_hex(format!("{run_id}|{send_id}|{attempt}|{t}").as_bytes())[..12].to_string()
+    crate::corpus::hash::sha256_hex(format!("{run_id}|{send_id}|{attempt}|{t}").as_bytes())[..12]
+        .to_string()
 }
 
 fn attempt_nonce(st: &RunState, send_id: &str, attempt: u32) -> String {
@@ -822,7 +909,12 @@ fn transmission(
             let f = st
                 .files
                 .get(&(t.trial_id.clone(), k.clone()))
-                .ok_or_else(|| anyhow::anyhow!("journal names file `{k}` of {} but never made it", t.trial_id))?;
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "journal names file `{k}` of {} but never made it",
+                        t.trial_id
+                    )
+                })?;
             Payload::File(stage(&ctx.dir, &f.path, &a.nonce)?)
         }
         (None, None) => anyhow::bail!("intent of {} has neither file nor text", send.send_id),
@@ -859,6 +951,30 @@ fn seed_of(run_id: &str, trial: &str, key: &str, round: u32) -> u64 {
     u64::from_str_radix(&h[..16], 16).expect("hex")
 }
 
+/// A fresh copy of `orig` whose MD5 the ledger has never seen: seeds are
+/// drawn from `seed(round)` for rounds 0, 1, … until one gives an unsent
+/// MD5; after 32 sent ones it gives up. Returns bytes, format and seed.
+pub fn fresh_copy(
+    ledger: &ledger::Ledger,
+    path: &Path,
+    orig: &[u8],
+    format: Format,
+    seed: impl Fn(u32) -> u64,
+) -> anyhow::Result<(Vec<u8>, Format, u64)> {
+    for round in 0..32 {
+        let s = seed(round);
+        let (b, f) = transform::apply(Transform::Fresh, path, orig, format, s)?;
+        if !ledger.contains(&crate::corpus::hash::md5_hex(&b)) {
+            return Ok((b, f, s));
+        }
+    }
+    anyhow::bail!(
+        "32 fresh copies of {} were all in the ledger {}: refusing to send a copy the platform may have seen",
+        path.display(),
+        ledger.path().display()
+    )
+}
+
 /// Make the file `content` of trial `t` (once per trial and key), journal
 /// it, and return its key; `None` for texts.
 fn prepare_file(
@@ -887,17 +1003,8 @@ fn prepare_file(
             let orig = crate::corpus::read_file(&path)?;
             let format = Format::from_path(&path)
                 .ok_or_else(|| InputError::new(&path, "unsupported file type"))?;
-            let mut made = None;
-            for round in 0..32 {
-                let seed = seed_of(&ctx.run_id, &t.trial_id, &key, round);
-                let (b, f) = transform::apply(Transform::Fresh, &path, &orig, format, seed)?;
-                if !ledger.contains(&crate::corpus::hash::md5_hex(&b)) {
-                    made = Some((b, f, seed));
-                    break;
-                }
-            }
-            let (b, f, seed) = made.ok_or_else(|| {
-                anyhow::anyhow!("32 fresh copies of `{}` were all in the ledger {}", item.item.id, ledger.path().display())
+            let (b, f, seed) = fresh_copy(ledger, &path, &orig, format, |round| {
+                seed_of(&ctx.run_id, &t.trial_id, &key, round)
             })?;
             let vid = crate::corpus::variants::variant_id(&item.item.id, Transform::Fresh, seed);
             (b, f, item, String::new(), vid)
@@ -936,9 +1043,14 @@ fn prepare_file(
         Content::Text(_) => unreachable!(),
     };
     let md5 = crate::corpus::hash::md5_hex(&bytes);
-    let rel = format!("files/{}.{}", variant_id.replace([':', '/'], "_"), format.extension());
+    let rel = format!(
+        "files/{}.{}",
+        variant_id.replace([':', '/'], "_"),
+        format.extension()
+    );
     let full = ctx.dir.join(&rel);
-    crate::fsutil::atomic_write_bytes(&full, &bytes).with_context(|| format!("writing {}", full.display()))?;
+    crate::fsutil::atomic_write_bytes(&full, &bytes)
+        .with_context(|| format!("writing {}", full.display()))?;
     let (phash, distance) = if format.kind() == ItemKind::Image {
         let h = hasher.hash_bytes(&full, &bytes)?;
         let d = item
@@ -973,7 +1085,10 @@ pub fn parse_period(s: &str) -> Result<Duration, InputError> {
             .hint("e.g. 24h, 12h, 30m, 1d")
     })?;
     if d < Duration::from_secs(1) {
-        return Err(InputError::new("--every", "the period must be at least 1 s"));
+        return Err(InputError::new(
+            "--every",
+            "the period must be at least 1 s",
+        ));
     }
     Ok(d)
 }
@@ -1039,7 +1154,10 @@ pub async fn run_every(
         };
         let r = r?;
         let interrupted = r.state != "complete" && r.stop_reason == "interrupted";
-        eprintln!("run {}: {} ({} of {} trials)", r.run_id, r.state, r.trials_done, r.trials_planned);
+        eprintln!(
+            "run {}: {} ({} of {} trials)",
+            r.run_id, r.state, r.trials_done, r.trials_planned
+        );
         out.push(r);
         if interrupted || *tx.borrow() {
             break;
@@ -1110,6 +1228,10 @@ pub fn list_runs(results: &Path) -> Vec<RunListing> {
             error: c("error"),
         });
     }
-    out.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.run_id.cmp(&b.run_id)));
+    out.sort_by(|a, b| {
+        a.started_at
+            .cmp(&b.started_at)
+            .then(a.run_id.cmp(&b.run_id))
+    });
     out
 }

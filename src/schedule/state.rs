@@ -280,7 +280,9 @@ impl RunState {
 
     /// Whether any send of the trial was attempted.
     pub fn started(&self, t: &Trial) -> bool {
-        t.sends.iter().any(|s| self.attempts.contains_key(&s.send_id))
+        t.sends
+            .iter()
+            .any(|s| self.attempts.contains_key(&s.send_id))
     }
 
     /// The trial's t0: when its first send went.
@@ -315,7 +317,12 @@ impl RunState {
 
     /// The rows of sends.csv: every attempt that has an outcome, trials in
     /// plan order.
-    pub fn send_rows(&self, run_id: &str, plan: &Plan, regions: &HashMap<String, String>) -> Vec<SendRow> {
+    pub fn send_rows(
+        &self,
+        run_id: &str,
+        plan: &Plan,
+        regions: &HashMap<String, String>,
+    ) -> Vec<SendRow> {
         let mut rows = Vec::new();
         for t in &plan.trials {
             let t0 = self.t0(t);
@@ -397,7 +404,7 @@ impl RunState {
                     .filter(|s| s.role == role)
                     .filter_map(|s| self.final_outcome(&s.send_id))
                     .map(|o| o.outcome)
-                    .last()
+                    .next_back()
             };
             let every: Vec<Option<Outcome>> = t
                 .sends

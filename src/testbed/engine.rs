@@ -139,6 +139,8 @@ pub enum Truth {
         kind: ContentKind,
         /// File name as uploaded.
         filename: Option<String>,
+        /// The text, for text messages.
+        text: Option<String>,
         /// MD5 of the stored bytes (after re-encoding).
         md5: Option<String>,
         /// MD5 of the bytes as uploaded.
@@ -236,9 +238,19 @@ impl Engine {
             None => Vec::new(),
         };
         let truth = match truth {
-            Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(
-                |e| crate::error::InputError::new(p, format!("cannot write the ground truth: {e}")),
-            )?)),
+            // Appended: a resumed run keeps one ground-truth file.
+            Some(p) => Some(std::io::BufWriter::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| {
+                        crate::error::InputError::new(
+                            p,
+                            format!("cannot write the ground truth: {e}"),
+                        )
+                    })?,
+            )),
             None => None,
         };
         std::fs::create_dir_all(&files).map_err(|e| {
@@ -556,6 +568,7 @@ impl Engine {
             channel,
             kind,
             filename,
+            text: message.text.clone(),
             md5: md5.clone(),
             upload_md5,
             phash: phash.map(|h| h.to_string()),

@@ -70,6 +70,9 @@ fn send(
         failure: String::new(),
         latency_ms: None,
         attempt: Some(1),
+        planned_offset_s: None,
+        sentinel_observed_at: String::new(),
+        error: String::new(),
     }
 }
 

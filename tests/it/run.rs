@@ -1,0 +1,819 @@
+//! The run stage end to end: probe spec → plan → `chatprobe run` through
+//! real headless Chromium against the real testbed, checked against the
+//! testbed's ground truth; kill -9 and `--resume`; rate limits; plans;
+//! bad specs.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{chatprobe, chatprobe_ok, csv_maps, root, s};
+
+/// A campaign folder: accounts, profile, a sped-up wechat-2020 policy, the
+/// corpus (indexed) and a spec written from `body`.
+struct Campaign {
+    dir: tempfile::TempDir,
+    spec: PathBuf,
+}
+
+impl Campaign {
+    fn new(time_scale: &str, limits: &str, body: &str) -> Campaign {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (_keep, corpus) = crate::util::starter_corpus();
+        copy_tree(&corpus, &d.join("corpus"));
+        chatprobe_ok(&[
+            "corpus",
+            "index",
+            "--quiet",
+            "--corpus",
+            s(&d.join("corpus")),
+        ]);
+        std::fs::create_dir_all(d.join("probes/policies")).unwrap();
+        std::fs::copy(
+            root().join("probes/accounts.testbed.toml"),
+            d.join("probes/accounts.testbed.toml"),
+        )
+        .unwrap();
+        std::fs::create_dir_all(d.join("probes/profiles")).unwrap();
+        std::fs::copy(
+            root().join("probes/profiles/testbed.toml"),
+            d.join("probes/profiles/testbed.toml"),
+        )
+        .unwrap();
+        crate::testbed::shipped_wechat_policy(
+            &d.join("probes/policies"),
+            &[("time_scale = 1.0", &format!("time_scale = {time_scale}"))],
+        );
+        let spec = d.join("probes/spec.toml");
+        std::fs::write(
+            &spec,
+            format!(
+                "name = \"t\"\nseed = 7\naccounts = \"accounts.testbed.toml\"\nprofile = \"profiles/testbed.toml\"\ncorpus = \"../corpus\"\n\n[testbed]\npolicy = \"policies/policy.toml\"\n\n[limits]\n{limits}\n\n{body}"
+            ),
+        )
+        .unwrap();
+        Campaign { dir, spec }
+    }
+
+    fn results(&self) -> PathBuf {
+        self.dir.path().join("results")
+    }
+
+    fn policy(&self) -> PathBuf {
+        self.dir.path().join("probes/policies/policy.toml")
+    }
+
+    /// The only run folder.
+    fn run_dir(&self) -> PathBuf {
+        let dirs: Vec<PathBuf> = std::fs::read_dir(self.results())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(dirs.len(), 1, "{dirs:?}");
+        dirs[0].clone()
+    }
+}
+
+fn copy_tree(src: &Path, dst: &Path) {
+    for e in walkdir::WalkDir::new(src) {
+        let e = e.unwrap();
+        let rel = e.path().strip_prefix(src).unwrap();
+        let to = dst.join(rel);
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+        } else {
+            std::fs::copy(e.path(), &to).unwrap();
+        }
+    }
+}
+
+fn jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Ground-truth transmissions that are not sentinels, by their marker (file
+/// name or text).
+fn truth_by_marker(truth: &[Value]) -> HashMap<String, Vec<Value>> {
+    let mut m: HashMap<String, Vec<Value>> = HashMap::new();
+    for t in truth.iter().filter(|t| t["event"] == "transmission") {
+        let marker = t["filename"]
+            .as_str()
+            .or(t["text"].as_str())
+            .unwrap()
+            .to_string();
+        if marker.starts_with("chatprobe sentinel") {
+            continue;
+        }
+        m.entry(marker).or_default().push(t.clone());
+    }
+    m
+}
+
+/// The marker each attempt used, from the journal: send_id → markers.
+fn markers(run: &Path) -> HashMap<String, Vec<String>> {
+    let journal = jsonl(&run.join("journal.jsonl"));
+    let files: HashMap<(String, String), String> = journal
+        .iter()
+        .filter(|r| r["event"] == "file")
+        .map(|r| {
+            (
+                (
+                    r["trial_id"].as_str().unwrap().to_string(),
+                    r["key"].as_str().unwrap().to_string(),
+                ),
+                r["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for r in journal.iter().filter(|r| r["event"] == "intent") {
+        let marker = match r["text"].as_str() {
+            Some(t) => t.to_string(),
+            None => {
+                let path = &files[&(
+                    r["trial_id"].as_str().unwrap().to_string(),
+                    r["file"].as_str().unwrap().to_string(),
+                )];
+                let p = Path::new(path);
+                format!(
+                    "{}-{}.{}",
+                    p.file_stem().unwrap().to_str().unwrap(),
+                    r["nonce"].as_str().unwrap(),
+                    p.extension().unwrap().to_str().unwrap()
+                )
+            }
+        };
+        out.entry(r["send_id"].as_str().unwrap().to_string())
+            .or_default()
+            .push(marker);
+    }
+    out
+}
+
+/// Every send of sends.csv against the ground truth: exactly one truth
+/// transmission per send, and the outcome is the testbed's decision.
+fn check_against_truth(run: &Path, truth: &Path) -> Vec<HashMap<String, String>> {
+    let truth = jsonl(truth);
+    let by_marker = truth_by_marker(&truth);
+    let markers = markers(run);
+    let sends = csv_maps(&run.join("sends.csv"));
+    let mut seen = HashSet::new();
+    for r in &sends {
+        assert_ne!(r["outcome"], "error", "harness error: {r:?}");
+        assert!(
+            seen.insert(r["send_id"].clone()),
+            "send twice in sends.csv: {}",
+            r["send_id"]
+        );
+        let sent: Vec<&Value> = markers[&r["send_id"]]
+            .iter()
+            .flat_map(|m| by_marker.get(m).into_iter().flatten())
+            .collect();
+        assert_eq!(
+            sent.len(),
+            1,
+            "{} transmitted {} times",
+            r["send_id"],
+            sent.len()
+        );
+        assert_eq!(
+            sent[0]["decision"].as_str().unwrap(),
+            r["outcome"],
+            "{}: dataset says {}, testbed decided {}",
+            r["send_id"],
+            r["outcome"],
+            sent[0]["decision"]
+        );
+    }
+    // And nothing was transmitted that the dataset lacks.
+    let all: HashSet<&String> = markers.values().flatten().collect();
+    for m in by_marker.keys() {
+        assert!(
+            all.contains(m),
+            "the testbed saw {m}, which no send of the journal made"
+        );
+    }
+    sends
+}
+
+#[test]
+fn replication_verdicts_match_the_ground_truth() {
+    // wechat-2020 sped up 20×: inspection median 1 s; seeds tested 4 s later.
+    let c = Campaign::new(
+        "0.05",
+        "sends_per_minute = 120\nparallel_pairs = 2\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.6\nmax_runtime_s = 600",
+        r#"
+[[experiment]]
+kind = "surveillance"
+name = "images"
+items = { id = ["img-s01", "img-s02", "img-s03", "img-b01", "img-b02"] }
+seed_chat = { from = "intl-a", to = "intl-b" }
+test_chat = { from = "intl-a", to = "china-c" }
+delay_s = 4
+
+[[experiment]]
+kind = "surveillance"
+name = "documents-group"
+items = { id = ["doc-s01", "doc-s02", "doc-b01"] }
+seed_chat = { from = "intl-b", group = "seed-group-2", observer = "intl-c" }
+test_chat = { from = "intl-c", group = "test-group-2", observer = "china-d" }
+delay_s = 4
+
+[[experiment]]
+kind = "latency"
+items = { id = ["img-s05"] }
+offsets_s = [0.2, 5]
+seed_chat = { from = "intl-a", to = "intl-c" }
+test_chat = { from = "intl-a", to = "china-c" }
+
+[[experiment]]
+kind = "transform"
+items = { id = ["img-s04"] }
+delay_s = 4
+transforms = ["mirror", "jpeg:40"]
+seed_chat = { from = "intl-b", to = "intl-a" }
+test_chat = { from = "intl-b", to = "china-c" }
+
+[[experiment]]
+kind = "keyword"
+keywords = "../corpus/keywords.csv"
+items = { topic = ["leadership", "food"] }
+combinations = 1
+test_chat = { from = "intl-c", to = "china-d" }
+"#,
+    );
+    let r = chatprobe_ok(&["run", s(&c.spec), "--results", s(&c.results()), "--quiet"]);
+    assert!(r.stdout.contains("complete"), "{}", r.stdout);
+    let run = c.run_dir();
+    let sends = check_against_truth(&run, &run.join("truth.jsonl"));
+    let plan = csv_maps(&run.join("plan.csv"));
+    assert_eq!(sends.len(), plan.len(), "every planned send made once");
+    // Verdicts against the truth: a surveilled trial's seed was judged
+    // sensitive and indexed before its test; a not_surveilled one's was not.
+    let truth = jsonl(&run.join("truth.jsonl"));
+    let md5_of: HashMap<String, String> = truth
+        .iter()
+        .filter(|t| t["event"] == "transmission" && t["md5"].is_string())
+        .map(|t| {
+            (
+                t["filename"].as_str().unwrap().to_string(),
+                t["md5"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let added: HashMap<(String, String), String> = truth
+        .iter()
+        .filter(|t| t["event"] == "index_add")
+        .map(|t| {
+            (
+                (
+                    t["channel"].as_str().unwrap().to_string(),
+                    t["md5"].as_str().unwrap().to_string(),
+                ),
+                t["at"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let markers = markers(&run);
+    let trials = csv_maps(&run.join("trials.csv"));
+    assert_eq!(
+        trials.len(),
+        plan.iter()
+            .map(|p| &p["trial_id"])
+            .collect::<HashSet<_>>()
+            .len()
+    );
+    let mut verdicts = HashMap::new();
+    for t in &trials {
+        *verdicts.entry(t["verdict"].clone()).or_insert(0) += 1;
+        if t["experiment"] != "surveillance" {
+            continue;
+        }
+        let test_send = sends
+            .iter()
+            .find(|s| s["trial_id"] == t["trial_id"] && s["role"] == "test")
+            .unwrap();
+        let marker = &markers[&test_send["send_id"]][0];
+        let md5 = &md5_of[marker];
+        let indexed = added.get(&(t["channel"].clone(), md5.clone()));
+        let before_test = indexed.is_some_and(|at| at.as_str() < test_send["sent_at"].as_str());
+        match t["verdict"].as_str() {
+            "surveilled" => assert!(before_test, "{t:?}"),
+            "not_surveilled" => assert!(!before_test, "{t:?}"),
+            v => panic!("unexpected verdict {v} for {t:?}"),
+        }
+        if t["label"] == "benign" {
+            assert_eq!(t["verdict"], "not_surveilled", "{t:?}");
+        }
+    }
+    assert!(
+        verdicts.get("surveilled").copied().unwrap_or(0) >= 3,
+        "{verdicts:?}"
+    );
+    // Keywords: the truth's decision is the verdict.
+    for t in trials.iter().filter(|t| t["experiment"] == "keyword") {
+        let want = if t["label"] == "sensitive"
+            && t["parameter"] != "小熊维尼"
+            && t["parameter"] != "习近平"
+        {
+            "blocked"
+        } else {
+            "evaded"
+        };
+        assert_eq!(t["verdict"], want, "{t:?}");
+    }
+    // The datasets load with no options and run.json is complete.
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(m["state"], "complete");
+    assert_eq!(m["software"], "chatprobe");
+    assert_eq!(m["seed"], 7);
+    assert_eq!(m["trials_done"].as_u64().unwrap() as usize, trials.len());
+    assert!(m["spec_text"].as_str().unwrap().contains("[[experiment]]"));
+    // The analysis reads the run.
+    chatprobe_ok(&["analyze", s(&run), "--quiet"]);
+    let surv = csv_maps(&run.join("analysis/surveillance.csv"));
+    assert!(surv
+        .iter()
+        .any(|r| r["experiment_name"] == "images" && r["label"] == "sensitive"));
+}
+
+/// A testbed in its own process (so killing the run leaves the platform up).
+struct TestbedProcess {
+    child: Child,
+    url: String,
+}
+
+impl TestbedProcess {
+    fn start(policy: &Path, accounts: &Path, truth: &Path) -> TestbedProcess {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
+            .args([
+                "testbed",
+                "--policy",
+                s(policy),
+                "--accounts",
+                s(accounts),
+                "--truth",
+                s(truth),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap()
+            .to_string();
+        TestbedProcess { child, url }
+    }
+}
+
+impl Drop for TestbedProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn kill_9_then_resume_sends_everything_exactly_once() {
+    let c = Campaign::new(
+        "0.05",
+        "sends_per_minute = 120\nparallel_pairs = 2\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.6",
+        r#"
+[[experiment]]
+kind = "surveillance"
+name = "images"
+items = { id = ["img-s01", "img-s02", "img-s03", "img-s04", "img-b01", "img-b02", "doc-s01", "doc-b01"] }
+seed_chat = { from = "intl-a", to = "intl-b" }
+test_chat = { from = "intl-a", to = "china-c" }
+delay_s = 3
+
+[[experiment]]
+kind = "keyword"
+keywords = "../corpus/keywords.csv"
+items = { topic = ["june4", "food", "hong-kong"] }
+test_chat = { from = "intl-c", to = "china-d" }
+"#,
+    );
+    let truth = c.dir.path().join("truth.jsonl");
+    let tb = TestbedProcess::start(
+        &c.policy(),
+        &c.dir.path().join("probes/accounts.testbed.toml"),
+        &truth,
+    );
+    let planned = {
+        let r = chatprobe_ok(&["plan", s(&c.spec)]);
+        r.stdout.lines().count() - 1
+    };
+    // Kill at random points once browsers are up (printed, for a failure).
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let points: Vec<f64> = (0..3).map(|_| rng.random_range(4.0..9.0)).collect();
+    eprintln!("kill -9 after {points:?} s");
+    let mut kills = 0;
+    for (i, after) in points.iter().enumerate() {
+        let mut args = vec![
+            "run".to_string(),
+            "--quiet".into(),
+            "--results".into(),
+            s(&c.results()).into(),
+        ];
+        if i == 0 {
+            args.extend([s(&c.spec).to_string(), "--base-url".into(), tb.url.clone()]);
+        } else {
+            args.extend(["--resume".to_string(), s(&c.run_dir()).to_string()]);
+        }
+        let log = c.dir.path().join(format!("run{i}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        let mut finished = false;
+        while t0.elapsed() < Duration::from_secs_f64(*after) {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "run {i} failed: {}",
+                    std::fs::read_to_string(&log).unwrap()
+                );
+                finished = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if !finished {
+            unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+            kills += 1;
+        }
+        let _ = child.wait();
+    }
+    assert!(kills >= 2, "the run finished before it could be killed");
+    let runs = chatprobe_ok(&["runs", "--results", s(&c.results())]);
+    assert!(runs.stdout.contains("interrupted"), "{}", runs.stdout);
+    // Resume to the end.
+    let r = chatprobe_ok(&["run", "--quiet", "--resume", s(&c.run_dir())]);
+    assert!(r.stdout.contains("complete"), "{}", r.stdout);
+    let run = c.run_dir();
+    let sends = check_against_truth(&run, &truth);
+    assert_eq!(sends.len(), planned, "every planned send once");
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(m["state"], "complete");
+    assert_eq!(m["resumed"].as_array().unwrap().len(), 3);
+    assert_eq!(m["crashes"].as_u64().unwrap(), kills as u64);
+    let runs = chatprobe_ok(&["runs", "--results", s(&c.results())]);
+    assert!(runs.stdout.contains("complete"), "{}", runs.stdout);
+}
+
+#[test]
+fn rate_limit_holds_and_every_starts_one_run_per_period() {
+    // 20 sends a minute: one probe every 3 s or more per account.
+    let c = Campaign::new(
+        "1.0",
+        "sends_per_minute = 20\nparallel_pairs = 2\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.5\njitter = 0.1",
+        r#"
+[[experiment]]
+kind = "keyword"
+keywords = "../corpus/keywords.csv"
+items = { topic = ["food", "weather"] }
+test_chat = { from = "intl-a", to = "china-c" }
+"#,
+    );
+    let r = chatprobe_ok(&[
+        "run",
+        s(&c.spec),
+        "--results",
+        s(&c.results()),
+        "--quiet",
+        "--every",
+        "1s",
+        "--runs",
+        "2",
+    ]);
+    let dirs: Vec<PathBuf> = std::fs::read_dir(c.results())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 2, "{}", r.stdout);
+    for d in &dirs {
+        let truth = jsonl(&d.join("truth.jsonl"));
+        let probes: Vec<chrono::DateTime<chrono::FixedOffset>> = truth
+            .iter()
+            .filter(|t| t["event"] == "transmission")
+            .filter(|t| {
+                !t["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("chatprobe sentinel")
+            })
+            .map(|t| chrono::DateTime::parse_from_rfc3339(t["at"].as_str().unwrap()).unwrap())
+            .collect();
+        assert_eq!(probes.len(), 5, "{d:?}");
+        for w in probes.windows(2) {
+            let gap = (w[1] - w[0]).num_milliseconds();
+            assert!(
+                gap >= 2_900,
+                "two probes {gap} ms apart, the limit is 3000 ms"
+            );
+        }
+    }
+    let runs = chatprobe_ok(&["runs", "--results", s(&c.results())]);
+    assert_eq!(
+        runs.stdout
+            .lines()
+            .filter(|l| l.contains("complete"))
+            .count(),
+        2,
+        "{}",
+        runs.stdout
+    );
+}
+
+#[test]
+fn every_after_downtime_starts_the_missed_run_at_once() {
+    let results = tempfile::tempdir().unwrap();
+    let old = results.path().join("20200101T000000Z-t");
+    std::fs::create_dir(&old).unwrap();
+    let manifest = serde_json::json!({
+        "software": "chatprobe", "version": "0", "git_revision": "", "run_id": "20200101T000000Z-t",
+        "spec_name": "t", "spec_path": "", "spec_sha256": "", "spec_text": "", "corpus_index_sha256": "",
+        "corpus": "", "profile": "testbed", "platform": "embedded-testbed", "policy": null, "webdriver": null,
+        "seed": 1, "limits": null, "started_at": "2020-01-01T00:00:00.000Z", "finished_at": "2020-01-01T00:10:00.000Z",
+        "state": "complete", "stop_reason": "complete", "pid": 0, "trials_planned": 1, "trials_done": 1,
+        "sends_planned": 1, "counts": {}, "interrupted": [], "resumed": []
+    });
+    std::fs::write(old.join("run.json"), manifest.to_string()).unwrap();
+    let period = Duration::from_secs(24 * 3600);
+    let due = chatprobe::schedule::next_due(results.path(), "t", period);
+    assert!(
+        (due - chrono::Utc::now()).num_seconds().abs() < 5,
+        "missed run due now, not {due}"
+    );
+    // A run an hour ago: the next is due in 23 h.
+    let recent = chrono::Utc::now() - chrono::Duration::hours(1);
+    let mut m2 = manifest.clone();
+    m2["run_id"] = "recent".into();
+    m2["started_at"] = recent.to_rfc3339().into();
+    std::fs::create_dir(results.path().join("recent")).unwrap();
+    std::fs::write(results.path().join("recent/run.json"), m2.to_string()).unwrap();
+    let due = chatprobe::schedule::next_due(results.path(), "t", period);
+    let hours = (due - chrono::Utc::now()).num_minutes() as f64 / 60.0;
+    assert!((22.9..=23.1).contains(&hours), "{hours}");
+}
+
+#[test]
+fn plans_are_reproducible_and_seeded() {
+    let c = Campaign::new(
+        "1.0",
+        "",
+        &std::fs::read_to_string(root().join("probes/replication.toml"))
+            .unwrap()
+            .split("[[experiment]]")
+            .skip(1)
+            .map(|e| format!("[[experiment]]{e}"))
+            .collect::<String>(),
+    );
+    let a = chatprobe_ok(&["plan", s(&c.spec)]).stdout;
+    let b = chatprobe_ok(&["plan", s(&c.spec)]).stdout;
+    assert_eq!(a, b, "same spec, corpus and seed: the same plan");
+    let out = c.dir.path().join("plan.csv");
+    chatprobe_ok(&["plan", s(&c.spec), "--out", s(&out)]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), a);
+    let text = std::fs::read_to_string(&c.spec).unwrap();
+    std::fs::write(&c.spec, text.replace("seed = 7\n", "seed = 8\n")).unwrap();
+    let other = chatprobe_ok(&["plan", s(&c.spec)]).stdout;
+    assert_ne!(a, other, "another seed: another order");
+    let sorted = |p: &str| {
+        let mut l: Vec<String> = p
+            .lines()
+            .skip(1)
+            .map(|l| l.split_once(',').unwrap().1.to_string())
+            .collect();
+        l.sort();
+        l
+    };
+    // The same trials, sends and timings; only the order (and the random
+    // order of test and control) differ.
+    assert_eq!(sorted(&a).len(), sorted(&other).len());
+    let ids = |p: &str| -> HashSet<String> {
+        p.lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(2).unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&a), ids(&other));
+    // Every design is in the plan, with roles and timings.
+    for design in ["surveillance", "latency", "transform", "keyword"] {
+        assert!(a.contains(&format!(",{design},")), "{design}");
+    }
+    assert!(a.contains("/prime,"));
+}
+
+#[test]
+fn bad_specs_exit_2_and_write_nothing() {
+    let good = r#"
+[[experiment]]
+kind = "surveillance"
+name = "x"
+items = { kind = ["image"] }
+seed_chat = { from = "intl-a", to = "intl-b" }
+test_chat = { from = "intl-a", to = "china-c" }
+delay_s = 5
+"#;
+    let c = Campaign::new("1.0", "sends_per_minute = 20", good);
+    let base = std::fs::read_to_string(&c.spec).unwrap();
+    // (edit, what the error must say)
+    let cases: Vec<(&str, &str, &str)> = vec![
+        ("delay_s = 5", "delay_s = 5\ncolour = 1", "colour"),
+        (
+            "kind = \"surveillance\"",
+            "kind = \"surveilance\"",
+            "surveilance",
+        ),
+        ("to = \"china-c\"", "to = \"china-z\"", "china-z"),
+        (
+            "to = \"intl-b\"",
+            "to = \"china-c\"",
+            "seed chat includes a china account",
+        ),
+        (
+            "to = \"china-c\" }",
+            "to = \"intl-b\" }",
+            "no china account",
+        ),
+        (
+            "items = { kind = [\"image\"] }",
+            "items = { id = [\"img-999\"] }",
+            "img-999",
+        ),
+        (
+            "items = { kind = [\"image\"] }",
+            "items = { topic = [\"nothing\"] }",
+            "matches no corpus item",
+        ),
+        (
+            "items = { kind = [\"image\"] }",
+            "items = { kind = [\"video\"] }",
+            "video",
+        ),
+        ("delay_s = 5", "delay_s = -5", "delay_s"),
+        (
+            "delay_s = 5",
+            "delay_s = 5\noffsets_s = [1]",
+            "does not apply",
+        ),
+        (
+            "sends_per_minute = 20",
+            "sends_per_minute = 0",
+            "sends_per_minute",
+        ),
+        ("seed = 7\n", "seed = \"x\"\n", "seed"),
+        (
+            "accounts = \"accounts.testbed.toml\"",
+            "accounts = \"nope.toml\"",
+            "nope.toml",
+        ),
+        (
+            "policy = \"policies/policy.toml\"",
+            "policy = \"policies/none.toml\"",
+            "none.toml",
+        ),
+        (
+            "kind = \"surveillance\"",
+            "kind = \"transform\"",
+            "needs `transforms`",
+        ),
+        (
+            "kind = \"surveillance\"\nname = \"x\"",
+            "kind = \"latency\"\nname = \"x\"\noffsets_s = []",
+            "offsets",
+        ),
+        (
+            "seed_chat = { from = \"intl-a\", to = \"intl-b\" }",
+            "seed_chat = { from = \"intl-a\", group = \"no-group\" }",
+            "no-group",
+        ),
+        (
+            "seed_chat = { from = \"intl-a\", to = \"intl-b\" }",
+            "seed_chat = { from = \"intl-a\", group = \"seed-group-2\" }",
+            "not a member",
+        ),
+        (
+            "seed_chat = { from = \"intl-a\", to = \"intl-b\" }",
+            "seed_chat = { from = \"intl-a\", to = \"intl-a\" }",
+            "itself",
+        ),
+        ("name = \"x\"", "name = \"x\"\nreplicates = 0", "replicates"),
+        ("[limits]", "[limits]\nparallel_pairs = 0", "parallel_pairs"),
+        (
+            "corpus = \"../corpus\"",
+            "corpus = \"../nowhere\"",
+            "nowhere",
+        ),
+    ];
+    assert!(cases.len() >= 15);
+    let results = c.results();
+    for (from, to, needle) in &cases {
+        assert!(base.contains(from), "{from}");
+        let bad = c.dir.path().join("probes/bad.toml");
+        std::fs::write(&bad, base.replacen(from, to, 1)).unwrap();
+        for args in [
+            vec!["plan", s(&bad)],
+            vec!["run", s(&bad), "--results", s(&results), "--quiet"],
+        ] {
+            let r = chatprobe(&args);
+            assert_eq!(r.code, 2, "{to}: {args:?}\n{}", r.stderr);
+            assert!(
+                r.stderr.contains(needle),
+                "{to}: error lacks `{needle}`: {}",
+                r.stderr
+            );
+            assert!(
+                r.stderr.contains("bad.toml") || r.stderr.contains(".toml"),
+                "{}",
+                r.stderr
+            );
+        }
+        assert!(!results.exists(), "{to}: a bad spec left {results:?}");
+    }
+    // The line is named for experiment keys.
+    let bad = c.dir.path().join("probes/bad.toml");
+    std::fs::write(&bad, base.replacen("delay_s = 5", "delay_s = -5", 1)).unwrap();
+    let r = chatprobe(&["plan", s(&bad)]);
+    let line = base.lines().position(|l| l.starts_with("delay_s")).unwrap() + 1;
+    assert!(
+        r.stderr
+            .contains(&format!("bad.toml:{line} [experiment[0].delay_s]")),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn the_ledger_refuses_a_fresh_copy_it_has_sent() {
+    let (_tmp, corpus) = crate::util::starter_corpus();
+    let path = corpus.join("images/img-s01.jpg");
+    let orig = std::fs::read(&path).unwrap();
+    let format = chatprobe::corpus::Format::from_path(&path).unwrap();
+    let mut ledger = chatprobe::schedule::ledger::Ledger::open(&corpus).unwrap();
+    let first =
+        chatprobe::schedule::fresh_copy(&ledger, &path, &orig, format, |round| 100 + round as u64)
+            .unwrap();
+    assert_eq!(first.2, 100);
+    ledger
+        .record(
+            &chatprobe::corpus::hash::md5_hex(&first.0),
+            "img-s01",
+            "r",
+            "s",
+        )
+        .unwrap();
+    // Reopened from disk, it still knows that MD5, and makes another copy.
+    let ledger = chatprobe::schedule::ledger::Ledger::open(&corpus).unwrap();
+    let second =
+        chatprobe::schedule::fresh_copy(&ledger, &path, &orig, format, |round| 100 + round as u64)
+            .unwrap();
+    assert_eq!(second.2, 101, "the seed whose copy was sent is skipped");
+    assert_ne!(
+        chatprobe::corpus::hash::md5_hex(&first.0),
+        chatprobe::corpus::hash::md5_hex(&second.0)
+    );
+    // If every candidate was sent, it refuses.
+    let mut ledger = ledger;
+    for round in 0..32u64 {
+        let (b, _) = chatprobe::corpus::transform::apply(
+            chatprobe::corpus::transform::Transform::Fresh,
+            &path,
+            &orig,
+            format,
+            500 + round,
+        )
+        .unwrap();
+        ledger
+            .record(&chatprobe::corpus::hash::md5_hex(&b), "img-s01", "r", "s")
+            .unwrap();
+    }
+    assert!(
+        chatprobe::schedule::fresh_copy(&ledger, &path, &orig, format, |round| 500 + round as u64)
+            .is_err()
+    );
+}
