@@ -39,6 +39,7 @@ test: deps
 bench: deps-bench build
 	$(CARGO) bench --locked --bench hashing
 	$(CARGO) bench --locked --bench driver
+	$(CARGO) bench --locked --bench analyze
 
 ## lint: formatting and clippy, warnings are errors
 lint:
@@ -61,7 +62,7 @@ deps-corpus: deps
 	$(call apt_install,fonts-wqy-microhei)
 
 deps-bench: deps
-	@python3 -c 'import imagehash, PIL, selenium' 2>/dev/null || python3 -m pip install -q imagehash pillow selenium
+	@python3 -c 'import imagehash, PIL, selenium, pandas, scipy, statsmodels, lifelines' 2>/dev/null || python3 -m pip install -q imagehash pillow selenium pandas scipy statsmodels lifelines
 
 clean:
 	$(CARGO) clean

@@ -13,6 +13,7 @@
 //! - [`stats`]: intervals, exact tests, logistic and survival fits.
 //! - [`probe`]: probe specs and the plans made from them.
 //! - [`schedule`]: the run: scheduler, journal, resume, the datasets.
+//! - [`report`]: plots and report.html from the analysis.
 //! - [`accounts`]: the accounts file shared by every stage.
 
 pub mod accounts;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod fsutil;
 pub mod platform;
 pub mod probe;
+pub mod report;
 pub mod schedule;
 pub mod stats;
 pub mod testbed;

@@ -155,6 +155,13 @@ impl WebDriverPlatform {
             .map_err(|e| {
                 InputError::new("<tmp>", format!("cannot create browser profiles: {e}"))
             })?;
+        reap_dead_owners(user_data.path().parent().unwrap_or(Path::new("/tmp")));
+        // Who owns these browsers: a later chatprobe reaps them if we die
+        // without cleaning up (kill -9 leaves Chromium running).
+        let _ = std::fs::write(
+            user_data.path().join("owner.pid"),
+            std::process::id().to_string(),
+        );
         Ok(WebDriverPlatform {
             profile,
             accounts,
@@ -439,6 +446,32 @@ impl WebDriverPlatform {
         v.as_str().map(String::from).ok_or_else(|| {
             PlatformError::new(Failure::UploadFailed, "the endpoint returned no path")
         })
+    }
+}
+
+/// Browsers of a chatprobe that died without cleaning up (kill -9, power
+/// loss) keep running: kill those whose profiles folder's owner is gone, and
+/// remove the folder.
+fn reap_dead_owners(tmp: &Path) {
+    let Ok(rd) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().starts_with("chatprobe-profiles-") {
+            continue;
+        }
+        let Some(pid) = std::fs::read_to_string(e.path().join("owner.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists.
+        if pid > 0 && unsafe { libc::kill(pid, 0) } != 0 {
+            kill_orphaned_browsers(&e.path());
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 

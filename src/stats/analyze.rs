@@ -163,6 +163,8 @@ pub struct Tables {
     pub keywords: Vec<KeywordRow>,
     pub expiry: Vec<ExpiryRow>,
     pub trend: Vec<TrendRow>,
+    /// The (pHash distance, blocked) points of the threshold fit, for its plot.
+    pub threshold_points: Vec<(f64, bool)>,
     /// Rows read.
     pub sends: u64,
     /// Trials read.
@@ -451,6 +453,7 @@ pub fn compute(inputs: &[PathBuf], interval: Interval) -> Result<Tables, InputEr
             .then(a.run_id.cmp(&b.run_id))
             .then(a.experiment_name.cmp(&b.experiment_name))
     });
+    tables.threshold_points = tx.iter().copied().zip(ty.iter().copied()).collect();
     let fit = super::logistic(&tx, &ty);
     let ci = fit.map(|f| f.x_at_50_ci(0.95));
     tables.threshold.push(ThresholdRow {
@@ -625,6 +628,14 @@ pub fn run(inputs: &[PathBuf], out: &Path, interval: Interval) -> anyhow::Result
         ],
         &tables.trend,
     )?;
+    let plots = crate::report::plots(&tables, d).context("drawing the plots")?;
+    let manifest = inputs
+        .iter()
+        .find(|i| i.is_dir())
+        .and_then(|i| std::fs::read_to_string(i.join("run.json")).ok())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    crate::report::write_html(d, &tables, &plots, manifest.as_ref())
+        .context("writing report.html")?;
     let kept = tmp.keep();
     if out.exists() {
         std::fs::remove_dir_all(out).with_context(|| format!("replacing {}", out.display()))?;

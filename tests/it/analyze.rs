@@ -304,6 +304,59 @@ fn analyze_writes_the_surveillance_latency_and_transform_tables() {
 }
 
 #[test]
+fn analyze_draws_the_plots_and_a_self_contained_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    fixture(&run);
+    std::fs::write(
+        run.join("run.json"),
+        r#"{"run_id": "r1", "software": "chatprobe", "spec_name": "fixture", "seed": 42}"#,
+    )
+    .unwrap();
+    chatprobe_ok(&["analyze", s(&run)]);
+    let a = run.join("analysis");
+    for name in ["latency", "transforms", "threshold", "trend"] {
+        let svg = std::fs::read_to_string(a.join(format!("{name}.svg"))).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("</svg>"), "{name}.svg");
+        let png = image::open(a.join(format!("{name}.png"))).unwrap();
+        assert_eq!((png.width(), png.height()), (720, 420), "{name}.png");
+        // Something was drawn beyond the white background.
+        let rgb = png.to_rgb8();
+        let coloured = rgb.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+        assert!(
+            coloured > 5_000,
+            "{name}.png is nearly blank ({coloured} px)"
+        );
+    }
+    let html = std::fs::read_to_string(a.join("report.html")).unwrap();
+    // Self-contained: the plots are inline, nothing is loaded from elsewhere.
+    assert_eq!(html.matches("<svg").count(), 4);
+    assert!(
+        !html.contains("src=\"") && !html.contains("href=\"http"),
+        "external resource"
+    );
+    // Provenance from run.json, every table, and the plain-language summary
+    // with the fixture's numbers (10 of 12 seeded, 0 of 12 controls).
+    assert!(html.contains("<dt>spec_name</dt><dd>fixture</dd>"));
+    assert!(html.contains("<dt>seed</dt><dd>42</dd>"));
+    for t in [
+        "surveillance.csv",
+        "latency.csv",
+        "transforms.csv",
+        "threshold.csv",
+        "trend.csv",
+    ] {
+        assert!(html.contains(&format!("<h3>{t}</h3>")), "{t}");
+    }
+    assert!(
+        html.contains("seeded copies were blocked in 10 of 12 trials (83%"),
+        "{html}"
+    );
+    assert!(html.contains("Evidence that transmissions in the intl-only seed chat were inspected"));
+}
+
+#[test]
 fn bad_datasets_exit_2_naming_file_line_and_column_and_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
