@@ -179,7 +179,10 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
                 plan.sends()
             );
         }
-        None => plan.write_csv(std::io::stdout().lock())?,
+        None => {
+            plan.write_csv(std::io::stdout().lock())?;
+            eprintln!("{} trials, {} sends", plan.trials.len(), plan.sends());
+        }
     }
     Ok(())
 }

@@ -239,8 +239,13 @@ pub async fn run(
         crate::testbed::Policy::load(p)?;
     }
     for u in &opts.webdriver {
-        url::Url::parse(u)
-            .map_err(|e| InputError::new("--webdriver", format!("`{u}` is not a URL: {e}")))?;
+        reachable("--webdriver", u)?;
+    }
+    if let Some(u) = &base_url {
+        reachable("--base-url", u)?;
+    }
+    if opts.webdriver.is_empty() {
+        crate::platform::chromedriver::find()?;
     }
     // Everything is checked: now make the run folder.
     let (dir, run_id, mut manifest) = match prior {
@@ -397,6 +402,25 @@ pub async fn run(
         trials_planned: plan.trials.len(),
         counts: st.counts(),
     })
+}
+
+/// Check, before anything is written, that `url` parses and something
+/// listens at its host and port.
+fn reachable(flag: &str, url: &str) -> Result<(), InputError> {
+    let u = url::Url::parse(url)
+        .map_err(|e| InputError::new(flag, format!("`{url}` is not a URL: {e}")))?;
+    let addrs: Vec<std::net::SocketAddr> = u
+        .socket_addrs(|| None)
+        .map_err(|e| InputError::new(flag, format!("`{url}`: {e}")))?;
+    let ok = addrs
+        .iter()
+        .any(|a| std::net::TcpStream::connect_timeout(a, Duration::from_secs(3)).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(InputError::new(flag, format!("nothing answers at {url}"))
+            .hint("start the endpoint first, or fix the URL"))
+    }
 }
 
 fn external_url(dir: &Path) -> Option<String> {

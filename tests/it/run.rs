@@ -21,6 +21,11 @@ struct Campaign {
 
 impl Campaign {
     fn new(time_scale: &str, limits: &str, body: &str) -> Campaign {
+        Campaign::with_policy(time_scale, &[], limits, body)
+    }
+
+    /// With more edits of the shipped wechat-2020 policy.
+    fn with_policy(time_scale: &str, edits: &[(&str, &str)], limits: &str, body: &str) -> Campaign {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let (_keep, corpus) = crate::util::starter_corpus();
@@ -44,10 +49,10 @@ impl Campaign {
             d.join("probes/profiles/testbed.toml"),
         )
         .unwrap();
-        crate::testbed::shipped_wechat_policy(
-            &d.join("probes/policies"),
-            &[("time_scale = 1.0", &format!("time_scale = {time_scale}"))],
-        );
+        let scale = format!("time_scale = {time_scale}");
+        let mut all = vec![("time_scale = 1.0", scale.as_str())];
+        all.extend_from_slice(edits);
+        crate::testbed::shipped_wechat_policy(&d.join("probes/policies"), &all);
         let spec = d.join("probes/spec.toml");
         std::fs::write(
             &spec,
@@ -755,6 +760,25 @@ delay_s = 5
         }
         assert!(!results.exists(), "{to}: a bad spec left {results:?}");
     }
+    // An unreachable WebDriver endpoint or platform: exit 2, nothing written.
+    for flag in ["--webdriver", "--base-url"] {
+        let r = chatprobe(&[
+            "run",
+            s(&c.spec),
+            "--results",
+            s(&results),
+            "--quiet",
+            flag,
+            "http://127.0.0.1:9",
+        ]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(
+            r.stderr.contains(flag) && r.stderr.contains("nothing answers"),
+            "{}",
+            r.stderr
+        );
+        assert!(!results.exists());
+    }
     // The line is named for experiment keys.
     let bad = c.dir.path().join("probes/bad.toml");
     std::fs::write(&bad, base.replacen("delay_s = 5", "delay_s = -5", 1)).unwrap();
@@ -816,4 +840,129 @@ fn the_ledger_refuses_a_fresh_copy_it_has_sent() {
         chatprobe::schedule::fresh_copy(&ledger, &path, &orig, format, |round| 500 + round as u64)
             .is_err()
     );
+}
+
+#[test]
+fn expiry_sees_a_hash_leave_the_index() {
+    // Every seed inspected (after about 1 s); an indexed MD5 expires
+    // 100 s × 0.05 = 5 s later: blocked at the prime (4 s), free at a retest
+    // (6.5 s, 9 s).
+    let c = Campaign::with_policy(
+        "0.05",
+        &[
+            ("probability = 0.82", "probability = 1.0"),
+            (
+                "expiry = { dist = \"none\" }",
+                "expiry = { dist = \"fixed\", s = 100 }",
+            ),
+        ],
+        "sends_per_minute = 120\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.6",
+        r#"
+[[experiment]]
+kind = "expiry"
+items = { id = ["doc-s01"] }
+seed_chat = { from = "intl-a", to = "intl-b" }
+test_chat = { from = "intl-a", to = "china-c" }
+delay_s = 4
+retest_every_s = 2.5
+retests = 2
+"#,
+    );
+    chatprobe_ok(&["run", s(&c.spec), "--results", s(&c.results()), "--quiet"]);
+    let run = c.run_dir();
+    let sends = check_against_truth(&run, &run.join("truth.jsonl"));
+    let by_role: HashMap<&str, &str> = sends
+        .iter()
+        .map(|r| {
+            (
+                r["send_id"].rsplit('/').next().unwrap(),
+                r["outcome"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(by_role["prime"], "blocked", "{sends:?}");
+    // Expired by a retest (which, delivered, is inspected again and may put
+    // the MD5 back: measuring changes the censor).
+    assert!(
+        by_role["retest1"] == "delivered" || by_role["retest2"] == "delivered",
+        "{sends:?}"
+    );
+    let trials = csv_maps(&run.join("trials.csv"));
+    assert_eq!(trials[0]["verdict"], "expired");
+    let truth = std::fs::read_to_string(run.join("truth.jsonl")).unwrap();
+    assert!(truth.contains("\"event\":\"index_expire\""));
+    chatprobe_ok(&["analyze", s(&run), "--quiet"]);
+    let ex = csv_maps(&run.join("analysis/expiry.csv"));
+    assert!(!ex.is_empty());
+}
+
+#[test]
+fn sigterm_and_max_runtime_stop_cleanly_and_resume_finishes() {
+    let body = r#"
+[[experiment]]
+kind = "keyword"
+keywords = "../corpus/keywords.csv"
+items = { topic = ["june4", "food", "hong-kong"] }
+test_chat = { from = "intl-a", to = "china-c" }
+"#;
+    let c = Campaign::new("1.0", "sends_per_minute = 30\nafter_sentinel_s = 0.5", body);
+    let child = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
+        .args(["run", s(&c.spec), "--results", s(&c.results()), "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once a few sends are done, SIGTERM (what Ctrl-C does, too).
+    let t0 = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let done = std::fs::read_dir(c.results())
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path().join("journal.jsonl"))
+            .and_then(|j| std::fs::read_to_string(j).ok())
+            .map_or(0, |j| j.matches("\"event\":\"outcome\"").count());
+        if done >= 3 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(90), "no progress");
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
+    let run = c.run_dir();
+    let journal = jsonl(&run.join("journal.jsonl"));
+    assert_eq!(journal.last().unwrap()["event"], "stop");
+    assert_eq!(journal.last().unwrap()["reason"], "interrupted");
+    // The send in flight was finished: every intent has its outcome.
+    let intents = journal.iter().filter(|r| r["event"] == "intent").count();
+    let outcomes = journal.iter().filter(|r| r["event"] == "outcome").count();
+    assert_eq!(intents, outcomes);
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(m["state"], "interrupted");
+    assert!(csv_maps(&run.join("trials.csv")).len() < csv_maps(&run.join("plan.csv")).len());
+    // A resume runs to the end.
+    let r = chatprobe_ok(&["run", "--quiet", "--resume", s(&run)]);
+    assert!(r.stdout.contains("complete"), "{}", r.stdout);
+    assert_eq!(
+        csv_maps(&run.join("sends.csv")).len(),
+        csv_maps(&run.join("plan.csv")).len()
+    );
+
+    // max_runtime_s: a spec that cannot finish in 4 s stops there, cleanly.
+    let c = Campaign::new("1.0", "sends_per_minute = 6\nmax_runtime_s = 4", body);
+    let r = chatprobe(&["run", s(&c.spec), "--results", s(&c.results()), "--quiet"]);
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(c.run_dir().join("run.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["stop_reason"], "max_runtime");
+    assert_eq!(m["state"], "interrupted");
 }
