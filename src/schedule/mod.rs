@@ -174,6 +174,7 @@ struct Ctx<'a> {
     plan: &'a Plan,
     manifest: RunManifest,
     regions: HashMap<String, String>,
+    poll_ms: u64,
 }
 
 /// `chatprobe run` (one run; `--every` is [`run_every`]).
@@ -376,6 +377,7 @@ pub async fn run(
         plan: &plan,
         manifest,
         regions,
+        poll_ms: profile.timeouts.poll_ms,
     };
     let result = execute(
         &mut ctx, &wd, &mut st, &mut jr, embedded, opts.quiet, interrupt,
@@ -544,7 +546,7 @@ async fn execute(
     let limits = platform::Limits {
         deliver_timeout: Duration::from_secs_f64(lim.deliver_timeout_s),
         after_sentinel: Duration::from_secs_f64(lim.after_sentinel_s),
-        poll: Duration::from_millis(wd_poll(spec)),
+        poll: Duration::from_millis(ctx.poll_ms),
     };
     let mut ledger = ledger::Ledger::open(&spec.corpus)?;
     let hasher = PerceptualHasher::new();
@@ -861,12 +863,6 @@ async fn execute(
     }
     pb.finish_and_clear();
     Ok(stopping.unwrap_or_else(|| "complete".into()))
-}
-
-fn wd_poll(spec: &Spec) -> u64 {
-    Profile::load(&spec.profile_path)
-        .map(|p| p.timeouts.poll_ms)
-        .unwrap_or(100)
 }
 
 fn due_at(a: &Active, t: &Trial, s: usize) -> DateTime<Utc> {

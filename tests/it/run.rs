@@ -262,6 +262,56 @@ test_chat = { from = "intl-c", to = "china-d" }
     let sends = check_against_truth(&run, &run.join("truth.jsonl"));
     let plan = csv_maps(&run.join("plan.csv"));
     assert_eq!(sends.len(), plan.len(), "every planned send made once");
+    // A sentinel after every probe.
+    let truth_all = jsonl(&run.join("truth.jsonl"));
+    let sentinels = truth_all
+        .iter()
+        .filter(|t| t["event"] == "transmission")
+        .filter(|t| {
+            t["text"]
+                .as_str()
+                .is_some_and(|x| x.starts_with("chatprobe sentinel"))
+        })
+        .count();
+    assert_eq!(sentinels, sends.len());
+    // At most parallel_pairs (2) sends in flight, never two on one account.
+    let journal = jsonl(&run.join("journal.jsonl"));
+    let at = |r: &Value| chrono::DateTime::parse_from_rfc3339(r["at"].as_str().unwrap()).unwrap();
+    let plan_by_send: HashMap<&str, &HashMap<String, String>> =
+        plan.iter().map(|p| (p["send_id"].as_str(), p)).collect();
+    let mut spans = Vec::new();
+    for i in journal.iter().filter(|r| r["event"] == "intent") {
+        let o = journal
+            .iter()
+            .find(|o| {
+                o["event"] == "outcome"
+                    && o["send_id"] == i["send_id"]
+                    && o["attempt"] == i["attempt"]
+            })
+            .unwrap();
+        let p = plan_by_send[i["send_id"].as_str().unwrap()];
+        spans.push((at(i), at(o), [p["sender"].clone(), p["receiver"].clone()]));
+    }
+    for a in &spans {
+        // Everything in flight at the moment `a` started, `a` included.
+        let running: Vec<_> = spans.iter().filter(|b| b.0 <= a.0 && a.0 < b.1).collect();
+        assert!(
+            running.len() <= 2,
+            "{} sends in flight at once",
+            running.len()
+        );
+        for b in spans
+            .iter()
+            .filter(|b| !std::ptr::eq(*b, a) && b.0 < a.1 && a.0 < b.1)
+        {
+            assert!(
+                !a.2.iter().any(|x| b.2.contains(x)),
+                "{:?} and {:?} share an account",
+                a.2,
+                b.2
+            );
+        }
+    }
     // Verdicts against the truth: a surveilled trial's seed was judged
     // sensitive and indexed before its test; a not_surveilled one's was not.
     let truth = jsonl(&run.join("truth.jsonl"));
