@@ -470,7 +470,11 @@ fn reap_dead_owners(tmp: &Path) {
         // SAFETY: signal 0 only asks whether the process exists.
         if pid > 0 && unsafe { libc::kill(pid, 0) } != 0 {
             kill_orphaned_browsers(&e.path());
-            let _ = std::fs::remove_dir_all(e.path());
+            // Dying browsers may still write for a moment.
+            if std::fs::remove_dir_all(e.path()).is_err() {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                let _ = std::fs::remove_dir_all(e.path());
+            }
         }
     }
 }
