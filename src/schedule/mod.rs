@@ -657,6 +657,14 @@ async fn execute(
     let mut done_trials = write_outputs(ctx, st, None)?;
     let total = plan.trials.len();
     let pb = crate::fsutil::progress_bar(total as u64, "trials", quiet);
+    // Our own ETA (below): a rate of finished trials says little while
+    // trials wait out their delays side by side.
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "trials [{elapsed_precise}] {bar:30} {pos}/{len} · {msg}",
+        )
+        .expect("static progress template"),
+    );
     pb.set_position(done_trials as u64);
     let counts_msg = |st: &RunState| {
         let c = st.counts();
@@ -666,6 +674,52 @@ async fn execute(
         )
     };
     pb.set_message(counts_msg(st));
+    let gap_s = 60.0 / lim.sends_per_minute;
+    let eta = |st: &RunState, active: &[Active], pending: &VecDeque<usize>, est: f64| -> String {
+        let now = Utc::now();
+        let mut sends = 0usize;
+        let mut floor = 0.0f64;
+        let mut per_account: HashMap<String, (usize, usize)> = HashMap::new();
+        let mut count = |t: &'_ Trial, from: usize| {
+            for s in &t.sends[from..] {
+                let e = per_account.entry(s.chat.from.clone()).or_default();
+                e.0 += 1;
+                e.1 += 1;
+                per_account.entry(s.chat.observer.clone()).or_default().0 += 1;
+            }
+            t.sends.len() - from
+        };
+        for a in active {
+            let t = &plan.trials[a.idx];
+            if let TrialStatus::Next(i, _) | TrialStatus::Pending(i, _) = st.trial_status(t) {
+                sends += count(t, i);
+                let last = due_at(a, t, t.sends.len() - 1);
+                if a.t0.is_some() {
+                    floor = floor.max((last - now).num_milliseconds() as f64 / 1000.0);
+                }
+            }
+        }
+        // The last trial to start still has its whole span ahead of it.
+        let mut tail = 0.0f64;
+        for &i in pending {
+            let t = &plan.trials[i];
+            sends += count(t, 0);
+            tail = tail.max(t.span_s());
+        }
+        // The busiest account: its sends one at a time, spaced by the rate limit.
+        let busiest = per_account
+            .values()
+            .map(|(busy, sent)| (*busy as f64 * est).max(*sent as f64 * gap_s))
+            .fold(0.0, f64::max);
+        let secs =
+            ((sends as f64 * est / lim.parallel_pairs as f64).max(busiest) + tail).max(floor);
+        format!("eta ~{}m{:02}s", secs as u64 / 60, secs as u64 % 60)
+    };
+    pb.set_message(format!(
+        "{} · {}",
+        counts_msg(st),
+        eta(st, &active, &pending, 2.0)
+    ));
     let began = tokio::time::Instant::now();
     let deadline = began + Duration::from_secs_f64(lim.max_runtime_s);
     let min_gap = chrono::Duration::milliseconds((60_000.0 / lim.sends_per_minute) as i64);
@@ -852,7 +906,7 @@ async fn execute(
                     done_trials = write_outputs(ctx, st, None)?;
                     pb.set_position(done_trials as u64);
                 }
-                pb.set_message(counts_msg(st));
+                pb.set_message(format!("{} · {}", counts_msg(st), eta(st, &active, &pending, est_send_s)));
             }
             _ = &mut interrupt, if stopping.is_none() => {
                 stopping = Some("interrupted".into());
