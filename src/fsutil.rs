@@ -40,18 +40,24 @@ pub fn atomic_write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// A progress bar of `len` steps; hidden when stderr is not a terminal or
 /// when `quiet` is set.
 pub fn progress_bar(len: u64, message: &str, quiet: bool) -> ProgressBar {
+    let pb = progress_bar_with(
+        len,
+        "{msg:>10} [{elapsed_precise}] {bar:30} {pos}/{len} ({per_sec}, eta {eta})",
+        quiet,
+    );
+    pb.set_message(message.to_string());
+    pb
+}
+
+/// A progress bar of `len` steps drawn with `template` (indicatif syntax);
+/// hidden like [`progress_bar`].
+pub fn progress_bar_with(len: u64, template: &'static str, quiet: bool) -> ProgressBar {
     let target = if quiet {
         ProgressDrawTarget::hidden()
     } else {
         ProgressDrawTarget::stderr()
     };
     let pb = ProgressBar::with_draw_target(Some(len), target);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{msg:>10} [{elapsed_precise}] {bar:30} {pos}/{len} ({per_sec}, eta {eta})",
-        )
-        .expect("static progress template"),
-    );
-    pb.set_message(message.to_string());
+    pb.set_style(ProgressStyle::with_template(template).expect("static progress template"));
     pb
 }

@@ -656,14 +656,12 @@ async fn execute(
     }
     let mut done_trials = write_outputs(ctx, st, None)?;
     let total = plan.trials.len();
-    let pb = crate::fsutil::progress_bar(total as u64, "trials", quiet);
     // Our own ETA (below): a rate of finished trials says little while
     // trials wait out their delays side by side.
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "trials [{elapsed_precise}] {bar:30} {pos}/{len} · {msg}",
-        )
-        .expect("static progress template"),
+    let pb = crate::fsutil::progress_bar_with(
+        total as u64,
+        "trials [{elapsed_precise}] {bar:30} {pos}/{len} · {msg}",
+        quiet,
     );
     pb.set_position(done_trials as u64);
     let counts_msg = |st: &RunState| {
