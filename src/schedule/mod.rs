@@ -362,8 +362,7 @@ pub async fn run(
         base_url: if embedded { None } else { Some(url.clone()) },
         version: env!("CARGO_PKG_VERSION").into(),
     };
-    jr.append(&start)?;
-    st.apply(&start);
+    record(&mut jr, &mut st, &start)?;
     let regions = spec
         .accounts
         .accounts
@@ -392,8 +391,7 @@ pub async fn run(
         at: Utc::now(),
         reason: reason.clone(),
     };
-    jr.append(&stop)?;
-    st.apply(&stop);
+    record(&mut jr, &mut st, &stop)?;
     let done = write_outputs(&mut ctx, &st, Some(&reason))?;
     Ok(RunSummary {
         dir,
@@ -588,15 +586,8 @@ async fn execute(
                         latency_ms: None,
                         settled: Some("platform_restarted".into()),
                     };
-                    jr.append(&r)?;
-                    st.apply(&r);
-                    let a = Record::Abandon {
-                        trial_id: t.trial_id.clone(),
-                        at: Utc::now(),
-                        reason: "platform_restarted".into(),
-                    };
-                    jr.append(&a)?;
-                    st.apply(&a);
+                    record(jr, st, &r)?;
+                    abandon_restarted(jr, st, t)?;
                     continue;
                 }
                 let tr = transmission(ctx, st, t, s, attempt, lim.sentinel)?;
@@ -619,8 +610,7 @@ async fn execute(
                         }),
                     ),
                 };
-                jr.append(&r)?;
-                st.apply(&r);
+                record(jr, st, &r)?;
                 if st.trial_status(t) != TrialStatus::Done {
                     active.push(Active {
                         idx: i,
@@ -632,14 +622,8 @@ async fn execute(
             }
             TrialStatus::Next(..) => {
                 if st.started(t) {
-                    if embedded && !st.abandoned.contains_key(&t.trial_id) {
-                        let a = Record::Abandon {
-                            trial_id: t.trial_id.clone(),
-                            at: Utc::now(),
-                            reason: "platform_restarted".into(),
-                        };
-                        jr.append(&a)?;
-                        st.apply(&a);
+                    if embedded {
+                        abandon_restarted(jr, st, t)?;
                         continue;
                     }
                     active.push(Active {
@@ -842,8 +826,7 @@ async fn execute(
                     let f = &st.files[&(t.trial_id.clone(), k.clone())];
                     ledger.record(&f.md5, &send.item_id, &ctx.run_id, &send.send_id)?;
                 }
-                jr.append(&intent)?;
-                st.apply(&intent);
+                record(jr, st, &intent)?;
                 let tr = transmission(ctx, st, t, s, attempt, lim.sentinel)?;
                 let c = &send.chat;
                 let locked = vec![c.from.clone(), c.observer.clone()];
@@ -889,8 +872,7 @@ async fn execute(
                 est_send_s = 0.8 * est_send_s + 0.2 * (obs.waited_ms as f64 / 1000.0);
                 let t = &plan.trials[idx];
                 let r = outcome_record(&t.sends[s].send_id, attempt, &obs, None);
-                jr.append(&r)?;
-                st.apply(&r);
+                record(jr, st, &r)?;
                 let k = active.iter().position(|a| a.idx == idx).expect("active trial");
                 active[k].busy = false;
                 if s == 0 && obs.outcome != platform::Outcome::Error {
@@ -915,6 +897,24 @@ async fn execute(
     }
     pb.finish_and_clear();
     Ok(stopping.unwrap_or_else(|| "complete".into()))
+}
+
+/// Journal a record, then apply it: the state never holds what the journal
+/// does not.
+fn record(jr: &mut Journal, st: &mut RunState, r: &Record) -> std::io::Result<()> {
+    jr.append(r)?;
+    st.apply(r);
+    Ok(())
+}
+
+/// Close a trial the embedded testbed's restart left without its platform state.
+fn abandon_restarted(jr: &mut Journal, st: &mut RunState, t: &Trial) -> std::io::Result<()> {
+    let a = Record::Abandon {
+        trial_id: t.trial_id.clone(),
+        at: Utc::now(),
+        reason: "platform_restarted".into(),
+    };
+    record(jr, st, &a)
 }
 
 fn due_at(a: &Active, t: &Trial, s: usize) -> DateTime<Utc> {
@@ -1145,8 +1145,7 @@ fn prepare_file(
         transform,
         variant_id,
     };
-    jr.append(&r)?;
-    st.apply(&r);
+    record(jr, st, &r)?;
     Ok(Some(key))
 }
 

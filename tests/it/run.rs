@@ -894,16 +894,16 @@ fn the_ledger_refuses_a_fresh_copy_it_has_sent() {
 
 #[test]
 fn expiry_sees_a_hash_leave_the_index() {
-    // Every seed inspected (after about 1 s); an indexed MD5 expires
-    // 100 s × 0.05 = 5 s later: blocked at the prime (4 s), free at a retest
-    // (6.5 s, 9 s).
+    // Every seed inspected (after about 1 s, under 5 s even on a loaded
+    // machine); an indexed MD5 expires 200 s × 0.05 = 10 s later: blocked at
+    // the prime (6 s), free at a retest (11 s, 16 s).
     let c = Campaign::with_policy(
         "0.05",
         &[
             ("probability = 0.82", "probability = 1.0"),
             (
                 "expiry = { dist = \"none\" }",
-                "expiry = { dist = \"fixed\", s = 100 }",
+                "expiry = { dist = \"fixed\", s = 200 }",
             ),
         ],
         "sends_per_minute = 120\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.6",
@@ -913,8 +913,8 @@ kind = "expiry"
 items = { id = ["doc-s01"] }
 seed_chat = { from = "intl-a", to = "intl-b" }
 test_chat = { from = "intl-a", to = "china-c" }
-delay_s = 4
-retest_every_s = 2.5
+delay_s = 6
+retest_every_s = 5
 retests = 2
 "#,
     );
