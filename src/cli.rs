@@ -205,9 +205,13 @@ pub struct TestbedArgs {
     /// Write the ground truth (JSONL) here.
     #[arg(long, value_name = "FILE")]
     pub truth: Option<PathBuf>,
-    /// Upload cap in MiB.
-    #[arg(long, default_value_t = 25)]
-    pub max_upload_mib: usize,
+    /// Upload cap in MiB (1 to 1024).
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub max_upload_mib: u16,
+    /// Keep the platform's state (messages, files, hash indexes, pending
+    /// inspections) in this folder, and restore it when started again.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
 }
 
 /// Where the corpus is.

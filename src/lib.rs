@@ -24,6 +24,7 @@ pub mod error;
 pub mod fsutil;
 pub mod platform;
 pub mod probe;
+pub mod redact;
 pub mod report;
 pub mod schedule;
 pub mod stats;

@@ -111,7 +111,8 @@ fn testbed(args: TestbedArgs) -> anyhow::Result<()> {
         config.addr = args.addr;
         config.allow_remote = args.allow_remote;
         config.truth = args.truth;
-        config.max_upload = args.max_upload_mib * 1024 * 1024;
+        config.max_upload = usize::from(args.max_upload_mib) * 1024 * 1024;
+        config.state = args.state;
         let tb = chatprobe::testbed::Testbed::start(&config).await?;
         println!("listening on {}", tb.url());
         eprintln!("policy `{}`; Ctrl-C stops", tb.engine.policy().name);

@@ -2,6 +2,16 @@
 //! a free loopback port, ready when its `/status` answers, and killed on every
 //! exit path — on drop, and by the kernel when chatprobe itself dies
 //! (`PR_SET_PDEATHSIG` on Linux), so it never outlives the tool.
+//!
+//! Its browsers must not outlive it either, and the kernel does not kill a
+//! dead parent's children: chromedriver runs in a process group of its own
+//! (which every Chromium process it starts stays in), watched by a small
+//! `bash` watchdog that holds the read end of a pipe whose only writer is
+//! chatprobe. However chatprobe ends — return, panic, kill -9 — the kernel
+//! closes the pipe, the watchdog's `read` returns, and it kills the whole
+//! group. (A shell rather than a forked copy of chatprobe: after `fork` a
+//! multi-threaded process may only make async-signal-safe calls, and the
+//! shell costs a few MB for the life of the driver.)
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,6 +25,7 @@ use crate::error::InputError;
 pub struct Chromedriver {
     child: Child,
     port: u16,
+    watchdog: Option<Child>,
 }
 
 /// Where chromedriver is, or an error saying how to install it.
@@ -54,6 +65,13 @@ impl Chromedriver {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            // Its own group: the watchdog kills it and its browsers as one,
+            // and a Ctrl-C meant for chatprobe does not reach them.
+            cmd.process_group(0);
+        }
         #[cfg(target_os = "linux")]
         {
             use std::os::unix::process::CommandExt;
@@ -69,7 +87,12 @@ impl Chromedriver {
         let child = cmd
             .spawn()
             .map_err(|e| InputError::new(&bin, format!("cannot start chromedriver: {e}")))?;
-        let mut d = Chromedriver { child, port };
+        let watchdog = watch_group(child.id());
+        let mut d = Chromedriver {
+            child,
+            port,
+            watchdog,
+        };
         let t0 = Instant::now();
         while !d.ready() {
             if t0.elapsed() > Duration::from_secs(10) || !d.alive() {
@@ -130,10 +153,40 @@ impl Chromedriver {
         String::from_utf8_lossy(&got).contains("\"ready\":true")
     }
 
-    /// Kill it now.
+    /// Kill it now, and with it every browser it started.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(mut w) = self.watchdog.take() {
+            // Closing its pipe makes it kill the group and exit.
+            drop(w.stdin.take());
+            let _ = w.wait();
+        }
+    }
+}
+
+/// Start the watchdog of process group `pgid` (see the module's doc); `None`
+/// where no bash is found (then only the reaper of the next start cleans up).
+fn watch_group(pgid: u32) -> Option<Child> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        Command::new("bash")
+            .arg("-c")
+            .arg("read -r _; kill -KILL -- -\"$1\" 2>/dev/null; exit 0")
+            .arg("chatprobe-watchdog")
+            .arg(pgid.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .ok()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pgid;
+        None
     }
 }
 

@@ -112,6 +112,9 @@ pub enum Failure {
     DriverUnreachable,
     /// An element the profile names is missing.
     ElementMissing,
+    /// The client showed its login page (the platform restarted, or ended
+    /// the session); chatprobe logs in again before the next try.
+    LoggedOut,
 }
 
 impl fmt::Display for Failure {
@@ -507,6 +510,56 @@ pub async fn settle<P: Platform>(
             return Some(settled(Outcome::Lost));
         }
         tokio::time::sleep(limits.poll).await;
+    }
+}
+
+/// How [`settle_after_error`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterError {
+    /// The error happened before the probe reached the platform (or the
+    /// sender's chat does not show it): a retry may send it again.
+    NotSent,
+    /// The chat history settled it: the observation is its real outcome.
+    Settled,
+    /// The platform could not be looked at within the budget: whether the
+    /// probe went out is unknown, so it must not be sent again.
+    Unsettled,
+}
+
+/// After a harness error, settle what happened before anything is sent
+/// again: a probe handed to the client may have reached the platform even
+/// though the session died right after. Errors before sending need nothing.
+/// Otherwise [`settle`] is tried (sessions rebuilt, logins redone) with
+/// growing pauses until `budget` is spent.
+pub async fn settle_after_error<P: Platform>(
+    platform: &P,
+    t: &Transmission,
+    limits: &Limits,
+    nonce: &str,
+    error: Observation,
+    budget: Duration,
+) -> (Observation, AfterError) {
+    if error.outcome != Outcome::Error || error.sent_at.is_none() {
+        return (error, AfterError::NotSent);
+    }
+    let t0 = Instant::now();
+    let mut pause = Duration::from_millis(500);
+    loop {
+        match settle(platform, t, limits, nonce).await {
+            None => return (error, AfterError::NotSent),
+            Some(o) if o.outcome != Outcome::Error => {
+                let mut o = o;
+                o.sent_at = error.sent_at;
+                return (o, AfterError::Settled);
+            }
+            Some(_) if t0.elapsed() + pause > budget => {
+                return (error, AfterError::Unsettled);
+            }
+            Some(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(8));
+            }
+        }
     }
 }
 

@@ -62,6 +62,12 @@ pub struct Login {
     pub steps: Vec<Step>,
     /// An element that exists once logged in.
     pub logged_in: String,
+    /// An element that exists only while the client shows its login page
+    /// (optional): a session whose platform restarted or expired it shows
+    /// this, and chatprobe logs in again. Without it, a missing `logged_in`
+    /// element is the only sign.
+    #[serde(default)]
+    pub logged_out: String,
 }
 
 /// `[chat]`: how to open a chat and send.

@@ -555,8 +555,9 @@ fn failure_of(e: &CmdError, during: Failure) -> Failure {
 }
 
 const LOOK_SCRIPT: &str = r#"
-const [item, idA, senderA, fileA, textSel] = arguments;
-return Array.from(document.querySelectorAll(item)).map(e => {
+const [item, idA, senderA, fileA, textSel, loggedOut] = arguments;
+if (loggedOut && document.querySelector(loggedOut)) return { logged_out: true, items: [] };
+return { logged_out: false, items: Array.from(document.querySelectorAll(item)).map(e => {
   const t = textSel ? e.querySelector(textSel) : e;
   return {
     id: idA ? e.getAttribute(idA) : null,
@@ -564,7 +565,20 @@ return Array.from(document.querySelectorAll(item)).map(e => {
     filename: fileA ? e.getAttribute(fileA) : null,
     text: t ? t.textContent : null,
   };
-});
+}) };
+"#;
+
+/// What [`LOOK_SCRIPT`] returns.
+#[derive(serde::Deserialize)]
+struct Look {
+    logged_out: bool,
+    items: Vec<Seen>,
+}
+
+/// Whether the page shows the logged-in marker and not the login page.
+const LOGGED_IN_SCRIPT: &str = r#"
+const [inSel, outSel] = arguments;
+return !!document.querySelector(inSel) && !(outSel && document.querySelector(outSel));
 "#;
 
 impl Platform for WebDriverPlatform {
@@ -582,8 +596,49 @@ impl Platform for WebDriverPlatform {
                 slot.chat = None;
             }
         }
-        if slot.client.is_some() {
-            return Ok(());
+        if let Some(c) = slot.client.clone() {
+            // Still logged in? A platform that restarted, or expired the
+            // session, shows its login page: log in again in this browser.
+            let p = &self.profile.login;
+            let shown = self
+                .rt(c.execute(
+                    LOGGED_IN_SCRIPT,
+                    vec![json!(p.logged_in), json!(p.logged_out)],
+                ))
+                .await;
+            match shown {
+                Ok(v) if v.as_bool() == Some(true) => return Ok(()),
+                Ok(_) => {
+                    slot.chat = None;
+                    let again = async {
+                        self.rt(c.goto(&self.profile.login_url(&self.base_url)))
+                            .await
+                            .map_err(|e| {
+                                classify(e, Failure::LoginFailed, "opening the login page")
+                            })?;
+                        self.log_in(&c, alias).await
+                    };
+                    return match again.await {
+                        Err(e) if e.failure == Failure::SessionLost => {
+                            slot.client = None;
+                            Err(e)
+                        }
+                        other => other,
+                    };
+                }
+                Err(e) => {
+                    let e = classify(e, Failure::SessionLost, "checking the login");
+                    if e.failure != Failure::SessionLost {
+                        return Err(e);
+                    }
+                    // Dead: rebuild below.
+                    slot.client = None;
+                    slot.chat = None;
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), c.close()).await;
+                    });
+                }
+            }
         }
         let client = self.new_session(alias, &mut slot).await?;
         slot.client = Some(client);
@@ -674,18 +729,26 @@ impl Platform for WebDriverPlatform {
             json!(m.sender_attr),
             json!(m.filename_attr),
             json!(m.text),
+            json!(self.profile.login.logged_out),
         ];
         self.with_client(alias, async |c, _chat| {
             let v = self
                 .rt(c.execute(LOOK_SCRIPT, args))
                 .await
                 .map_err(|e| classify(e, Failure::ElementMissing, "reading the chat view"))?;
-            serde_json::from_value::<Vec<Seen>>(v).map_err(|e| {
+            let look = serde_json::from_value::<Look>(v).map_err(|e| {
                 PlatformError::new(
                     Failure::ElementMissing,
                     format!("unexpected chat view: {e}"),
                 )
-            })
+            })?;
+            if look.logged_out {
+                return Err(PlatformError::new(
+                    Failure::LoggedOut,
+                    format!("`{alias}`'s client shows its login page"),
+                ));
+            }
+            Ok(look.items)
         })
         .await
     }

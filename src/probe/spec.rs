@@ -466,11 +466,16 @@ impl Spec {
                 dir.join(p)
             }
         };
-        if file.name.trim().is_empty() || file.name.contains(['/', '\\', ',']) {
+        // The name becomes part of a folder name: keep it to characters
+        // every file system and shell takes as they are.
+        if !safe_name(&file.name) {
             return Err(at
                 .top(
                     "name",
-                    "the name must be non-empty, without `/`, `\\` or `,`",
+                    format!(
+                        "`{}` cannot name a run folder: use 1 to {MAX_NAME} letters, digits, `-`, `_` or `.`, not starting with `.`",
+                        file.name.escape_debug()
+                    ),
                 )
                 .hint("e.g. name = \"replication\""));
         }
@@ -528,6 +533,55 @@ impl Spec {
         if !(l.after_sentinel_s.is_finite() && l.after_sentinel_s >= 0.0) {
             return Err(at.section("limits", "after_sentinel_s", "must be ≥ 0"));
         }
+        // What the clock and the scheduler can keep: a value past these
+        // would overflow a time or stall the run, not measure anything.
+        let within = |v: f64, lo: f64, hi: f64, key: &str, unit: &str| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(at.section(
+                    "limits",
+                    key,
+                    format!("{v} is out of range: allowed {lo} to {hi} {unit}"),
+                ))
+            }
+        };
+        within(
+            l.sends_per_minute,
+            MIN_SENDS_PER_MINUTE,
+            MAX_SENDS_PER_MINUTE,
+            "sends_per_minute",
+            "sends a minute",
+        )?;
+        within(
+            l.deliver_timeout_s,
+            0.1,
+            MAX_WAIT_S,
+            "deliver_timeout_s",
+            "seconds",
+        )?;
+        within(
+            l.after_sentinel_s,
+            0.0,
+            MAX_WAIT_S,
+            "after_sentinel_s",
+            "seconds",
+        )?;
+        within(l.max_runtime_s, 1.0, MAX_SPAN_S, "max_runtime_s", "seconds")?;
+        if l.parallel_pairs > MAX_PARALLEL {
+            return Err(at.section(
+                "limits",
+                "parallel_pairs",
+                format!("at most {MAX_PARALLEL}, not {}", l.parallel_pairs),
+            ));
+        }
+        if l.retries > MAX_RETRIES {
+            return Err(at.section(
+                "limits",
+                "retries",
+                format!("at most {MAX_RETRIES}, not {}", l.retries),
+            ));
+        }
         if !(l.jitter.is_finite() && (0.0..=10.0).contains(&l.jitter)) {
             return Err(at.section("limits", "jitter", "must be between 0 and 10"));
         }
@@ -576,12 +630,28 @@ impl Spec {
         }
         let mut names = HashSet::new();
         let mut experiments = Vec::new();
+        let mut sends = 0u64;
         for (n, e) in file.experiment.iter().enumerate() {
             let x = validate_experiment(&at, n, e, &accounts, &items, dir)?;
             if !names.insert(x.name.clone()) {
                 return Err(at
                     .exp(n, "name", format!("two experiments are named `{}`", x.name))
                     .hint("give each experiment its own name"));
+            }
+            // Bound the plan before it is built: its size is known from
+            // the keys alone.
+            sends = sends.saturating_add(x.max_sends());
+            if sends > MAX_PLAN_SENDS {
+                return Err(at
+                    .exp(
+                        n,
+                        "replicates",
+                        format!(
+                            "the plan would hold more than {MAX_PLAN_SENDS} sends (up to {} so far)",
+                            sends
+                        ),
+                    )
+                    .hint("lower replicates or select fewer items; split a larger campaign into runs"));
             }
             experiments.push(x);
         }
@@ -600,6 +670,50 @@ impl Spec {
             limits,
             experiments,
         })
+    }
+}
+
+/// The longest name a spec may have (it is part of a folder name).
+pub const MAX_NAME: usize = 64;
+/// Fewest and most sends a minute per account.
+pub const MIN_SENDS_PER_MINUTE: f64 = 0.01;
+/// See [`MIN_SENDS_PER_MINUTE`].
+pub const MAX_SENDS_PER_MINUTE: f64 = 600.0;
+/// The longest wait for one message (deliver timeout, after-sentinel wait).
+pub const MAX_WAIT_S: f64 = 3600.0;
+/// The longest span of a run or of a trial's timings: a year.
+pub const MAX_SPAN_S: f64 = 366.0 * 86400.0;
+/// Most replicates of an experiment.
+pub const MAX_REPLICATES: u32 = 10_000;
+/// Most offsets, retests … in one list.
+pub const MAX_LIST: usize = 10_000;
+/// Most sends in one plan.
+pub const MAX_PLAN_SENDS: u64 = 1_000_000;
+/// Most parallel pairs.
+pub const MAX_PARALLEL: u32 = 64;
+/// Most retries of a send.
+pub const MAX_RETRIES: u32 = 20;
+
+/// Whether `name` is safe as part of a folder name.
+pub fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+impl Experiment {
+    /// An upper bound of the sends this experiment plans (every design's
+    /// trial is at most a seed, a prime or two, its tests and its retests).
+    pub fn max_sends(&self) -> u64 {
+        let units = (self.items.len() + self.keywords.len() + self.pairs.len()).max(1) as u64;
+        let per_trial =
+            4 + self.offsets_s.len() as u64 + self.transforms.len() as u64 + self.retests as u64;
+        units
+            .saturating_mul(self.replicates as u64)
+            .saturating_mul(per_trial)
     }
 }
 
@@ -634,16 +748,32 @@ fn validate_experiment(
         .name
         .clone()
         .unwrap_or_else(|| format!("{}-{}", design.as_str(), n + 1));
-    if name.trim().is_empty() || name.contains(['/', ',', '\n']) {
-        return Err(at.exp(n, "name", "a name must be non-empty, without `/` or `,`"));
+    if name.trim().is_empty()
+        || name
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '/' | '\\' | ','))
+    {
+        return Err(at.exp(
+            n,
+            "name",
+            "a name must be non-empty, without `/`, `\\`, `,` or control characters",
+        ));
     }
     let replicates = e.replicates.unwrap_or(1);
-    if replicates == 0 {
-        return Err(at.exp(n, "replicates", "must be at least 1"));
+    if !(1..=MAX_REPLICATES).contains(&replicates) {
+        return Err(at.exp(
+            n,
+            "replicates",
+            format!("must be 1 to {MAX_REPLICATES}, not {replicates}"),
+        ));
     }
     let delay_s = e.delay_s.unwrap_or(30.0);
-    if !(delay_s.is_finite() && delay_s >= 0.0) {
-        return Err(at.exp(n, "delay_s", format!("must be ≥ 0 seconds, not {delay_s}")));
+    if !(delay_s.is_finite() && (0.0..=MAX_SPAN_S).contains(&delay_s)) {
+        return Err(at.exp(
+            n,
+            "delay_s",
+            format!("must be 0 to {MAX_SPAN_S} seconds (a year), not {delay_s}"),
+        ));
     }
     let required = |key: &str, present: bool| -> Result<(), InputError> {
         if present {
@@ -727,6 +857,11 @@ fn validate_experiment(
     }
     // Items.
     let filter_items = |f: &FilterFile| -> Result<Vec<CorpusItem>, InputError> {
+        if f.id.is_empty() && f.label.is_empty() && f.kind.is_empty() && f.topic.is_empty() {
+            return Err(at
+                .exp(n, "items", "an empty filter would select every item silently")
+                .hint("name what to select, e.g. items = { label = [\"sensitive\"], kind = [\"image\"] }"));
+        }
         for k in &f.kind {
             k.parse::<ItemKind>()
                 .map_err(|m| at.exp(n, "items.kind", m))?;
@@ -785,6 +920,18 @@ fn validate_experiment(
         }
         Design::Keyword => {
             if let Some(f) = &e.items {
+                if f.label.is_empty() && f.topic.is_empty() && f.id.is_empty() && f.kind.is_empty()
+                {
+                    return Err(at
+                        .exp(
+                            n,
+                            "items",
+                            "an empty filter would select every keyword silently",
+                        )
+                        .hint(
+                            "leave `items` out to test every keyword, or filter by label or topic",
+                        ));
+                }
                 if !f.id.is_empty() || !f.kind.is_empty() {
                     return Err(at.exp(
                         n,
@@ -800,11 +947,16 @@ fn validate_experiment(
         Design::Latency => {
             required("offsets_s", e.offsets_s.is_some())?;
             let offs = e.offsets_s.clone().unwrap_or_default();
-            if offs.is_empty() || offs.iter().any(|o| !(o.is_finite() && *o > 0.0)) {
+            if offs.is_empty()
+                || offs.len() > MAX_LIST
+                || offs
+                    .iter()
+                    .any(|o| !(o.is_finite() && *o > 0.0 && *o <= MAX_SPAN_S))
+            {
                 return Err(at.exp(
                     n,
                     "offsets_s",
-                    "offsets must be a non-empty list of positive seconds",
+                    format!("offsets must be a list of 1 to {MAX_LIST} positive seconds, each at most {MAX_SPAN_S} (a year)"),
                 ));
             }
             let mut seen = HashSet::new();
@@ -879,12 +1031,27 @@ fn validate_experiment(
             required("retest_every_s", e.retest_every_s.is_some())?;
             required("retests", e.retests.is_some())?;
             let every = e.retest_every_s.unwrap_or(0.0);
-            if !(every.is_finite() && every > 0.0) {
-                return Err(at.exp(n, "retest_every_s", "must be a positive number of seconds"));
+            if !(every.is_finite() && every > 0.0 && every <= MAX_SPAN_S) {
+                return Err(at.exp(
+                    n,
+                    "retest_every_s",
+                    format!("must be a positive number of seconds, at most {MAX_SPAN_S} (a year)"),
+                ));
             }
             let k = e.retests.unwrap_or(0);
-            if k == 0 {
-                return Err(at.exp(n, "retests", "must be at least 1"));
+            if !(1..=MAX_LIST as u32).contains(&k) {
+                return Err(at.exp(n, "retests", format!("must be 1 to {MAX_LIST}, not {k}")));
+            }
+            if every * k as f64 + x.delay_s > MAX_SPAN_S {
+                return Err(at
+                    .exp(
+                        n,
+                        "retests",
+                        format!(
+                            "{k} retests every {every} s span more than a year ({MAX_SPAN_S} s)"
+                        ),
+                    )
+                    .hint("split the campaign into runs, or retest less often"));
             }
             x.retest_every_s = every;
             x.retests = k;

@@ -19,6 +19,7 @@
 
 pub mod journal;
 pub mod ledger;
+pub mod lock;
 pub mod state;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -183,9 +184,15 @@ pub async fn run(
     interrupt: impl Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
     let resuming = opts.resume.is_some();
+    // Held until this function returns: one process per run folder.
+    let mut held: Option<lock::RunLock> = None;
     let (spec, prior) = match (&opts.resume, &opts.spec) {
         (Some(dir), _) => {
             let m = read_manifest(dir)?;
+            held = Some(lock::RunLock::acquire(
+                &dir.join(lock::LOCK_FILE),
+                &format!("run {}", m.run_id),
+            )?);
             let spec = Spec::load(Path::new(&m.spec_path))?;
             if spec.sha256 != m.spec_sha256 {
                 return Err(InputError::new(
@@ -215,10 +222,19 @@ pub async fn run(
     let limits = &spec.limits;
     // The platform: an external URL (flag, or the one the run started
     // with), the profile's, or an embedded testbed.
-    let base_url = opts
-        .base_url
-        .clone()
-        .or_else(|| prior.as_ref().and_then(|(d, _)| external_url(d)));
+    let base_url =
+        match &opts.base_url {
+            Some(u) => Some(u.clone()),
+            None => match prior.as_ref().and_then(|(d, _)| external_url(d)) {
+                Some(u) if u.contains("***@") => return Err(InputError::new(
+                    "--base-url",
+                    "this run's platform URL carried credentials, which chatprobe does not store",
+                )
+                .hint("pass the URL again with --base-url")
+                .into()),
+                other => other,
+            },
+        };
     let embedded = base_url.is_none() && profile.urls.base.is_empty();
     if embedded && !profile.testbed {
         return Err(InputError::new(&profile.path, "no base URL")
@@ -248,6 +264,11 @@ pub async fn run(
     if opts.webdriver.is_empty() {
         crate::platform::chromedriver::find()?;
     }
+    // Every credential must resolve (variable set, file present and private)
+    // before anything is written.
+    for a in &spec.accounts.accounts {
+        spec.accounts.password(a, true)?;
+    }
     // Everything is checked: now make the run folder.
     let (dir, run_id, mut manifest) = match prior {
         Some((dir, m)) => (dir, m.run_id.clone(), m),
@@ -257,6 +278,10 @@ pub async fn run(
             let run_id = new_run_id(&opts.results, &spec.name);
             let dir = opts.results.join(&run_id);
             std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            held = Some(lock::RunLock::acquire(
+                &dir.join(lock::LOCK_FILE),
+                &format!("run {run_id}"),
+            )?);
             let m = RunManifest {
                 software: "chatprobe".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
@@ -330,6 +355,9 @@ pub async fn run(
         let mut cfg =
             crate::testbed::Config::new(policy.as_ref().expect("checked"), &spec.accounts_path);
         cfg.truth = Some(dir.join("truth.jsonl"));
+        // Its state lives in the run folder, so a resume after a crash
+        // finds the platform as the crash left it.
+        cfg.state = Some(dir.join("testbed"));
         Some(crate::testbed::Testbed::start(&cfg).await?)
     } else {
         None
@@ -359,7 +387,11 @@ pub async fn run(
             "external"
         }
         .into(),
-        base_url: if embedded { None } else { Some(url.clone()) },
+        base_url: if embedded {
+            None
+        } else {
+            Some(crate::redact::url(&url))
+        },
         version: env!("CARGO_PKG_VERSION").into(),
     };
     record(&mut jr, &mut st, &start)?;
@@ -378,10 +410,7 @@ pub async fn run(
         regions,
         poll_ms: profile.timeouts.poll_ms,
     };
-    let result = execute(
-        &mut ctx, &wd, &mut st, &mut jr, embedded, opts.quiet, interrupt,
-    )
-    .await;
+    let result = execute(&mut ctx, &wd, &mut st, &mut jr, opts.quiet, interrupt).await;
     wd.close().await;
     if let Some(tb) = testbed {
         tb.stop().await;
@@ -393,6 +422,7 @@ pub async fn run(
     };
     record(&mut jr, &mut st, &stop)?;
     let done = write_outputs(&mut ctx, &st, Some(&reason))?;
+    drop(held);
     Ok(RunSummary {
         dir,
         run_id,
@@ -407,18 +437,19 @@ pub async fn run(
 /// Check, before anything is written, that `url` parses and something
 /// listens at its host and port.
 fn reachable(flag: &str, url: &str) -> Result<(), InputError> {
+    let shown = crate::redact::url(url);
     let u = url::Url::parse(url)
-        .map_err(|e| InputError::new(flag, format!("`{url}` is not a URL: {e}")))?;
+        .map_err(|e| InputError::new(flag, format!("`{shown}` is not a URL: {e}")))?;
     let addrs: Vec<std::net::SocketAddr> = u
         .socket_addrs(|| None)
-        .map_err(|e| InputError::new(flag, format!("`{url}`: {e}")))?;
+        .map_err(|e| InputError::new(flag, format!("`{shown}`: {e}")))?;
     let ok = addrs
         .iter()
         .any(|a| std::net::TcpStream::connect_timeout(a, Duration::from_secs(3)).is_ok());
     if ok {
         Ok(())
     } else {
-        Err(InputError::new(flag, format!("nothing answers at {url}"))
+        Err(InputError::new(flag, format!("nothing answers at {shown}"))
             .hint("start the endpoint first, or fix the URL"))
     }
 }
@@ -526,7 +557,17 @@ struct Active {
     busy: bool,
 }
 
-type Done = (usize, usize, u32, Observation, Vec<String>);
+type Done = (
+    usize,
+    usize,
+    u32,
+    Observation,
+    Vec<String>,
+    Option<&'static str>,
+);
+
+/// `settled` of an outcome found in the chats after a harness error.
+const SETTLED_AFTER_ERROR: &str = "after_error";
 
 #[allow(clippy::too_many_arguments)]
 async fn execute(
@@ -534,7 +575,6 @@ async fn execute(
     wd: &WebDriverPlatform,
     st: &mut RunState,
     jr: &mut Journal,
-    embedded: bool,
     quiet: bool,
     interrupt: impl Future<Output = ()>,
 ) -> anyhow::Result<String> {
@@ -546,6 +586,8 @@ async fn execute(
         after_sentinel: Duration::from_secs_f64(lim.after_sentinel_s),
         poll: Duration::from_millis(ctx.poll_ms),
     };
+    // How long a send whose outcome an error left unknown is looked for.
+    let settle_budget = Duration::from_secs_f64((4.0 * lim.deliver_timeout_s).max(60.0));
     let mut ledger = ledger::Ledger::open(&spec.corpus)?;
     let hasher = PerceptualHasher::new();
     let mut rng = rand_chacha::ChaCha8Rng::from_os_rng();
@@ -567,29 +609,6 @@ async fn execute(
         match st.trial_status(t) {
             TrialStatus::Done => {}
             TrialStatus::Pending(s, attempt) => {
-                if embedded {
-                    // The embedded testbed died with the run: its chats and
-                    // indexes are gone, so the trial cannot go on.
-                    let send = &t.sends[s];
-                    let r = Record::Outcome {
-                        send_id: send.send_id.clone(),
-                        attempt,
-                        at: Utc::now(),
-                        outcome: Outcome::Error,
-                        failure: Some("platform_restarted".into()),
-                        error: Some(
-                            "the embedded testbed stopped with the run; its state is gone".into(),
-                        ),
-                        sent_at: None,
-                        observed_at: None,
-                        sentinel_observed_at: None,
-                        latency_ms: None,
-                        settled: Some("platform_restarted".into()),
-                    };
-                    record(jr, st, &r)?;
-                    abandon_restarted(jr, st, t)?;
-                    continue;
-                }
                 let tr = transmission(ctx, st, t, s, attempt, lim.sentinel)?;
                 let nonce = attempt_nonce(st, &t.sends[s].send_id, attempt);
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -622,10 +641,6 @@ async fn execute(
             }
             TrialStatus::Next(..) => {
                 if st.started(t) {
-                    if embedded {
-                        abandon_restarted(jr, st, t)?;
-                        continue;
-                    }
                     active.push(Active {
                         idx: i,
                         t0: st.t0(t),
@@ -844,9 +859,20 @@ async fn execute(
                 let idx = a.idx;
                 inflight.push(Box::pin(async move {
                     let started = std::time::Instant::now();
-                    let mut obs = platform::transmit_checked(wd, &tr, &limits, &nonce).await;
+                    let obs = platform::transmit_checked(wd, &tr, &limits, &nonce).await;
+                    // Never retry blind: a probe that may have gone out is
+                    // first looked for in the chats (the accounts stay
+                    // locked meanwhile).
+                    let (mut obs, after) =
+                        platform::settle_after_error(wd, &tr, &limits, &nonce, obs, settle_budget)
+                            .await;
                     obs.waited_ms = started.elapsed().as_millis() as u64;
-                    (idx, s, attempt, obs, locked)
+                    let settled = match after {
+                        platform::AfterError::NotSent => None,
+                        platform::AfterError::Settled => Some(SETTLED_AFTER_ERROR),
+                        platform::AfterError::Unsettled => Some(state::UNSETTLED),
+                    };
+                    (idx, s, attempt, obs, locked, settled)
                 }));
             }
             if active.is_empty() && pending.is_empty() && inflight.is_empty() {
@@ -858,7 +884,7 @@ async fn execute(
         // Wait for a send to finish, the next due time, or a stop.
         let wake = Duration::from_millis(250);
         tokio::select! {
-            Some((idx, s, attempt, obs, locked)) = inflight.next(), if !inflight.is_empty() => {
+            Some((idx, s, attempt, obs, locked, settled)) = inflight.next(), if !inflight.is_empty() => {
                 for l in &locked {
                     busy_accounts.remove(l);
                 }
@@ -871,7 +897,7 @@ async fn execute(
                 *e = (*e).max(next);
                 est_send_s = 0.8 * est_send_s + 0.2 * (obs.waited_ms as f64 / 1000.0);
                 let t = &plan.trials[idx];
-                let r = outcome_record(&t.sends[s].send_id, attempt, &obs, None);
+                let r = outcome_record(&t.sends[s].send_id, attempt, &obs, settled);
                 record(jr, st, &r)?;
                 let k = active.iter().position(|a| a.idx == idx).expect("active trial");
                 active[k].busy = false;
@@ -879,7 +905,10 @@ async fn execute(
                     active[k].t0 = obs.sent_at;
                 }
                 if obs.outcome == platform::Outcome::Error {
-                    active[k].not_before = Utc::now() + chrono::Duration::seconds(2);
+                    // Back off: a platform that restarts, or a browser that
+                    // is being rebuilt, needs a moment; 2, 4, 8 … 60 s.
+                    let wait = 2i64.saturating_pow(attempt.min(6)).min(60);
+                    active[k].not_before = Utc::now() + chrono::Duration::seconds(wait);
                 }
                 if st.trial_status(t) == TrialStatus::Done {
                     active.remove(k);
@@ -905,16 +934,6 @@ fn record(jr: &mut Journal, st: &mut RunState, r: &Record) -> std::io::Result<()
     jr.append(r)?;
     st.apply(r);
     Ok(())
-}
-
-/// Close a trial the embedded testbed's restart left without its platform state.
-fn abandon_restarted(jr: &mut Journal, st: &mut RunState, t: &Trial) -> std::io::Result<()> {
-    let a = Record::Abandon {
-        trial_id: t.trial_id.clone(),
-        at: Utc::now(),
-        reason: "platform_restarted".into(),
-    };
-    record(jr, st, &a)
 }
 
 fn due_at(a: &Active, t: &Trial, s: usize) -> DateTime<Utc> {
@@ -1193,6 +1212,14 @@ pub async fn run_every(
         .clone()
         .ok_or_else(|| InputError::new("--every", "needs a probe spec, not --resume"))?;
     let spec = Spec::load(&spec_path)?;
+    // One campaign loop per spec name and results folder (two would double
+    // every send); each run also locks its own folder.
+    std::fs::create_dir_all(&opts.results)
+        .with_context(|| format!("creating {}", opts.results.display()))?;
+    let _campaign = lock::RunLock::acquire(
+        &opts.results.join(format!(".every-{}.lock", spec.name)),
+        &format!("the --every campaign `{}`", spec.name),
+    )?;
     let mut out = Vec::new();
     let mut interrupt = std::pin::pin!(interrupt);
     let (tx, rx) = tokio::sync::watch::channel(false);

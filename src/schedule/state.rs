@@ -47,7 +47,13 @@ pub struct OutcomeRec {
     pub sentinel_observed_at: Option<DateTime<Utc>>,
     /// Latency.
     pub latency_ms: Option<i64>,
+    /// How it was settled, when not observed directly (journal `settled`).
+    pub settled: Option<String>,
 }
+
+/// `settled` of an error whose send may or may not have reached the
+/// platform: never retried, so nothing is sent twice.
+pub const UNSETTLED: &str = "unsettled";
 
 /// One attempt of a send.
 #[derive(Debug, Clone)]
@@ -194,6 +200,7 @@ impl RunState {
                 observed_at,
                 sentinel_observed_at,
                 latency_ms,
+                settled,
                 ..
             } => {
                 if let Some(a) = self
@@ -209,6 +216,7 @@ impl RunState {
                         observed_at: *observed_at,
                         sentinel_observed_at: *sentinel_observed_at,
                         latency_ms: *latency_ms,
+                        settled: settled.clone(),
                     });
                 }
             }
@@ -242,7 +250,11 @@ impl RunState {
         }
         match &last.outcome {
             None => SendStatus::Pending(last.attempt),
-            Some(o) if o.outcome == Outcome::Error && last.attempt <= self.retries => {
+            Some(o)
+                if o.outcome == Outcome::Error
+                    && last.attempt <= self.retries
+                    && o.settled.as_deref() != Some(UNSETTLED) =>
+            {
                 SendStatus::Ready(last.attempt + 1)
             }
             Some(o) => SendStatus::Done(o.outcome),

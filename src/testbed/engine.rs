@@ -26,7 +26,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use chrono::{DateTime, Utc};
+
 use super::policy::{keyword_hit, Applies, Channel, ContentKind, MatchMode, Policy, Scope};
+use super::store::{Added, Change, Queued, Store};
 use crate::accounts::{Accounts, Region};
 use crate::corpus::hash::{self, Hash64, PerceptualHasher};
 use crate::corpus::{text, Format};
@@ -91,7 +94,7 @@ pub enum SendError {
 }
 
 /// One message as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Message {
     /// Transmission id (also the message id).
     pub id: u64,
@@ -118,7 +121,7 @@ pub struct Message {
 }
 
 /// A ground-truth record (one JSON line each).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Truth {
     /// A transmission and the real-time decision.
@@ -148,7 +151,7 @@ pub enum Truth {
         /// pHash of an image.
         phash: Option<String>,
         /// delivered | blocked.
-        decision: &'static str,
+        decision: String,
         /// Why: `md5_index`, `visual_match`, `keyword:…`, or `none`.
         reason: String,
     },
@@ -161,7 +164,7 @@ pub enum Truth {
         /// When done.
         done_at: String,
         /// sensitive | benign.
-        verdict: &'static str,
+        verdict: String,
         /// Why.
         reason: String,
     },
@@ -205,6 +208,97 @@ struct State {
     generation: u64,
     index: HashMap<Channel, HashMap<String, IndexEntry>>,
     messages: Vec<Message>,
+    /// The durable journal, when the testbed has a state folder.
+    store: Option<Store>,
+    /// Inspections replayed from the journal, not yet rescheduled.
+    pending: Vec<Queued>,
+    /// Expiries replayed from the journal, not yet rescheduled.
+    expiring: Vec<Added>,
+}
+
+impl State {
+    /// Journal a change (synced) while the state lock is held, so the
+    /// journal's order is the order of the changes.
+    fn journal(&mut self, c: Change) {
+        if let Some(s) = self.store.as_mut() {
+            if let Err(e) = s.append(&c) {
+                eprintln!(
+                    "testbed: cannot write {}: {e}; state after this change is not durable",
+                    s.path().display()
+                );
+            }
+        }
+    }
+}
+
+impl State {
+    /// Restore what a journal holds.
+    fn replay(&mut self, changes: Vec<Change>) {
+        let mut pending: HashMap<u64, Queued> = HashMap::new();
+        let mut live: HashMap<(Channel, String), Added> = HashMap::new();
+        for c in changes {
+            match c {
+                Change::Message {
+                    mut message,
+                    key,
+                    delivered,
+                    queued,
+                    rng_pos,
+                    ..
+                } => {
+                    message.key = key;
+                    message.delivered = delivered;
+                    self.next_id = self.next_id.max(message.id + 1);
+                    self.messages.push(*message);
+                    if let Some(q) = queued {
+                        pending.insert(q.id, q);
+                    }
+                    self.rng.set_word_pos(super::store::pos_parse(&rng_pos));
+                }
+                Change::Inspected {
+                    id, added, rng_pos, ..
+                } => {
+                    pending.remove(&id);
+                    for a in added {
+                        self.generation = self.generation.max(a.generation);
+                        live.insert((a.channel, a.md5.clone()), a);
+                    }
+                    self.rng.set_word_pos(super::store::pos_parse(&rng_pos));
+                }
+                Change::Expired {
+                    channel,
+                    md5,
+                    generation,
+                    ..
+                } => {
+                    let k = (channel, md5);
+                    if live.get(&k).is_some_and(|a| a.generation == generation) {
+                        live.remove(&k);
+                    }
+                }
+            }
+        }
+        for a in live.into_values() {
+            self.index.entry(a.channel).or_default().insert(
+                a.md5.clone(),
+                IndexEntry {
+                    generation: a.generation,
+                    expires: a.expires_at.map(instant_of),
+                },
+            );
+            if a.expires_at.is_some() {
+                self.expiring.push(a);
+            }
+        }
+        let mut pending: Vec<Queued> = pending.into_values().collect();
+        pending.sort_by_key(|q| q.id);
+        self.pending = pending;
+    }
+}
+
+/// A wall-clock time as an `Instant` (now, if it has passed).
+fn instant_of(t: DateTime<Utc>) -> Instant {
+    Instant::now() + (t - Utc::now()).to_std().unwrap_or_default()
 }
 
 /// A reference image, prepared for both match modes.
@@ -233,6 +327,36 @@ impl Engine {
         files: PathBuf,
         truth: Option<&Path>,
     ) -> Result<Engine, crate::error::InputError> {
+        Engine::with_state(policy, accounts, files, truth, None)
+    }
+
+    /// As [`Engine::new`], with a state folder: files are stored in it, every
+    /// change is journaled there, and what an earlier engine journaled there
+    /// is restored (call [`Engine::resume_pending`] once the engine is shared).
+    pub fn with_state(
+        policy: Policy,
+        accounts: Accounts,
+        files: PathBuf,
+        truth: Option<&Path>,
+        state: Option<&Path>,
+    ) -> Result<Engine, crate::error::InputError> {
+        let (files, store, changes) = match state {
+            Some(dir) => {
+                let (store, changes) = Store::open(dir).map_err(|e| {
+                    crate::error::InputError::new(
+                        dir,
+                        format!("cannot open the testbed's state: {e}"),
+                    )
+                    .hint("give another --state folder, or remove this one to start afresh")
+                })?;
+                (dir.join(super::store::FILES_DIR), Some(store), changes)
+            }
+            None => (files, None, Vec::new()),
+        };
+        // Truth lines a crash kept from the truth file.
+        let repair = truth
+            .map(|t| super::store::missing_truth(&changes, t))
+            .unwrap_or_default();
         let references = match policy.reference_dir() {
             Some(dir) => load_references(&dir, &policy)?,
             None => Vec::new(),
@@ -256,20 +380,53 @@ impl Engine {
         std::fs::create_dir_all(&files).map_err(|e| {
             crate::error::InputError::new(&files, format!("cannot create the file store: {e}"))
         })?;
-        Ok(Engine {
-            state: Mutex::new(State {
-                rng: ChaCha8Rng::seed_from_u64(policy.seed),
-                next_id: 1,
-                generation: 0,
-                index: HashMap::new(),
-                messages: Vec::new(),
-            }),
+        let mut st = State {
+            rng: ChaCha8Rng::seed_from_u64(policy.seed),
+            next_id: 1,
+            generation: 0,
+            index: HashMap::new(),
+            messages: Vec::new(),
+            store,
+            pending: Vec::new(),
+            expiring: Vec::new(),
+        };
+        st.replay(changes);
+        let engine = Engine {
+            state: Mutex::new(st),
             policy,
             accounts,
             truth: Mutex::new(truth),
             references,
             files,
-        })
+        };
+        for t in &repair {
+            engine.log(t);
+        }
+        Ok(engine)
+    }
+
+    /// Reschedule the inspections and expiries restored from the state
+    /// folder: each at its own due time, at once if that has passed.
+    pub fn resume_pending(self: &Arc<Self>) {
+        let (pending, expiring) = {
+            let mut st = self.state.lock().expect("state");
+            (
+                std::mem::take(&mut st.pending),
+                std::mem::take(&mut st.expiring),
+            )
+        };
+        for q in pending {
+            let engine = Arc::clone(self);
+            tokio::spawn(async move {
+                tokio::time::sleep_until(instant_of(q.due_at).into()).await;
+                engine.inspect(&q);
+            });
+        }
+        for a in expiring {
+            if let Some(at) = a.expires_at {
+                self.expire_at(a.channel, a.md5, a.generation, instant_of(at));
+            }
+        }
     }
 
     /// The policy.
@@ -514,7 +671,11 @@ impl Engine {
         }
         let delivered = reason == "none";
 
-        let (message, inspect) = {
+        let (receiver, group) = match chat {
+            Chat::Direct(peer) => (Some(self.alias(peer)), None),
+            Chat::Group(g) => (None, Some(g.clone())),
+        };
+        let (message, queued, truth) = {
             let mut st = self.state.lock().expect("state");
             let id = st.next_id;
             st.next_id += 1;
@@ -552,39 +713,55 @@ impl Engine {
             } else {
                 None
             };
-            (message, inspect)
+            let queued = match (inspect, &md5) {
+                (Some(delay), Some(md5)) => Some(Queued {
+                    id,
+                    channel,
+                    md5: md5.clone(),
+                    sha256: sha256.clone().unwrap_or_default(),
+                    name: message.filename.clone().unwrap_or_default(),
+                    kind,
+                    queued_at: now_rfc3339(),
+                    due_at: Utc::now()
+                        + chrono::Duration::from_std(self.policy.scaled(delay))
+                            .unwrap_or(chrono::Duration::MAX),
+                }),
+                _ => None,
+            };
+            let truth = Truth::Transmission {
+                id: message.id,
+                at,
+                sender: self.alias(sender),
+                receiver,
+                group,
+                channel,
+                kind,
+                filename,
+                text: message.text.clone(),
+                md5: md5.clone(),
+                upload_md5,
+                phash: phash.map(|h| h.to_string()),
+                decision: if delivered { "delivered" } else { "blocked" }.into(),
+                reason,
+            };
+            let rng_pos = super::store::pos_text(st.rng.get_word_pos());
+            st.journal(Change::Message {
+                message: Box::new(message.clone()),
+                key: message.key.clone(),
+                delivered,
+                queued: queued.clone(),
+                rng_pos,
+                truth: Box::new(truth.clone()),
+            });
+            (message, queued, truth)
         };
+        self.log(&truth);
 
-        let (receiver, group) = match chat {
-            Chat::Direct(peer) => (Some(self.alias(peer)), None),
-            Chat::Group(g) => (None, Some(g.clone())),
-        };
-        self.log(&Truth::Transmission {
-            id: message.id,
-            at,
-            sender: self.alias(sender),
-            receiver,
-            group,
-            channel,
-            kind,
-            filename,
-            text: message.text.clone(),
-            md5: md5.clone(),
-            upload_md5,
-            phash: phash.map(|h| h.to_string()),
-            decision: if delivered { "delivered" } else { "blocked" },
-            reason,
-        });
-
-        if let (Some(delay), Some(md5)) = (inspect, md5) {
+        if let Some(q) = queued {
             let engine = Arc::clone(self);
-            let queued_at = now_rfc3339();
-            let id = message.id;
-            let sha = sha256.clone().unwrap_or_default();
-            let name = message.filename.clone().unwrap_or_default();
             tokio::spawn(async move {
-                tokio::time::sleep(engine.policy.scaled(delay)).await;
-                engine.inspect(id, channel, &md5, &sha, &name, kind, queued_at);
+                tokio::time::sleep_until(instant_of(q.due_at).into()).await;
+                engine.inspect(&q);
             });
         }
         Ok(message)
@@ -598,19 +775,11 @@ impl Engine {
             .is_some_and(|e| e.expires.is_none_or(|t| t > Instant::now()))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn inspect(
-        self: &Arc<Self>,
-        id: u64,
-        channel: Channel,
-        md5: &str,
-        sha: &str,
-        name: &str,
-        kind: ContentKind,
-        queued_at: String,
-    ) {
-        let bytes = std::fs::read(self.files.join(sha)).unwrap_or_default();
-        let reason = match kind {
+    /// Run a queued inspection: judge, and index a sensitive file's MD5.
+    fn inspect(self: &Arc<Self>, q: &Queued) {
+        let bytes = std::fs::read(self.files.join(&q.sha256)).unwrap_or_default();
+        let name = q.name.as_str();
+        let reason = match q.kind {
             ContentKind::Image => hash::decode_image(Path::new(name), &bytes)
                 .ok()
                 .and_then(|img| self.match_reference(&img))
@@ -627,79 +796,107 @@ impl Engine {
             ContentKind::Text => None,
         };
         let done_at = now_rfc3339();
-        self.log(&Truth::Inspection {
-            transmission: id,
-            queued_at,
+        let mut truths = vec![Truth::Inspection {
+            transmission: q.id,
+            queued_at: q.queued_at.clone(),
             done_at: done_at.clone(),
             verdict: if reason.is_some() {
                 "sensitive"
             } else {
                 "benign"
-            },
+            }
+            .into(),
             reason: reason.clone().unwrap_or_else(|| "no_match".into()),
-        });
-        if reason.is_none() {
-            return;
-        }
-        let channels = if self.policy.index.separate_channels {
-            vec![channel]
-        } else {
-            vec![Channel::Direct, Channel::Group]
+        }];
+        let channels = match reason {
+            None => Vec::new(),
+            Some(_) if self.policy.index.separate_channels => vec![q.channel],
+            Some(_) => vec![Channel::Direct, Channel::Group],
         };
-        for ch in channels {
-            let (generation, expiry) = {
-                let mut st = self.state.lock().expect("state");
+        let added = {
+            let mut st = self.state.lock().expect("state");
+            let mut added = Vec::new();
+            for ch in channels {
                 let expiry = self.policy.index.expiry.sample(&mut st.rng);
                 st.generation += 1;
                 let generation = st.generation;
-                let expires = expiry.map(|s| Instant::now() + self.policy.scaled(s));
+                let expires_at = expiry.map(|s| {
+                    Utc::now()
+                        + chrono::Duration::from_std(self.policy.scaled(s))
+                            .unwrap_or(chrono::Duration::MAX)
+                });
                 st.index.entry(ch).or_default().insert(
-                    md5.to_string(),
+                    q.md5.clone(),
                     IndexEntry {
                         generation,
-                        expires,
+                        expires: expires_at.map(instant_of),
                     },
                 );
-                (generation, expiry)
-            };
-            let expires_at = expiry.map(|s| {
-                let d = chrono::Duration::from_std(self.policy.scaled(s))
-                    .unwrap_or(chrono::Duration::MAX);
-                (chrono::Utc::now() + d).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            });
-            self.log(&Truth::IndexAdd {
-                channel: ch,
-                md5: md5.to_string(),
-                at: done_at.clone(),
-                transmission: id,
-                expires_at,
-            });
-            if let Some(s) = expiry {
-                let engine = Arc::clone(self);
-                let md5 = md5.to_string();
-                let d = self.policy.scaled(s);
-                tokio::spawn(async move {
-                    tokio::time::sleep(d).await;
-                    let removed = {
-                        let mut st = engine.state.lock().expect("state");
-                        let idx = st.index.entry(ch).or_default();
-                        if idx.get(&md5).is_some_and(|e| e.generation == generation) {
-                            idx.remove(&md5);
-                            true
-                        } else {
-                            false
-                        }
-                    };
-                    if removed {
-                        engine.log(&Truth::IndexExpire {
-                            channel: ch,
-                            md5,
-                            at: now_rfc3339(),
-                        });
-                    }
+                truths.push(Truth::IndexAdd {
+                    channel: ch,
+                    md5: q.md5.clone(),
+                    at: done_at.clone(),
+                    transmission: q.id,
+                    expires_at: expires_at
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                });
+                added.push(Added {
+                    channel: ch,
+                    md5: q.md5.clone(),
+                    generation,
+                    expires_at,
                 });
             }
+            let rng_pos = super::store::pos_text(st.rng.get_word_pos());
+            st.journal(Change::Inspected {
+                id: q.id,
+                added: added.clone(),
+                rng_pos,
+                truth: truths.clone(),
+            });
+            added
+        };
+        for t in &truths {
+            self.log(t);
         }
+        for a in added {
+            if let Some(at) = a.expires_at {
+                self.expire_at(a.channel, a.md5, a.generation, instant_of(at));
+            }
+        }
+    }
+
+    /// Remove `md5` from `channel`'s index at `when`, unless a later
+    /// insertion replaced this `generation`.
+    fn expire_at(self: &Arc<Self>, channel: Channel, md5: String, generation: u64, when: Instant) {
+        let engine = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(when.into()).await;
+            let truth = {
+                let mut st = engine.state.lock().expect("state");
+                let idx = st.index.entry(channel).or_default();
+                if idx.get(&md5).is_some_and(|e| e.generation == generation) {
+                    idx.remove(&md5);
+                    let truth = Truth::IndexExpire {
+                        channel,
+                        md5: md5.clone(),
+                        at: now_rfc3339(),
+                    };
+                    st.journal(Change::Expired {
+                        channel,
+                        md5,
+                        generation,
+                        truth: truth.clone(),
+                    });
+                    Some(truth)
+                } else {
+                    None
+                }
+            };
+            if let Some(t) = truth {
+                engine.log(&t);
+            }
+        });
     }
 
     /// The name of the first reference image `img` matches, if any.

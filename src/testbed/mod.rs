@@ -12,6 +12,7 @@
 pub mod engine;
 pub mod policy;
 pub mod server;
+pub mod store;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,6 +42,9 @@ pub struct Config {
     pub truth: Option<PathBuf>,
     /// Upload cap in bytes.
     pub max_upload: usize,
+    /// A state folder: files, messages, indexes and pending inspections are
+    /// kept there durably and restored on the next start (none: in memory).
+    pub state: Option<PathBuf>,
 }
 
 impl Config {
@@ -53,6 +57,7 @@ impl Config {
             allow_remote: false,
             truth: None,
             max_upload: DEFAULT_MAX_UPLOAD,
+            state: None,
         }
     }
 }
@@ -86,12 +91,14 @@ impl Testbed {
             .prefix("chatprobe-testbed-")
             .tempdir()
             .map_err(|e| InputError::new("<tmp>", format!("cannot create the file store: {e}")))?;
-        let engine = Arc::new(engine::Engine::new(
+        let engine = Arc::new(engine::Engine::with_state(
             policy,
             accounts,
             files.path().to_path_buf(),
             config.truth.as_deref(),
+            config.state.as_deref(),
         )?);
+        engine.resume_pending();
         let app = Arc::new(server::App::new(Arc::clone(&engine), passwords));
         let server = server::serve(app, config.addr, config.max_upload)
             .await

@@ -6,6 +6,7 @@ mod analyze;
 mod browser;
 mod corpus;
 mod driver;
+mod faults;
 mod run;
 mod stats;
 mod testbed;

@@ -14,13 +14,13 @@ use crate::util::{chatprobe, chatprobe_ok, csv_maps, root, s};
 
 /// A campaign folder: accounts, profile, a sped-up wechat-2020 policy, the
 /// corpus (indexed) and a spec written from `body`.
-struct Campaign {
-    dir: tempfile::TempDir,
-    spec: PathBuf,
+pub struct Campaign {
+    pub dir: tempfile::TempDir,
+    pub spec: PathBuf,
 }
 
 impl Campaign {
-    fn new(time_scale: &str, limits: &str, body: &str) -> Campaign {
+    pub fn new(time_scale: &str, limits: &str, body: &str) -> Campaign {
         Campaign::with_policy(time_scale, &[], limits, body)
     }
 
@@ -64,16 +64,16 @@ impl Campaign {
         Campaign { dir, spec }
     }
 
-    fn results(&self) -> PathBuf {
+    pub fn results(&self) -> PathBuf {
         self.dir.path().join("results")
     }
 
-    fn policy(&self) -> PathBuf {
+    pub fn policy(&self) -> PathBuf {
         self.dir.path().join("probes/policies/policy.toml")
     }
 
     /// The only run folder.
-    fn run_dir(&self) -> PathBuf {
+    pub fn run_dir(&self) -> PathBuf {
         let dirs: Vec<PathBuf> = std::fs::read_dir(self.results())
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -96,7 +96,7 @@ fn copy_tree(src: &Path, dst: &Path) {
     }
 }
 
-fn jsonl(path: &Path) -> Vec<Value> {
+pub fn jsonl(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -107,7 +107,7 @@ fn jsonl(path: &Path) -> Vec<Value> {
 
 /// Ground-truth transmissions that are not sentinels, by their marker (file
 /// name or text).
-fn truth_by_marker(truth: &[Value]) -> HashMap<String, Vec<Value>> {
+pub fn truth_by_marker(truth: &[Value]) -> HashMap<String, Vec<Value>> {
     let mut m: HashMap<String, Vec<Value>> = HashMap::new();
     for t in truth.iter().filter(|t| t["event"] == "transmission") {
         let marker = t["filename"]
@@ -124,7 +124,7 @@ fn truth_by_marker(truth: &[Value]) -> HashMap<String, Vec<Value>> {
 }
 
 /// The marker each attempt used, from the journal: send_id → markers.
-fn markers(run: &Path) -> HashMap<String, Vec<String>> {
+pub fn markers(run: &Path) -> HashMap<String, Vec<String>> {
     let journal = jsonl(&run.join("journal.jsonl"));
     let files: HashMap<(String, String), String> = journal
         .iter()
@@ -403,13 +403,23 @@ test_chat = { from = "intl-c", to = "china-d" }
 }
 
 /// A testbed in its own process (so killing the run leaves the platform up).
-struct TestbedProcess {
-    child: Child,
-    url: String,
+pub struct TestbedProcess {
+    pub child: Child,
+    pub url: String,
 }
 
 impl TestbedProcess {
-    fn start(policy: &Path, accounts: &Path, truth: &Path) -> TestbedProcess {
+    pub fn start(policy: &Path, accounts: &Path, truth: &Path) -> TestbedProcess {
+        TestbedProcess::start_with(policy, accounts, truth, &[])
+    }
+
+    /// With more arguments (`--state DIR`, `--addr A`).
+    pub fn start_with(
+        policy: &Path,
+        accounts: &Path,
+        truth: &Path,
+        more: &[&str],
+    ) -> TestbedProcess {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
             .args([
@@ -421,6 +431,7 @@ impl TestbedProcess {
                 "--truth",
                 s(truth),
             ])
+            .args(more)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -1,0 +1,454 @@
+//! The fault suite: runs are killed with -9 at seeded random points (with
+//! the embedded testbed and with an external one), chromedriver is killed
+//! mid-send, the testbed is killed and restarted mid-run, and two resumes
+//! race for one run folder. Each ends checked against the platform's own
+//! ground truth, not against chatprobe's records: every planned send reached
+//! the platform exactly once, every outcome is the platform's decision,
+//! every trial is conclusive, and no process of chatprobe's is left.
+//!
+//! `CHATPROBE_KILLS` sets the number of kills (5 in `make test`, 20 in
+//! `make soak`); `CHATPROBE_FAULT_SEED` replays a failing draw (printed).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+use crate::run::{jsonl, markers, truth_by_marker, Campaign, TestbedProcess};
+use crate::util::{chatprobe_ok, csv_maps, s};
+
+const LIMITS: &str =
+    "sends_per_minute = 120\nparallel_pairs = 2\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.6";
+
+/// Images and documents seeded then tested, and keywords: every kind of send.
+const BODY: &str = r#"
+[[experiment]]
+kind = "surveillance"
+name = "files"
+items = { id = ["img-s01", "img-s02", "img-s03", "img-b01", "doc-s01", "doc-b01"] }
+seed_chat = { from = "intl-a", to = "intl-b" }
+test_chat = { from = "intl-a", to = "china-c" }
+delay_s = 3
+
+[[experiment]]
+kind = "keyword"
+keywords = "../corpus/keywords.csv"
+items = { topic = ["june4", "food"] }
+test_chat = { from = "intl-c", to = "china-d" }
+"#;
+
+fn kills() -> usize {
+    std::env::var("CHATPROBE_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+}
+
+fn rng(test: &str) -> rand_chacha::ChaCha8Rng {
+    let seed = std::env::var("CHATPROBE_FAULT_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| rand::rng().random::<u32>() as u64);
+    eprintln!("{test}: CHATPROBE_FAULT_SEED={seed}");
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// A campaign whose chatprobe processes get their own TMPDIR, so that every
+/// process they start (chromedriver, Chromium, watchdogs) can be found.
+struct Faulty {
+    c: Campaign,
+    tmp: PathBuf,
+}
+
+impl Faulty {
+    fn new() -> Faulty {
+        let c = Campaign::new("0.05", LIMITS, BODY);
+        let tmp = c.dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        Faulty { c, tmp }
+    }
+
+    fn spawn(&self, args: &[&str], log: &str) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_chatprobe"))
+            .args(args)
+            .env("TMPDIR", &self.tmp)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.c.dir.path().join(log)).unwrap())
+            .spawn()
+            .unwrap()
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.c.dir.path().join(name)).unwrap_or_default()
+    }
+
+    /// The first run's arguments, or a resume's.
+    fn args(&self, first: bool, base_url: Option<&str>) -> Vec<String> {
+        let mut a: Vec<String> = vec!["run".into(), "--quiet".into()];
+        if first {
+            a.extend([
+                s(&self.c.spec).into(),
+                "--results".into(),
+                s(&self.c.results()).into(),
+            ]);
+            if let Some(u) = base_url {
+                a.extend(["--base-url".into(), u.into()]);
+            }
+        } else {
+            a.extend(["--resume".into(), s(&self.c.run_dir()).into()]);
+        }
+        a
+    }
+
+    /// Processes whose environment carries our TMPDIR (chromedriver,
+    /// Chromium, the watchdog), chatprobe's own aside.
+    fn leftovers(&self) -> Vec<(i32, String)> {
+        let needle = format!("TMPDIR={}", self.tmp.display());
+        let mut out = Vec::new();
+        for p in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = p.file_name().to_str().and_then(|x| x.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(env) = std::fs::read(p.path().join("environ")) else {
+                continue;
+            };
+            if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+                let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+                // A zombie already dead but not reaped has no environ left.
+                out.push((pid, comm.trim().to_string()));
+            }
+        }
+        out
+    }
+
+    /// Wait (≤ 10 s) until nothing of ours runs; how long it took.
+    fn nothing_left(&self) -> Duration {
+        let t0 = Instant::now();
+        loop {
+            let left = self.leftovers();
+            if left.is_empty() {
+                return t0.elapsed();
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "10 s after chatprobe ended these still run: {left:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Lines of the run's journal (0 before it exists).
+fn journal_lines(results: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(results) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            std::fs::read_to_string(e.path().join("journal.jsonl"))
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Run `child` until the journal holds `lines` lines, then kill it with -9.
+/// Returns false if it finished first (its exit must be a success).
+fn kill_at(f: &Faulty, mut child: Child, lines: usize, log: &str) -> bool {
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{log} failed: {}", f.log(log));
+            return false;
+        }
+        if journal_lines(&f.c.results()) >= lines {
+            unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+            let _ = child.wait();
+            return true;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "{log}: no progress: {}",
+            f.log(log)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The run against the platform's truth: every planned send reached the
+/// platform exactly once (over all its attempts), its final outcome is the
+/// platform's decision, nothing reached the platform that no send made,
+/// and every trial is conclusive.
+fn check_exactly_once(run: &Path, truth: &Path) {
+    let truth = jsonl(truth);
+    let by_marker = truth_by_marker(&truth);
+    let markers = markers(run);
+    let plan = csv_maps(&run.join("plan.csv"));
+    let sends = csv_maps(&run.join("sends.csv"));
+    let mut last: HashMap<&str, &HashMap<String, String>> = HashMap::new();
+    for r in &sends {
+        let e = last.entry(r["send_id"].as_str()).or_insert(r);
+        if r["attempt"].parse::<u32>().unwrap() > e["attempt"].parse::<u32>().unwrap() {
+            *e = r;
+        }
+    }
+    let (mut dup, mut lost, mut mismatch) = (0, 0, 0);
+    for p in &plan {
+        let id = p["send_id"].as_str();
+        let Some(r) = last.get(id) else {
+            lost += 1;
+            eprintln!("{id}: planned, never in sends.csv");
+            continue;
+        };
+        let sent: Vec<&Value> = markers[id]
+            .iter()
+            .flat_map(|m| by_marker.get(m).into_iter().flatten())
+            .collect();
+        if sent.len() != 1 {
+            dup += 1;
+            eprintln!("{id}: reached the platform {} times", sent.len());
+            continue;
+        }
+        if sent[0]["decision"].as_str().unwrap() != r["outcome"] {
+            mismatch += 1;
+            eprintln!(
+                "{id}: dataset says {}, the platform decided {}",
+                r["outcome"], sent[0]["decision"]
+            );
+        }
+    }
+    let all: HashSet<&String> = markers.values().flatten().collect();
+    let stray: Vec<&String> = by_marker.keys().filter(|m| !all.contains(m)).collect();
+    assert_eq!(
+        (dup, lost, mismatch, stray.len()),
+        (0, 0, 0, 0),
+        "duplicates, lost sends, mismatches, strays ({stray:?})"
+    );
+    let trials = csv_maps(&run.join("trials.csv"));
+    let planned: HashSet<&str> = plan.iter().map(|p| p["trial_id"].as_str()).collect();
+    assert_eq!(trials.len(), planned.len(), "every trial has a verdict");
+    let bad: Vec<_> = trials
+        .iter()
+        .filter(|t| t["verdict"] == "inconclusive")
+        .collect();
+    assert!(bad.is_empty(), "inconclusive trials: {bad:?}");
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(m["state"], "complete");
+}
+
+/// Kill -9 the run `kills()` times at random points of its journal, resume
+/// each time, then resume to the end.
+fn kill_and_resume(f: &Faulty, base_url: Option<&str>, label: &str) -> usize {
+    let mut rng = rng(label);
+    let mut killed = 0;
+    let mut finished = false;
+    let mut slowest = Duration::ZERO;
+    for i in 0..kills() {
+        let lines = journal_lines(&f.c.results()) + rng.random_range(2..14);
+        let args = f.args(i == 0, base_url);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let log = format!("{label}-{i}.log");
+        if kill_at(f, f.spawn(&args, &log), lines, &log) {
+            killed += 1;
+            slowest = slowest.max(f.nothing_left());
+        } else {
+            finished = true;
+            break;
+        }
+    }
+    if !finished {
+        let args = f.args(false, base_url);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let status = f.spawn(&args, "last.log").wait().unwrap();
+        assert!(status.success(), "the last resume: {}", f.log("last.log"));
+    }
+    f.nothing_left();
+    eprintln!("{label}: {killed} kills, every process gone within {slowest:?}");
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(f.c.run_dir().join("run.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["crashes"].as_u64().unwrap(), killed as u64);
+    killed
+}
+
+#[test]
+fn kill_9_with_the_embedded_testbed_loses_nothing() {
+    let f = Faulty::new();
+    let killed = kill_and_resume(&f, None, "embedded");
+    assert!(killed >= kills().min(3), "only {killed} kills landed");
+    let run = f.c.run_dir();
+    check_exactly_once(&run, &run.join("truth.jsonl"));
+}
+
+#[test]
+fn kill_9_with_an_external_testbed_loses_nothing() {
+    let f = Faulty::new();
+    let truth = f.c.dir.path().join("truth.jsonl");
+    let tb = TestbedProcess::start(
+        &f.c.policy(),
+        &f.c.dir.path().join("probes/accounts.testbed.toml"),
+        &truth,
+    );
+    let killed = kill_and_resume(&f, Some(&tb.url), "external");
+    assert!(killed >= kills().min(3), "only {killed} kills landed");
+    check_exactly_once(&f.c.run_dir(), &truth);
+}
+
+/// An intent without an outcome in the journal: a send is in flight.
+fn in_flight(run_dir: &Path, file_only: bool) -> bool {
+    let Ok(text) = std::fs::read_to_string(run_dir.join("journal.jsonl")) else {
+        return false;
+    };
+    let recs: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let Some(last) = recs.iter().rev().find(|r| r["event"] == "intent") else {
+        return false;
+    };
+    let done = recs.iter().any(|r| {
+        r["event"] == "outcome"
+            && r["send_id"] == last["send_id"]
+            && r["attempt"] == last["attempt"]
+    });
+    !done && (!file_only || last["file"].is_string())
+}
+
+fn children_named(parent: u32, name: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|x| x.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(p.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …
+        let Some(rest) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let comm = stat.split_once(" (").map(|x| x.1).unwrap_or("");
+        let ppid: u32 = rest.1.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+        if ppid == parent && comm.starts_with(name) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Wait until `cond` holds, or the child exits (a failure), for ≤ 300 s.
+fn wait_for(f: &Faulty, child: &mut Child, log: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("{log} ended ({st}) first: {}", f.log(log));
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "{log}: timed out");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn chromedriver_killed_mid_send_is_settled_not_resent() {
+    let f = Faulty::new();
+    let args = f.args(true, None);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = f.spawn(&args, "run.log");
+    // Wait for a file send in flight (after the first two have finished,
+    // so the browsers are warm), then kill the driver under it.
+    wait_for(&f, &mut child, "run.log", || {
+        journal_lines(&f.c.results()) > 8 && in_flight(&f.c.run_dir(), true)
+    });
+    let drivers = children_named(child.id(), "chromedriver");
+    assert_eq!(drivers.len(), 1, "{drivers:?}");
+    unsafe { libc::kill(drivers[0], libc::SIGKILL) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{}", f.log("run.log"));
+    f.nothing_left();
+    let run = f.c.run_dir();
+    check_exactly_once(&run, &run.join("truth.jsonl"));
+    // The kill was felt: some attempt failed or was settled from the chats.
+    let journal = jsonl(&run.join("journal.jsonl"));
+    assert!(
+        journal.iter().any(|r| r["event"] == "outcome"
+            && (r["outcome"] == "error" || r["settled"] == "after_error")),
+        "no send noticed the dead driver"
+    );
+}
+
+#[test]
+fn a_testbed_restarted_mid_run_is_logged_into_again() {
+    let f = Faulty::new();
+    let truth = f.c.dir.path().join("truth.jsonl");
+    let state = f.c.dir.path().join("tb-state");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let accounts = f.c.dir.path().join("probes/accounts.testbed.toml");
+    let more = ["--state", s(&state), "--addr", &addr];
+    let mut tb = TestbedProcess::start_with(&f.c.policy(), &accounts, &truth, &more);
+    let args = f.args(true, Some(&tb.url));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = f.spawn(&args, "run.log");
+    wait_for(&f, &mut child, "run.log", || {
+        journal_lines(&f.c.results()) > 8 && in_flight(&f.c.run_dir(), false)
+    });
+    // kill -9 the platform and bring it back on the same address and state.
+    unsafe { libc::kill(tb.child.id() as i32, libc::SIGKILL) };
+    let _ = tb.child.wait();
+    let restarted = chrono::Utc::now();
+    tb = TestbedProcess::start_with(&f.c.policy(), &accounts, &truth, &more);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{}", f.log("run.log"));
+    f.nothing_left();
+    check_exactly_once(&f.c.run_dir(), &truth);
+    // The new testbed process knew no session: whatever it received came
+    // from browsers that logged in again.
+    let after = jsonl(&truth)
+        .iter()
+        .filter(|t| t["event"] == "transmission")
+        .filter(|t| {
+            chrono::DateTime::parse_from_rfc3339(t["at"].as_str().unwrap()).unwrap() > restarted
+        })
+        .count();
+    assert!(after > 0, "nothing was sent after the restart");
+    drop(tb);
+}
+
+#[test]
+fn two_resumes_at_once_one_runs_the_other_is_refused() {
+    let f = Faulty::new();
+    let args = f.args(true, None);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(kill_at(&f, f.spawn(&args, "first.log"), 10, "first.log"));
+    f.nothing_left();
+    let args = f.args(false, None);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut a = f.spawn(&args, "a.log");
+    // The second starts once the first holds the lock (it has journaled its
+    // start), so the refusal is not left to the scheduler's luck.
+    let lines = journal_lines(&f.c.results());
+    wait_for(&f, &mut a, "a.log", || {
+        journal_lines(&f.c.results()) > lines
+    });
+    let b = f.spawn(&args, "b.log").wait().unwrap();
+    assert_eq!(b.code(), Some(2), "{}", f.log("b.log"));
+    let why = f.log("b.log");
+    assert!(
+        why.contains(&format!("pid {}", a.id())) && why.contains(".lock"),
+        "{why}"
+    );
+    assert!(a.wait().unwrap().success(), "{}", f.log("a.log"));
+    f.nothing_left();
+    let run = f.c.run_dir();
+    check_exactly_once(&run, &run.join("truth.jsonl"));
+    let r = chatprobe_ok(&["runs", "--results", s(&f.c.results())]);
+    assert!(r.stdout.contains("complete"), "{}", r.stdout);
+}
