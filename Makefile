@@ -17,7 +17,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: run test bench lint corpus build deps deps-bench deps-corpus clean
+.PHONY: run test soak bench lint corpus build deps deps-bench deps-corpus clean
 
 ## run: build, index the corpus, run the replication (probes/replication.toml)
 ## on the embedded testbed, analyse it, and say where the dataset and report are
@@ -34,6 +34,11 @@ run: build
 test: deps
 	$(CARGO) test --release --locked
 	@echo "make test: ok"
+
+## soak: the fault suite with 20 kill -9s a run (make test does 5)
+soak: deps
+	CHATPROBE_KILLS=20 $(CARGO) test --release --locked --test it faults:: -- --test-threads 1
+	@echo "make soak: ok"
 
 ## bench: speed against the tools a researcher would otherwise use
 bench: deps-bench build

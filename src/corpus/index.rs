@@ -211,7 +211,7 @@ fn index_one(
     previous: &HashMap<String, IndexRow>,
     stat_cache: &HashMap<String, StatRow>,
 ) -> Result<(IndexRow, StatRow, bool), CorpusError> {
-    let full: PathBuf = dir.join(&e.path);
+    let full: PathBuf = super::entry_path(dir, &e.path)?;
     let meta = std::fs::metadata(&full).map_err(|err| {
         if err.kind() == std::io::ErrorKind::NotFound {
             CorpusError::from(

@@ -101,6 +101,37 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>, CorpusError> {
     })
 }
 
+/// The file of a corpus entry `rel` (a manifest or lineage path), refused if
+/// it leaves the corpus folder `dir` — by `..`, an absolute path, or a
+/// symbolic link pointing outside — so nothing outside the corpus is ever
+/// hashed, copied or uploaded.
+pub fn entry_path(dir: &Path, rel: &str) -> Result<PathBuf, CorpusError> {
+    let full = dir.join(rel);
+    let refuse = |why: &str| -> CorpusError {
+        InputError::new(&full, format!("refusing a corpus file that {why}"))
+            .hint("copy the file into the corpus folder instead of linking to it")
+            .into()
+    };
+    if Path::new(rel).is_absolute()
+        || Path::new(rel)
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(refuse("lies outside the corpus folder"));
+    }
+    let (Ok(root), Ok(real)) = (dir.canonicalize(), full.canonicalize()) else {
+        // Missing: the caller reports it with its own words.
+        return Ok(full);
+    };
+    if !real.starts_with(&root) {
+        return Err(refuse(&format!(
+            "is a link to {}, outside the corpus folder",
+            real.display()
+        )));
+    }
+    Ok(full)
+}
+
 /// Today's date (UTC) as YYYY-MM-DD.
 pub fn today() -> String {
     chrono::Utc::now().format("%Y-%m-%d").to_string()

@@ -192,7 +192,7 @@ pub fn make_one(
     t: Transform,
     seed: u64,
 ) -> Result<(Lineage, Vec<u8>), CorpusError> {
-    let src = dir.join(&item.path);
+    let src = super::entry_path(dir, &item.path)?;
     let format = Format::from_path(&src)
         .ok_or_else(|| CorpusError::from(InputError::new(&src, "unsupported file type")))?;
     let bytes = super::read_file(&src)?;

@@ -284,6 +284,21 @@ pub fn for_each_send(
         ] {
             check_time(path, line, col, v)?;
         }
+        // NaN and inf parse as numbers but are not measurements: they
+        // would flow into every mean and fit.
+        for (col, v) in [
+            ("phash_distance", row.phash_distance),
+            ("offset_s", row.offset_s),
+            ("latency_ms", row.latency_ms),
+            ("planned_offset_s", row.planned_offset_s),
+        ] {
+            if v.is_some_and(|x| !x.is_finite()) {
+                return Err(InputError::new(path, "not a finite number")
+                    .line(line)
+                    .key(col)
+                    .hint("leave the cell empty for a missing value"));
+            }
+        }
         Ok(())
     };
     for_each_row(path, &SEND_COLUMNS, &["outcome"], check, f)

@@ -542,19 +542,33 @@ pub async fn settle_after_error<P: Platform>(
     if error.outcome != Outcome::Error || error.sent_at.is_none() {
         return (error, AfterError::NotSent);
     }
+    match settle_patiently(platform, t, limits, nonce, budget).await {
+        Ok(None) => (error, AfterError::NotSent),
+        Ok(Some(mut o)) => {
+            o.sent_at = error.sent_at;
+            (o, AfterError::Settled)
+        }
+        Err(_) => (error, AfterError::Unsettled),
+    }
+}
+
+/// [`settle`], tried again (sessions rebuilt, logins redone) with growing
+/// pauses while it fails, until `budget` is spent: `Ok(None)` never sent,
+/// `Ok(Some(o))` settled, `Err(last error)` the chats could not be read.
+pub async fn settle_patiently<P: Platform>(
+    platform: &P,
+    t: &Transmission,
+    limits: &Limits,
+    nonce: &str,
+    budget: Duration,
+) -> Result<Option<Observation>, Observation> {
     let t0 = Instant::now();
     let mut pause = Duration::from_millis(500);
     loop {
         match settle(platform, t, limits, nonce).await {
-            None => return (error, AfterError::NotSent),
-            Some(o) if o.outcome != Outcome::Error => {
-                let mut o = o;
-                o.sent_at = error.sent_at;
-                return (o, AfterError::Settled);
-            }
-            Some(_) if t0.elapsed() + pause > budget => {
-                return (error, AfterError::Unsettled);
-            }
+            None => return Ok(None),
+            Some(o) if o.outcome != Outcome::Error => return Ok(Some(o)),
+            Some(e) if t0.elapsed() + pause > budget => return Err(e),
             Some(_) => {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(8));

@@ -611,15 +611,17 @@ async fn execute(
             TrialStatus::Pending(s, attempt) => {
                 let tr = transmission(ctx, st, t, s, attempt, lim.sentinel)?;
                 let nonce = attempt_nonce(st, &t.sends[s].send_id, attempt);
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let r = match platform::settle(wd, &tr, &limits, &nonce).await {
-                    None => Record::NotSent {
-                        send_id: t.sends[s].send_id.clone(),
+                let send_id = &t.sends[s].send_id;
+                let r = match platform::settle_patiently(wd, &tr, &limits, &nonce, settle_budget)
+                    .await
+                {
+                    Ok(None) => Record::NotSent {
+                        send_id: send_id.clone(),
                         attempt,
                         at: Utc::now(),
                     },
-                    Some(o) => outcome_record(
-                        &t.sends[s].send_id,
+                    Ok(Some(o)) => outcome_record(
+                        send_id,
                         attempt,
                         &o,
                         Some(if o.sentinel_observed_at.is_some() {
@@ -628,6 +630,8 @@ async fn execute(
                             "history"
                         }),
                     ),
+                    // Whether it went out is unknown: never send it again.
+                    Err(e) => outcome_record(send_id, attempt, &e, Some(state::UNSETTLED)),
                 };
                 record(jr, st, &r)?;
                 if st.trial_status(t) != TrialStatus::Done {
@@ -1090,7 +1094,7 @@ fn prepare_file(
     let (bytes, format, item, transform, variant_id) = match content {
         Content::Fresh(_) => {
             let item = t.item.as_ref().expect("file trials have an item");
-            let path = corpus.join(&item.item.path);
+            let path = crate::corpus::entry_path(corpus, &item.item.path)?;
             let orig = crate::corpus::read_file(&path)?;
             let format = Format::from_path(&path)
                 .ok_or_else(|| InputError::new(&path, "unsupported file type"))?;
@@ -1125,7 +1129,7 @@ fn prepare_file(
                     .find(|i| &i.item.id == id)
                     .expect("pair items come from the spec")
             };
-            let path = corpus.join(&item.item.path);
+            let path = crate::corpus::entry_path(corpus, &item.item.path)?;
             let b = crate::corpus::read_file(&path)?;
             let format = Format::from_path(&path)
                 .ok_or_else(|| InputError::new(&path, "unsupported file type"))?;

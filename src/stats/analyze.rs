@@ -497,6 +497,15 @@ fn write_csv<T: Serialize>(
 /// Compute and write the tables into `out`, replacing it only on success.
 pub fn run(inputs: &[PathBuf], out: &Path, interval: Interval) -> anyhow::Result<Tables> {
     use anyhow::Context;
+    if out.exists() && !out.is_dir() {
+        return Err(crate::error::InputError::new(
+            out,
+            "is a file; analyze writes a folder of tables, plots and report.html",
+        )
+        .key("--out")
+        .hint("name a folder (it is replaced if it exists)")
+        .into());
+    }
     let tables = compute(inputs, interval)?;
     let parent = out
         .parent()
@@ -636,10 +645,11 @@ pub fn run(inputs: &[PathBuf], out: &Path, interval: Interval) -> anyhow::Result
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
     crate::report::write_html(d, &tables, &plots, manifest.as_ref())
         .context("writing report.html")?;
-    let kept = tmp.keep();
-    if out.exists() {
+    if out.is_dir() {
         std::fs::remove_dir_all(out).with_context(|| format!("replacing {}", out.display()))?;
     }
-    std::fs::rename(&kept, out).with_context(|| format!("writing {}", out.display()))?;
+    // On failure the temporary folder is dropped, and removed with it.
+    std::fs::rename(tmp.path(), out).with_context(|| format!("writing {}", out.display()))?;
+    let _ = tmp.keep();
     Ok(tables)
 }

@@ -316,6 +316,9 @@ pub struct Engine {
     truth: Mutex<Option<std::io::BufWriter<std::fs::File>>>,
     references: Vec<Reference>,
     files: PathBuf,
+    /// Inspections and expiries waiting: aborted when the testbed stops
+    /// (a state folder keeps them for the next start).
+    timers: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Engine {
@@ -398,6 +401,7 @@ impl Engine {
             truth: Mutex::new(truth),
             references,
             files,
+            timers: Mutex::new(Vec::new()),
         };
         for t in &repair {
             engine.log(t);
@@ -416,11 +420,7 @@ impl Engine {
             )
         };
         for q in pending {
-            let engine = Arc::clone(self);
-            tokio::spawn(async move {
-                tokio::time::sleep_until(instant_of(q.due_at).into()).await;
-                engine.inspect(&q);
-            });
+            self.inspect_at(q);
         }
         for a in expiring {
             if let Some(at) = a.expires_at {
@@ -758,11 +758,7 @@ impl Engine {
         self.log(&truth);
 
         if let Some(q) = queued {
-            let engine = Arc::clone(self);
-            tokio::spawn(async move {
-                tokio::time::sleep_until(instant_of(q.due_at).into()).await;
-                engine.inspect(&q);
-            });
+            self.inspect_at(q);
         }
         Ok(message)
     }
@@ -773,6 +769,33 @@ impl Engine {
             .get(&channel)
             .and_then(|m| m.get(md5))
             .is_some_and(|e| e.expires.is_none_or(|t| t > Instant::now()))
+    }
+
+    /// Run `fut` as a timer that [`Engine::stop_timers`] aborts.
+    fn timer(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        let h = tokio::spawn(fut).abort_handle();
+        let mut t = self.timers.lock().expect("timers");
+        t.retain(|h| !h.is_finished());
+        t.push(h);
+    }
+
+    /// Stop every pending inspection and expiry (the testbed is stopping;
+    /// with a state folder they resume at the next start).
+    pub fn stop_timers(&self) {
+        for h in self.timers.lock().expect("timers").drain(..) {
+            h.abort();
+        }
+    }
+
+    /// Inspect `q` at its due time.
+    fn inspect_at(self: &Arc<Self>, q: Queued) {
+        let engine = Arc::clone(self);
+        self.timer(async move {
+            tokio::time::sleep_until(instant_of(q.due_at).into()).await;
+            // Off the runtime's threads: decoding and text extraction block.
+            let e = Arc::clone(&engine);
+            let _ = tokio::task::spawn_blocking(move || e.inspect(&q)).await;
+        });
     }
 
     /// Run a queued inspection: judge, and index a sensitive file's MD5.
@@ -870,7 +893,7 @@ impl Engine {
     /// insertion replaced this `generation`.
     fn expire_at(self: &Arc<Self>, channel: Channel, md5: String, generation: u64, when: Instant) {
         let engine = Arc::clone(self);
-        tokio::spawn(async move {
+        self.timer(async move {
             tokio::time::sleep_until(when.into()).await;
             let truth = {
                 let mut st = engine.state.lock().expect("state");

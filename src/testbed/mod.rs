@@ -117,8 +117,9 @@ impl Testbed {
         self.server.url()
     }
 
-    /// Stop serving.
+    /// Stop serving, and stop the engine's pending timers.
     pub async fn stop(self) {
         self.server.stop().await;
+        self.engine.stop_timers();
     }
 }

@@ -103,18 +103,19 @@ impl Dist {
     }
 
     fn validate(&self) -> Result<(), String> {
+        let year = 366.0 * 86400.0;
         let ok = match *self {
             Dist::None => true,
-            Dist::Fixed { s } => s.is_finite() && s >= 0.0,
-            Dist::Exponential { mean_s } => mean_s.is_finite() && mean_s > 0.0,
+            Dist::Fixed { s } => (0.0..=year).contains(&s),
+            Dist::Exponential { mean_s } => mean_s > 0.0 && mean_s <= year,
             Dist::Lognormal { median_s, sigma } => {
-                median_s.is_finite() && median_s > 0.0 && sigma.is_finite() && sigma >= 0.0
+                median_s > 0.0 && median_s <= year && (0.0..=5.0).contains(&sigma)
             }
         };
         if ok {
             Ok(())
         } else {
-            Err("durations must be finite and positive".into())
+            Err("durations must be positive and at most a year (31622400 s); sigma 0 to 5".into())
         }
     }
 }
@@ -351,8 +352,11 @@ impl Policy {
                 .line(line_of(key.rsplit('.').next().unwrap_or(key)))
                 .key(key)
         };
-        if !(p.time_scale.is_finite() && p.time_scale > 0.0) {
-            return Err(bad("time_scale", "time_scale must be > 0".into()));
+        if !(p.time_scale > 0.0 && p.time_scale <= 1000.0) {
+            return Err(bad(
+                "time_scale",
+                "time_scale must be > 0 and at most 1000".into(),
+            ));
         }
         if !(0.0..=1.0).contains(&p.inspection.probability) {
             return Err(bad(
@@ -440,9 +444,16 @@ impl Policy {
             .then(|| self.base_dir().join(&self.sensitive.reference_images))
     }
 
-    /// Scale seconds to real time.
+    /// Scale seconds to real time; a random draw from a long tail is
+    /// capped at ten years (a duration must stay representable).
     pub fn scaled(&self, s: f64) -> std::time::Duration {
-        std::time::Duration::from_secs_f64((s * self.time_scale).max(0.0))
+        let v = s * self.time_scale;
+        let cap = 10.0 * 366.0 * 86400.0;
+        std::time::Duration::from_secs_f64(if v.is_finite() {
+            v.clamp(0.0, cap)
+        } else {
+            cap
+        })
     }
 }
 

@@ -39,7 +39,13 @@ pub struct App {
     engine: Arc<Engine>,
     sessions: Mutex<HashMap<String, String>>,
     passwords: HashMap<String, String>,
+    /// Failed logins by login name: how many in a row, and until when the
+    /// next try is refused.
+    failures: Mutex<HashMap<String, (u32, std::time::Instant)>>,
 }
+
+/// Failed logins in a row before the testbed slows a login name down.
+pub const FREE_LOGIN_FAILURES: u32 = 5;
 
 impl App {
     /// Server state over an engine; `passwords` maps login → password.
@@ -48,6 +54,7 @@ impl App {
             engine,
             sessions: Mutex::new(HashMap::new()),
             passwords,
+            failures: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -119,13 +126,36 @@ struct LoginBody {
 }
 
 async fn login(State(app): State<Arc<App>>, Json(body): Json<LoginBody>) -> ApiResult {
+    // Like a real platform, slow down guessing: after a few failures in a
+    // row, a login name must wait 1, 2, 4 … 60 s between tries (429 with
+    // Retry-After), success or not.
+    let now = std::time::Instant::now();
+    if let Some((_, until)) = app.failures.lock().expect("failures").get(&body.login) {
+        if *until > now {
+            let secs = (*until - now).as_secs_f64().ceil().max(1.0) as u64;
+            return Ok((
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, secs.to_string())],
+                Json(json!({ "error": "too many failed logins; try again later" })),
+            )
+                .into_response());
+        }
+    }
     let ok = app
         .passwords
         .get(&body.login)
         .is_some_and(|p| constant_time_eq(p.as_bytes(), body.password.as_bytes()));
     if !ok {
+        let mut f = app.failures.lock().expect("failures");
+        let e = f.entry(body.login.clone()).or_insert((0, now));
+        e.0 += 1;
+        if e.0 >= FREE_LOGIN_FAILURES {
+            let wait = 2u64.saturating_pow(e.0 - FREE_LOGIN_FAILURES).min(60);
+            e.1 = now + std::time::Duration::from_secs(wait);
+        }
         return Err(err(StatusCode::UNAUTHORIZED, "wrong login or password"));
     }
+    app.failures.lock().expect("failures").remove(&body.login);
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
     let token = hex::encode(raw);

@@ -84,7 +84,7 @@ fn write<T: serde::Serialize>(path: &Path, rows: &[T]) {
     w.flush().unwrap();
 }
 
-fn fixture(dir: &Path) {
+pub fn fixture(dir: &Path) {
     use Outcome::*;
     let mut trials = Vec::new();
     // 12 sensitive images in direct chats: 10 seeded blocked, no control blocked.

@@ -452,3 +452,219 @@ fn two_resumes_at_once_one_runs_the_other_is_refused() {
     let r = chatprobe_ok(&["runs", "--results", s(&f.c.results())]);
     assert!(r.stdout.contains("complete"), "{}", r.stdout);
 }
+
+/// Values `plan` once accepted and `run` then crashed or hung on, secrets
+/// that leaked into messages, and files outside the corpus: each is refused
+/// with exit 2, naming the file and the key, and nothing is written.
+#[test]
+fn every_bad_input_exits_2_names_the_file_and_key_and_writes_nothing() {
+    let good = r#"
+[[experiment]]
+kind = "surveillance"
+name = "x"
+items = { kind = ["image"] }
+seed_chat = { from = "intl-a", to = "intl-b" }
+test_chat = { from = "intl-a", to = "china-c" }
+delay_s = 5
+"#;
+    let c = Campaign::new("1.0", "sends_per_minute = 20", good);
+    let base = std::fs::read_to_string(&c.spec).unwrap();
+    let results = c.results();
+    // (edit, the key the error names)
+    let spec_cases: &[(&str, &str, &str)] = &[
+        (
+            "sends_per_minute = 20",
+            "sends_per_minute = 1e-300",
+            "[limits.sends_per_minute]",
+        ),
+        ("delay_s = 5", "delay_s = 1e300", "[experiment[0].delay_s]"),
+        (
+            "name = \"x\"",
+            "name = \"x\"\nreplicates = 4000000000",
+            "[experiment[0].replicates]",
+        ),
+        (
+            "name = \"x\"",
+            "name = \"x\"\nreplicates = 1000000",
+            "[experiment[0].replicates]",
+        ),
+        (
+            "items = { kind = [\"image\"] }",
+            "items = {}",
+            "[experiment[0].items]",
+        ),
+        ("name = \"t\"", "name = \"a\\nb\"", "[name]"),
+        ("name = \"t\"", "name = \"../up\"", "[name]"),
+        (
+            "[limits]",
+            "[limits]\ndeliver_timeout_s = 1e12",
+            "[limits.deliver_timeout_s]",
+        ),
+    ];
+    let bad = c.dir.path().join("probes/bad.toml");
+    for (from, to, key) in spec_cases {
+        assert!(base.contains(from), "{from}");
+        std::fs::write(&bad, base.replacen(from, to, 1)).unwrap();
+        for args in [
+            vec!["plan", s(&bad)],
+            vec!["run", s(&bad), "--results", s(&results), "--quiet"],
+        ] {
+            let r = crate::util::chatprobe(&args);
+            assert_eq!(r.code, 2, "{to}: {args:?}\n{}", r.stderr);
+            assert!(
+                r.stderr.contains("bad.toml") && r.stderr.contains(key),
+                "{to}: the error must name bad.toml and {key}: {}",
+                r.stderr
+            );
+        }
+        assert!(!results.exists(), "{to}: left {results:?}");
+    }
+    // Credentials: resolved before anything is written, never echoed.
+    let accounts = c.dir.path().join("probes/accounts.testbed.toml");
+    let acc_text = std::fs::read_to_string(&accounts).unwrap();
+    let first_pw = acc_text
+        .lines()
+        .find(|l| l.trim_start().starts_with("password ="))
+        .unwrap()
+        .to_string();
+    let secret = c.dir.path().join("probes/pw");
+    std::fs::write(&secret, "hunter2\n").unwrap();
+    let cred_cases: &[(&str, &str)] = &[
+        ("password_file = \"pw\"", "readable by others"),
+        ("password_file = \"missing\"", "missing"),
+        ("password_env = \"CHATPROBE_TEST_UNSET\"", "password_env"),
+        ("password = 987654321", "password"),
+    ];
+    for (line, needle) in cred_cases {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&accounts, acc_text.replacen(&first_pw, line, 1)).unwrap();
+        let r = crate::util::chatprobe(&["run", s(&c.spec), "--results", s(&results), "--quiet"]);
+        assert_eq!(r.code, 2, "{line}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{line}: {}", r.stderr);
+        assert!(
+            !r.stderr.contains("987654321"),
+            "a secret echoed: {}",
+            r.stderr
+        );
+        assert!(!results.exists(), "{line}: left {results:?}");
+    }
+    std::fs::write(&accounts, &acc_text).unwrap();
+    // A URL's credentials are never printed.
+    let r = crate::util::chatprobe(&[
+        "run",
+        s(&c.spec),
+        "--results",
+        s(&results),
+        "--quiet",
+        "--base-url",
+        "http://someone:topsecret@127.0.0.1:9/",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--base-url") && !r.stderr.contains("topsecret"),
+        "{}",
+        r.stderr
+    );
+    assert!(!results.exists());
+    // A corpus file that is a link out of the corpus is never read.
+    let corpus = c.dir.path().join("corpus");
+    let img = corpus.join("images/img-b01.png");
+    let img = if img.exists() {
+        img
+    } else {
+        corpus.join("images/img-b01.jpg")
+    };
+    let kept = std::fs::read(&img).unwrap();
+    std::fs::remove_file(&img).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", &img).unwrap();
+    let before = std::fs::read(corpus.join("index.csv")).unwrap();
+    let r = crate::util::chatprobe(&["corpus", "index", "--quiet", "--corpus", s(&corpus)]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("img-b01") && r.stderr.contains("outside the corpus"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read(corpus.join("index.csv")).unwrap(), before);
+    std::fs::remove_file(&img).unwrap();
+    std::fs::write(&img, kept).unwrap();
+    // Flags out of range.
+    for mib in ["0", "100000"] {
+        let r = crate::util::chatprobe(&[
+            "testbed",
+            "--policy",
+            s(&c.policy()),
+            "--accounts",
+            s(&accounts),
+            "--max-upload-mib",
+            mib,
+        ]);
+        assert_eq!(r.code, 2, "{mib}: {}", r.stderr);
+        assert!(r.stderr.contains("--max-upload-mib"), "{}", r.stderr);
+    }
+    // analyze: --out naming a file, and non-finite numbers.
+    let data = c.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    crate::analyze::fixture(&data);
+    let out_file = c.dir.path().join("out.txt");
+    std::fs::write(&out_file, "x").unwrap();
+    let r = crate::util::chatprobe(&["analyze", s(&data), "--out", s(&out_file), "--quiet"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("out.txt"), "{}", r.stderr);
+    let stray = std::fs::read_dir(c.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".chatprobe"))
+        .count();
+    assert_eq!(stray, 0, "analyze left a temporary folder");
+    let sends = std::fs::read_to_string(data.join("sends.csv")).unwrap();
+    let mut rdr = csv::Reader::from_reader(sends.as_bytes());
+    let header = rdr.headers().unwrap().clone();
+    let col = header.iter().position(|h| h == "latency_ms").unwrap();
+    let mut w = csv::Writer::from_path(data.join("sends.csv")).unwrap();
+    w.write_record(&header).unwrap();
+    for (i, rec) in rdr.records().enumerate() {
+        let mut rec: Vec<String> = rec.unwrap().iter().map(String::from).collect();
+        if i == 0 {
+            rec[col] = "NaN".into();
+        }
+        w.write_record(&rec).unwrap();
+    }
+    w.flush().unwrap();
+    let r = crate::util::chatprobe(&["analyze", s(&data), "--quiet"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("sends.csv:2") && r.stderr.contains("latency_ms"),
+        "{}",
+        r.stderr
+    );
+    assert!(!data.join("analysis").exists());
+}
+
+#[test]
+fn a_closed_stdout_is_a_quiet_exit_0() {
+    // Far more than a pipe's buffer (64 KiB), so the write meets the
+    // closed pipe.
+    let body = BODY.replace("delay_s = 3", "delay_s = 3\nreplicates = 300");
+    let c = Campaign::new("1.0", "sends_per_minute = 20", &body);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
+        .args(["plan", s(&c.spec)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one line, then close the pipe: `chatprobe plan | head -1`.
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("order,"), "{line}");
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("error"), "{err}");
+}

@@ -77,6 +77,7 @@ impl Campaign {
         let dirs: Vec<PathBuf> = std::fs::read_dir(self.results())
             .unwrap()
             .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
             .collect();
         assert_eq!(dirs.len(), 1, "{dirs:?}");
         dirs[0].clone()
@@ -578,6 +579,7 @@ test_chat = { from = "intl-a", to = "china-c" }
     let dirs: Vec<PathBuf> = std::fs::read_dir(c.results())
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
         .collect();
     assert_eq!(dirs.len(), 2, "{}", r.stdout);
     for d in &dirs {

@@ -764,3 +764,191 @@ async fn inspection_scope_china_leaves_intl_only_chats_alone() {
         .any(|t| t["event"] == "inspection" && t["transmission"] == china));
     bed.tb.stop().await;
 }
+
+/// What an engine decided, to compare a restarted one with one that ran
+/// through: per transmission, its decision and whether it was inspected.
+fn decisions(truth: &[Value]) -> Vec<(u64, String, bool)> {
+    let inspected: std::collections::HashSet<u64> = truth
+        .iter()
+        .filter(|t| t["event"] == "inspection")
+        .map(|t| t["transmission"].as_u64().unwrap())
+        .collect();
+    let mut out: Vec<(u64, String, bool)> = truth
+        .iter()
+        .filter(|t| t["event"] == "transmission")
+        .map(|t| {
+            let id = t["id"].as_u64().unwrap();
+            (
+                id,
+                t["decision"].as_str().unwrap().to_string(),
+                inspected.contains(&id),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn jsonl_of(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// A testbed whose truth and state live in `dir`.
+async fn durable(dir: &Path, body: &str) -> Testbed {
+    let p = policy(dir, body);
+    let mut config = Config::new(&p, &root().join("probes/accounts.testbed.toml"));
+    config.truth = Some(dir.join("truth.jsonl"));
+    config.state = Some(dir.join("state"));
+    Testbed::start(&config).await.unwrap()
+}
+
+/// Wait until every inspection the state journal queued is in the truth.
+async fn drain(dir: &Path) {
+    let t0 = std::time::Instant::now();
+    loop {
+        let queued = std::fs::read_to_string(dir.join("state/state.jsonl"))
+            .unwrap_or_default()
+            .matches("\"queued\":{")
+            .count();
+        let done = jsonl_of(&dir.join("truth.jsonl"))
+            .iter()
+            .filter(|t| t["event"] == "inspection")
+            .count();
+        if done >= queued {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{done} of {queued} inspections done"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn user_of(tb: &Testbed, login: &str) -> User {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("{}/api/login", tb.url()))
+        .json(&serde_json::json!({"login": login, "password": format!("testbed-{login}")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    User {
+        client,
+        base: tb.url(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_testbed_with_a_state_folder_carries_on_after_a_restart_as_if_never_stopped() {
+    // Half the transmissions inspected (seeded draws), after random delays.
+    let body = wechat_like("")
+        .replace("probability = 1.0", "probability = 0.5")
+        .replace(
+            "delay = { dist = \"fixed\", s = 0.8 }",
+            "delay = { dist = \"exponential\", mean_s = 0.5 }",
+        );
+    let docs: Vec<Vec<u8>> = (1..=8)
+        .map(|i| corpus_file("documents/doc-s01.txt", Some((Transform::Fresh, i))))
+        .collect();
+    // Seed every document between intl accounts; once every inspection is
+    // done, test each towards china: blocked iff its seed was inspected.
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let tb = durable(a.path(), &body).await;
+    let alice = user_of(&tb, "alice").await;
+    for (i, d) in docs.iter().enumerate() {
+        alice
+            .send("direct:bob", &format!("d{i}.txt"), d.clone())
+            .await;
+    }
+    drain(a.path()).await;
+    for (i, d) in docs.iter().enumerate() {
+        alice
+            .send("direct:chen", &format!("t{i}.txt"), d.clone())
+            .await;
+    }
+    let want = decisions(&jsonl_of(&a.path().join("truth.jsonl")));
+    tb.stop().await;
+
+    // The same with a stop after four seeds — some of their inspections
+    // still pending — and a start from the state folder.
+    let tb = durable(b.path(), &body).await;
+    let alice = user_of(&tb, "alice").await;
+    for (i, d) in docs.iter().enumerate().take(4) {
+        alice
+            .send("direct:bob", &format!("d{i}.txt"), d.clone())
+            .await;
+    }
+    tb.stop().await;
+    let tb = durable(b.path(), &body).await;
+    // The history survived (sessions did not: log in again).
+    let bob = user_of(&tb, "bob").await;
+    assert_eq!(bob.messages("direct:alice").await.len(), 4);
+    let alice = user_of(&tb, "alice").await;
+    for (i, d) in docs.iter().enumerate().skip(4) {
+        alice
+            .send("direct:bob", &format!("d{i}.txt"), d.clone())
+            .await;
+    }
+    drain(b.path()).await;
+    for (i, d) in docs.iter().enumerate() {
+        alice
+            .send("direct:chen", &format!("t{i}.txt"), d.clone())
+            .await;
+    }
+    let got = decisions(&jsonl_of(&b.path().join("truth.jsonl")));
+    tb.stop().await;
+    assert_eq!(got, want, "the restarted testbed decided otherwise");
+    assert!(
+        want.iter().any(|w| w.1 == "blocked") && want.iter().any(|w| w.0 > 8 && w.1 == "delivered"),
+        "this draw should block some tests and deliver others: {want:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failed_logins_are_slowed_down_with_429() {
+    let bed = Bed::start(&wechat_like("")).await;
+    let client = reqwest::Client::new();
+    let login = |pw: &'static str| {
+        let c = client.clone();
+        let url = format!("{}/api/login", bed.tb.url());
+        async move {
+            c.post(url)
+                .json(&serde_json::json!({"login": "alice", "password": pw}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(login("wrong").await.status(), 401);
+    }
+    // Now even the right password must wait.
+    let r = login("testbed-alice").await;
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Another login name is not slowed down.
+    let r = client
+        .post(format!("{}/api/login", bed.tb.url()))
+        .json(&serde_json::json!({"login": "bob", "password": "testbed-bob"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // After the wait the server named, the right password works.
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    assert_eq!(login("testbed-alice").await.status(), 200);
+}
