@@ -17,7 +17,8 @@ define apt_install
 	fi
 endef
 
-.PHONY: run test soak bench lint corpus build deps deps-bench deps-corpus clean
+.PHONY: run test soak bench lint corpus build deps deps-xmpp deps-bench deps-corpus clean
+CONVERSE := third_party/node_modules/converse.js/dist/converse.min.js
 
 ## run: build, index the corpus, run the replication (probes/replication.toml)
 ## on the embedded testbed, analyse it, and say where the dataset and report are
@@ -31,7 +32,7 @@ run: build
 	if [ -f "$$dir/analysis/report.html" ]; then echo "report:   $$dir/analysis/report.html"; fi
 
 ## test: the whole test suite (unit, integration, end-to-end)
-test: deps
+test: deps deps-xmpp
 	$(CARGO) test --release --locked
 	@echo "make test: ok"
 
@@ -62,6 +63,16 @@ build: deps
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from rustup"; exit 1; }
 	$(call apt_install,chromium chromium-driver)
+
+## deps-xmpp: the XMPP target (Prosody + mod_firewall from Debian, Converse.js
+## from npm into third_party/, git-ignored)
+deps-xmpp:
+	$(call apt_install,prosody prosody-modules)
+	@if [ ! -f $(CONVERSE) ]; then \
+	  command -v npm >/dev/null || { echo "npm not found: install Node.js 18 or later"; exit 1; }; \
+	  echo "installing converse.js@14 into third_party/"; \
+	  npm install --prefix third_party --no-audit --no-fund --no-save --loglevel=error converse.js@14 >/dev/null; \
+	fi
 
 deps-corpus: deps
 	$(call apt_install,fonts-wqy-microhei)

@@ -27,6 +27,8 @@ pub enum Command {
     Corpus(CorpusCommand),
     /// Run the embedded test platform (web chat + censorship engine).
     Testbed(TestbedArgs),
+    /// Run the XMPP target: Prosody + Converse.js, censored by mod_firewall.
+    Xmpp(XmppArgs),
     /// Send one probe (and a sentinel) and report what the receiver saw.
     Send(SendArgs),
     /// Open a browser for ALIAS with its persistent profile, to log in once
@@ -212,6 +214,29 @@ pub struct TestbedArgs {
     /// inspections) in this folder, and restore it when started again.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+}
+
+/// `chatprobe xmpp …`
+#[derive(Debug, Args)]
+pub struct XmppArgs {
+    /// The accounts file; every account is registered as LOGIN@localhost.
+    #[arg(long, value_name = "FILE")]
+    pub accounts: PathBuf,
+    /// Keywords the censor drops (keywords.csv: its sensitive rows; or a
+    /// text file, one a line; `a+b` = every part).
+    #[arg(long, value_name = "FILE")]
+    pub keywords: Option<PathBuf>,
+    /// Converse.js's dist/ folder.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "third_party/node_modules/converse.js/dist"
+    )]
+    pub converse: PathBuf,
+    /// Working folder: config, data, the page and prosody.log (its
+    /// `chatprobe-drop` lines are the ground truth).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 /// Where the corpus is.

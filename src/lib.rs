@@ -14,6 +14,7 @@
 //! - [`probe`]: probe specs and the plans made from them.
 //! - [`schedule`]: the run: scheduler, journal, resume, the datasets.
 //! - [`report`]: plots and report.html from the analysis.
+//! - [`targets`]: third-party platforms chatprobe starts (Prosody + Converse).
 //! - [`accounts`]: the accounts file shared by every stage.
 
 pub mod accounts;
@@ -28,5 +29,6 @@ pub mod redact;
 pub mod report;
 pub mod schedule;
 pub mod stats;
+pub mod targets;
 pub mod testbed;
 pub mod tomlfile;

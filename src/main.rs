@@ -6,7 +6,7 @@ use clap::Parser;
 
 use chatprobe::cli::{
     AnalyzeArgs, Cli, Command, CorpusCommand, LoginArgs, PlanArgs, RunArgs, RunsArgs, SendArgs,
-    TestbedArgs,
+    TestbedArgs, XmppArgs,
 };
 use chatprobe::corpus::{self, import::ImportOptions};
 use chatprobe::error::{exit_code, EXIT_OK};
@@ -126,6 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Testbed(args) => testbed(args)?,
+        Command::Xmpp(args) => xmpp(args)?,
         Command::Send(args) => send(args)?,
         Command::Login(args) => login(args)?,
         Command::Analyze(args) => analyze(args)?,
@@ -152,6 +153,26 @@ fn testbed(args: TestbedArgs) -> anyhow::Result<()> {
         tb.stop().await;
         Ok(())
     })
+}
+
+fn xmpp(args: XmppArgs) -> anyhow::Result<()> {
+    let cfg = chatprobe::targets::xmpp::Config {
+        accounts: args.accounts,
+        keywords: args.keywords,
+        converse: args.converse,
+        dir: args.dir,
+    };
+    let target = chatprobe::targets::xmpp::Xmpp::start(&cfg)?;
+    println!("listening on {}", target.url());
+    eprintln!(
+        "Converse at {}/files/index.html; Prosody's log: {}; Ctrl-C stops",
+        target.url(),
+        target.dir().join("prosody.log").display()
+    );
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(shutdown_signal());
+    drop(target);
+    Ok(())
 }
 
 fn send(args: SendArgs) -> anyhow::Result<()> {

@@ -284,7 +284,11 @@ impl Profile {
     }
 }
 
-/// Substitute `{name}` with `value` made selector-safe.
+/// Substitute `{name}` with `value` in a selector. Inside a quoted string
+/// (an attribute value: `[data-jid="{login}@localhost"]`) the value goes in
+/// as it is, with `"`, `'` and `\\` escaped; elsewhere (an id:
+/// `#chat-direct_{login}`) every character outside `A-Z a-z 0-9 _ -` becomes
+/// `_`.
 pub fn fill_selector(template: &str, name: &str, value: &str) -> String {
     let safe: String = value
         .chars()
@@ -296,5 +300,48 @@ pub fn fill_selector(template: &str, name: &str, value: &str) -> String {
             }
         })
         .collect();
-    template.replace(&format!("{{{name}}}"), &safe)
+    let quoted: String = value
+        .chars()
+        .flat_map(|c| match c {
+            '"' | '\'' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let needle = format!("{{{name}}}");
+    let mut out = String::new();
+    let mut quote: Option<char> = None;
+    let mut rest = template;
+    while !rest.is_empty() {
+        if rest.starts_with(&needle) {
+            out.push_str(if quote.is_some() { &quoted } else { &safe });
+            rest = &rest[needle.len()..];
+            continue;
+        }
+        let c = rest.chars().next().expect("not empty");
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill_selector;
+
+    #[test]
+    fn ids_are_made_safe_and_quoted_values_kept() {
+        assert_eq!(
+            fill_selector("#chat-direct_{login}", "login", "a.b@c"),
+            "#chat-direct_a_b_c"
+        );
+        assert_eq!(
+            fill_selector("a[data-jid=\"{login}@localhost\"] b", "login", "al\"ice"),
+            "a[data-jid=\"al\\\"ice@localhost\"] b"
+        );
+    }
 }

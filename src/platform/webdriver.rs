@@ -409,6 +409,16 @@ impl WebDriverPlatform {
             })
     }
 
+    /// A selector of the open chat's view: `{login}` (the peer's) or
+    /// `{group}` filled in, for clients that keep several chats in the page.
+    fn in_chat(&self, template: &str, chat: &Option<Target>) -> Result<String, PlatformError> {
+        Ok(match chat {
+            Some(Target::Direct(peer)) => fill_selector(template, "login", &self.peer_login(peer)?),
+            Some(Target::Group(g)) => fill_selector(template, "group", g),
+            None => template.to_string(),
+        })
+    }
+
     async fn push_file(&self, c: &Client, path: &Path) -> Result<String, PlatformError> {
         let bytes = std::fs::read(path).map_err(|e| {
             PlatformError::new(Failure::UploadFailed, format!("{}: {e}", path.display()))
@@ -684,15 +694,17 @@ impl Platform for WebDriverPlatform {
     async fn send(&self, alias: &str, payload: &Payload) -> Result<(), PlatformError> {
         let p = &self.profile.chat;
         let remote = self.is_remote();
-        self.with_client(alias, async |c, _chat| match payload {
+        self.with_client(alias, async |c, chat| match payload {
             Payload::Text(text) => {
+                let text_input = self.in_chat(&p.text_input, chat)?;
+                let send_button = self.in_chat(&p.send_button, chat)?;
                 let r = async {
-                    let input = self.rt(c.find(Locator::Css(&p.text_input))).await?;
-                    if p.send_button.is_empty() {
+                    let input = self.rt(c.find(Locator::Css(&text_input))).await?;
+                    if send_button.is_empty() {
                         self.rt(input.send_keys(&format!("{text}\u{E007}"))).await?;
                     } else {
                         self.rt(input.send_keys(text)).await?;
-                        let b = self.rt(c.find(Locator::Css(&p.send_button))).await?;
+                        let b = self.rt(c.find(Locator::Css(&send_button))).await?;
                         self.rt(b.click()).await?;
                     }
                     Ok::<(), CmdError>(())
@@ -709,8 +721,9 @@ impl Platform for WebDriverPlatform {
                 } else {
                     local.to_string_lossy().into_owned()
                 };
+                let file_input = self.in_chat(&p.file_input, chat)?;
                 let input = self
-                    .rt(c.find(Locator::Css(&p.file_input)))
+                    .rt(c.find(Locator::Css(&file_input)))
                     .await
                     .map_err(|e| classify(e, Failure::UploadFailed, "finding the file input"))?;
                 self.rt(input.send_keys(&typed))
@@ -723,15 +736,15 @@ impl Platform for WebDriverPlatform {
 
     async fn look(&self, alias: &str) -> Result<Vec<Seen>, PlatformError> {
         let m = &self.profile.messages;
-        let args = vec![
-            json!(m.item),
-            json!(m.id_attr),
-            json!(m.sender_attr),
-            json!(m.filename_attr),
-            json!(m.text),
-            json!(self.profile.login.logged_out),
-        ];
-        self.with_client(alias, async |c, _chat| {
+        self.with_client(alias, async |c, chat| {
+            let args = vec![
+                json!(self.in_chat(&m.item, chat)?),
+                json!(m.id_attr),
+                json!(m.sender_attr),
+                json!(m.filename_attr),
+                json!(m.text),
+                json!(self.profile.login.logged_out),
+            ];
             let v = self
                 .rt(c.execute(LOOK_SCRIPT, args))
                 .await

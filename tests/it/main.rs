@@ -12,3 +12,4 @@ mod stats;
 mod testbed;
 mod transforms;
 mod util;
+mod xmpp;

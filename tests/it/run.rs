@@ -421,7 +421,6 @@ impl TestbedProcess {
         truth: &Path,
         more: &[&str],
     ) -> TestbedProcess {
-        use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
             .args([
                 "testbed",
@@ -437,15 +436,7 @@ impl TestbedProcess {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_string();
+        let url = crate::util::listening_url(&mut child);
         TestbedProcess { child, url }
     }
 }

@@ -89,3 +89,16 @@ pub fn csv_maps(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// The URL a server child prints as its first line (`listening on URL`).
+pub fn listening_url(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .unwrap();
+    line.trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("the server did not start: {line:?}"))
+        .to_string()
+}
