@@ -38,7 +38,7 @@ test: deps deps-xmpp
 
 ## soak: the fault suite with 20 kill -9s a run (make test does 5)
 soak: deps
-	CHATPROBE_KILLS=20 $(CARGO) test --release --locked --test it faults:: -- --test-threads 1
+	CHATPROBE_KILLS=20 $(CARGO) test --release --locked --test it faults:: -- --test-threads 1 --nocapture
 	@echo "make soak: ok"
 
 ## bench: speed against the tools a researcher would otherwise use
