@@ -75,21 +75,7 @@ impl Bed {
     }
 
     pub async fn user(&self, login: &str) -> User {
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .build()
-            .unwrap();
-        let r = client
-            .post(format!("{}/api/login", self.tb.url()))
-            .json(&serde_json::json!({"login": login, "password": format!("testbed-{login}")}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "login {login}");
-        User {
-            client,
-            base: self.tb.url(),
-        }
+        user_of(&self.tb, login).await
     }
 
     pub fn truth(&self) -> Vec<Value> {
@@ -933,6 +919,7 @@ async fn repeated_failed_logins_are_slowed_down_with_429() {
     }
     // Now even the right password must wait.
     let r = login("testbed-alice").await;
+    let refused_at = std::time::Instant::now();
     assert_eq!(r.status(), 429);
     let wait: u64 = r.headers()["retry-after"]
         .to_str()
@@ -948,7 +935,25 @@ async fn repeated_failed_logins_are_slowed_down_with_429() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    // After the wait the server named, the right password works.
-    tokio::time::sleep(Duration::from_secs(wait)).await;
-    assert_eq!(login("testbed-alice").await.status(), 200);
+    // Refused until the wait the server named is over, then let in: try
+    // again and again (tries while refused do not lengthen the wait).
+    // Retry-After is the wait left, rounded up: it ends after wait − 1 s.
+    let t0 = refused_at;
+    loop {
+        let status = login("testbed-alice").await.status();
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 429);
+        assert!(
+            t0.elapsed() < Duration::from_secs(wait + 5),
+            "still refused long after Retry-After"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        t0.elapsed() + Duration::from_secs(1) >= Duration::from_secs(wait),
+        "let in after {:?}, before the {wait} s the server named",
+        t0.elapsed()
+    );
 }
