@@ -16,6 +16,7 @@
 //! - [`report`]: plots and report.html from the analysis.
 //! - [`targets`]: third-party platforms chatprobe starts (Prosody + Converse).
 //! - [`accounts`]: the accounts file shared by every stage.
+//! - [`process`]: child processes that die with chatprobe.
 
 pub mod accounts;
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod fsutil;
 pub mod platform;
 pub mod probe;
+pub mod process;
 pub mod redact;
 pub mod report;
 pub mod schedule;

@@ -67,7 +67,7 @@ impl Chromedriver {
             .stderr(Stdio::null());
         // Its own group: the watchdog kills it and its browsers as one, and
         // a Ctrl-C meant for chatprobe does not reach them.
-        own_group_dying_with_us(&mut cmd);
+        crate::process::own_group_dying_with_us(&mut cmd);
         let child = cmd
             .spawn()
             .map_err(|e| InputError::new(&bin, format!("cannot start chromedriver: {e}")))?;
@@ -145,29 +145,6 @@ impl Chromedriver {
             // Closing its pipe makes it kill the group and exit.
             drop(w.stdin.take());
             let _ = w.wait();
-        }
-    }
-}
-
-/// Start `cmd` in a process group of its own (so a terminal's Ctrl-C meant
-/// for chatprobe does not reach it, and the group can be killed as one),
-/// and have the kernel send it SIGTERM when chatprobe dies (Linux).
-pub fn own_group_dying_with_us(cmd: &mut Command) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0);
-    }
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe; it only sets this child's
-        // parent-death signal.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
         }
     }
 }

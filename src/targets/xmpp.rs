@@ -216,7 +216,7 @@ impl Xmpp {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        crate::platform::chromedriver::own_group_dying_with_us(&mut cmd);
+        crate::process::own_group_dying_with_us(&mut cmd);
         let child = cmd
             .spawn()
             .map_err(|e| InputError::new(&prosody, format!("cannot start: {e}")))?;
