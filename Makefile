@@ -42,7 +42,7 @@ soak: deps
 	@echo "make soak: ok"
 
 ## bench: speed against the tools a researcher would otherwise use
-bench: deps-bench build
+bench: deps-bench deps-xmpp build
 	$(CARGO) bench --locked --bench hashing
 	$(CARGO) bench --locked --bench driver
 	$(CARGO) bench --locked --bench analyze

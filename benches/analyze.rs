@@ -95,6 +95,9 @@ fn generate(dir: &Path) -> (usize, usize) {
                     planned_offset_s: Some(offset),
                     sentinel_observed_at: String::new(),
                     error: String::new(),
+                    nonce: String::new(),
+                    match_distance: None,
+                    match_margin: None,
                 };
                 sends.serialize(r).unwrap();
                 n_sends += 1;

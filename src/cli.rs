@@ -214,6 +214,12 @@ pub struct TestbedArgs {
     /// inspections) in this folder, and restore it when started again.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+    /// Serve the web client without message ids, sender or file-name
+    /// attributes, and without the names of images (as a phone app shows
+    /// them): for profiles that recognise messages by nonce, name and
+    /// picture (probes/profiles/testbed-noids.toml).
+    #[arg(long)]
+    pub no_ids: bool,
 }
 
 /// `chatprobe xmpp …`

@@ -146,6 +146,7 @@ fn testbed(args: TestbedArgs) -> anyhow::Result<()> {
         config.truth = args.truth;
         config.max_upload = usize::from(args.max_upload_mib) * 1024 * 1024;
         config.state = args.state;
+        config.no_ids = args.no_ids;
         let tb = chatprobe::testbed::Testbed::start(&config).await?;
         println!("listening on {}", tb.url());
         eprintln!("policy `{}`; Ctrl-C stops", tb.engine.policy().name);

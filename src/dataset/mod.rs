@@ -127,6 +127,19 @@ pub struct SendRow {
     /// Added column: the harness's error text, for `error` outcomes.
     #[serde(default)]
     pub error: String,
+    /// Added column: the attempt's nonce (its text's tag, its file's name,
+    /// its sentinel's seed).
+    #[serde(default)]
+    pub nonce: String,
+    /// Added column: images recognised by picture, the pHash distance (bits)
+    /// between the received bubble and the picture sent.
+    #[serde(default)]
+    pub match_distance: Option<u32>,
+    /// Added column: images recognised by picture, how clearly the bubble
+    /// was this probe rather than another image in flight (z, ≥ the
+    /// profile's margin; empty if no other image was close).
+    #[serde(default)]
+    pub match_margin: Option<f64>,
 }
 
 /// One row of trials.csv.
@@ -291,6 +304,7 @@ pub fn for_each_send(
             ("offset_s", row.offset_s),
             ("latency_ms", row.latency_ms),
             ("planned_offset_s", row.planned_offset_s),
+            ("match_margin", row.match_margin),
         ] {
             if v.is_some_and(|x| !x.is_finite()) {
                 return Err(InputError::new(path, "not a finite number")

@@ -15,11 +15,13 @@
 //! is an `error` (`session_lost`), never `blocked`.
 
 pub mod chromedriver;
+pub mod identity;
 pub mod profile;
 pub mod webdriver;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -27,6 +29,7 @@ use serde::Serialize;
 
 use crate::accounts::Accounts;
 use crate::error::InputError;
+use identity::{Candidate, FileRule, Identity, InFlight, Picture, PictureMatch, TextRule};
 
 /// Where a message goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -69,26 +72,143 @@ impl Payload {
 }
 
 /// A message as a chat view shows it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Seen {
     /// Platform message id, if the client exposes one.
     pub id: Option<String>,
     /// Sender login, if exposed.
     pub sender: Option<String>,
-    /// File name, for files.
+    /// File name, for files (an attribute, or the name the client shows).
     pub filename: Option<String>,
     /// Text content.
     pub text: Option<String>,
+    /// The received picture, for profiles that recognise images by picture.
+    pub picture: Option<Arc<Picture>>,
+    /// A picture is there but cannot be photographed yet (still loading,
+    /// or not wholly in view): it may be the probe.
+    pub picture_pending: bool,
 }
 
-impl Seen {
-    /// Whether this is the message with `marker`.
-    pub fn matches(&self, payload: &Payload) -> bool {
-        let m = payload.marker();
-        match payload {
-            Payload::File(_) => self.filename.as_deref() == Some(m.as_str()),
-            Payload::Text(_) => self.text.as_deref().map(str::trim) == Some(m.trim()),
+/// Whether a message in a chat view is a probe (see [`identity`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Recognised {
+    /// Not this probe.
+    No,
+    /// This probe; for pictures, the pHash distance and the margin over the
+    /// other images in flight.
+    Yes {
+        /// pHash distance in bits (pictures).
+        distance: Option<u32>,
+        /// Smallest position against another close image in flight.
+        margin: Option<f64>,
+    },
+    /// A picture close to this probe and to another image in flight.
+    Ambiguous,
+}
+
+/// What a chat view is searched for: a payload under the platform's
+/// identity rules.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    payload: Payload,
+    rule: Identity,
+    picture: Option<Arc<Candidate>>,
+}
+
+impl Probe {
+    /// The probe for `payload` on `platform` (an image recognised by
+    /// picture is decoded now).
+    pub fn new<P: Platform>(platform: &P, payload: &Payload) -> Probe {
+        let rule = platform.identity();
+        let picture = match payload {
+            Payload::File(p) if rule.image == FileRule::Picture && identity::is_image(p) => {
+                Candidate::load(p).map(Arc::new)
+            }
+            _ => None,
+        };
+        Probe {
+            payload: payload.clone(),
+            rule,
+            picture,
         }
+    }
+
+    /// Is `seen` this probe, with `others` in flight in the chat?
+    pub fn check(&self, seen: &Seen, others: &[Arc<Candidate>]) -> Recognised {
+        let yes = Recognised::Yes {
+            distance: None,
+            margin: None,
+        };
+        let hit = |b: bool| if b { yes } else { Recognised::No };
+        match &self.payload {
+            Payload::Text(t) => match (self.rule.text, identity::tag_of(t)) {
+                (TextRule::Nonce, Some(tag)) => {
+                    hit(seen.text.as_deref().is_some_and(|s| s.contains(tag)))
+                }
+                _ => hit(seen.text.as_deref().map(str::trim) == Some(t.trim())),
+            },
+            Payload::File(_) => match (&self.picture, &seen.picture) {
+                (Some(c), Some(p)) => match identity::compare(p, c, others, &self.rule) {
+                    PictureMatch::No => Recognised::No,
+                    PictureMatch::Ambiguous { .. } => Recognised::Ambiguous,
+                    PictureMatch::Yes { distance, margin } => Recognised::Yes {
+                        distance: Some(distance),
+                        margin,
+                    },
+                },
+                (Some(_), None) => Recognised::No,
+                (None, _) => hit(seen.filename.as_deref() == Some(self.payload.marker().as_str())),
+            },
+        }
+    }
+
+    /// The picture sent, for images recognised by picture.
+    pub fn candidate(&self) -> Option<&Arc<Candidate>> {
+        self.picture.as_ref()
+    }
+
+    /// Keep the picture the sender's own client shows for this probe (the
+    /// first of `seen` that is it), to compare receivers' bubbles with.
+    pub fn remember_shown(&self, seen: &[Seen]) {
+        let Some(c) = &self.picture else { return };
+        if let Some(p) = seen
+            .iter()
+            .filter(|m| self.check(m, &[]) != Recognised::No)
+            .find_map(|m| m.picture.clone())
+        {
+            let _ = c.shown.set(p);
+        }
+    }
+
+    /// For a probe recognised by picture: a new picture in `seen` that is
+    /// neither this probe nor close to any other image in flight. Between
+    /// accounts the researcher controls every picture is chatprobe's, so one
+    /// that matches nothing is a failure to recognise — maybe of this probe.
+    pub fn unexplained(&self, seen: &[Seen], others: &[Arc<Candidate>]) -> bool {
+        if self.picture.is_none() {
+            return false;
+        }
+        seen.iter()
+            .filter_map(|m| m.picture.as_ref().map(|p| (m, p)))
+            .any(|(m, p)| {
+                self.check(m, others) == Recognised::No
+                    && !others
+                        .iter()
+                        .any(|o| p.phash.distance(o.picture.phash) <= self.rule.max_distance)
+            })
+    }
+
+    /// The best verdict over `seen`: a match wins, then an ambiguity.
+    pub fn find(&self, seen: &[Seen], others: &[Arc<Candidate>]) -> Recognised {
+        let mut best = Recognised::No;
+        for m in seen {
+            match self.check(m, others) {
+                y @ Recognised::Yes { .. } => return y,
+                Recognised::Ambiguous => best = Recognised::Ambiguous,
+                Recognised::No => {}
+            }
+        }
+        best
     }
 }
 
@@ -112,6 +232,18 @@ pub enum Failure {
     DriverUnreachable,
     /// An element the profile names is missing.
     ElementMissing,
+    /// A received picture was as close to this probe as to another image
+    /// in flight in the chat: the probe is `lost`, as nobody can say which
+    /// of them arrived.
+    AmbiguousImage,
+    /// A received picture never became readable (it did not load, or could
+    /// not be photographed whole) within the timeout: it may have been the
+    /// probe, so the probe is `lost`.
+    PictureUnreadable,
+    /// A received picture matched no image chatprobe had in flight in the
+    /// chat: recognition failed, and it may have been the probe, so the
+    /// probe is `lost`.
+    UnrecognisedPicture,
     /// The client showed its login page (the platform restarted, or ended
     /// the session); chatprobe logs in again before the next try.
     LoggedOut,
@@ -150,12 +282,37 @@ impl PlatformError {
 pub trait Platform {
     /// Make sure `alias` has a live, logged-in session (rebuilding a dead one).
     async fn ensure_session(&self, alias: &str) -> Result<(), PlatformError>;
-    /// Open `target`'s chat in `alias`'s client.
-    async fn open_chat(&self, alias: &str, target: &Target) -> Result<(), PlatformError>;
+    /// Open `target`'s chat in `alias`'s client: true if it was not the
+    /// open one (the client is then still filling the view in).
+    async fn open_chat(&self, alias: &str, target: &Target) -> Result<bool, PlatformError>;
     /// Send `payload` in the chat open in `alias`'s client.
     async fn send(&self, alias: &str, payload: &Payload) -> Result<(), PlatformError>;
     /// What the chat open in `alias`'s client shows now.
     async fn look(&self, alias: &str) -> Result<Vec<Seen>, PlatformError>;
+    /// How probes are recognised (the profile's `[identity]`).
+    fn identity(&self) -> Identity {
+        Identity::default()
+    }
+    /// The images in flight in each chat, for platforms that recognise
+    /// images by picture.
+    fn in_flight(&self) -> Option<&InFlight> {
+        None
+    }
+}
+
+/// The key of the chat `t` goes through, the same from both sides.
+pub fn chat_key(t: &Transmission) -> String {
+    match &t.to {
+        Target::Direct(peer) => {
+            let (a, b) = if t.from <= *peer {
+                (&t.from, peer)
+            } else {
+                (peer, &t.from)
+            };
+            format!("direct:{a}|{b}")
+        }
+        Target::Group(g) => format!("group:{g}"),
+    }
 }
 
 /// Outcome of one probe.
@@ -237,6 +394,12 @@ pub struct Observation {
     pub sentinel_observed_at: Option<DateTime<Utc>>,
     /// observed_at − sent_at.
     pub latency_ms: Option<i64>,
+    /// Images recognised by picture: the pHash distance (bits) between the
+    /// received bubble and the picture sent.
+    pub match_distance: Option<u32>,
+    /// Images recognised by picture: how clearly the bubble was this probe
+    /// rather than another close image in flight (`z`, see [`identity`]).
+    pub match_margin: Option<f64>,
     /// Time spent idle between looks, waiting for the platform (ms).
     #[serde(skip)]
     pub waited_ms: u64,
@@ -256,6 +419,8 @@ impl Observation {
             observed_at: None,
             sentinel_observed_at: None,
             latency_ms: None,
+            match_distance: None,
+            match_margin: None,
             waited_ms: 0,
             confirmed_at: None,
         }
@@ -315,9 +480,13 @@ pub fn check_allowed(accounts: &Accounts, t: &Transmission) -> Result<(), InputE
     Ok(())
 }
 
-/// A unique sentinel text.
+/// The sentinel text of the send with `nonce`: tagged (see [`identity`])
+/// with a nonce derived from the probe's, so the two never share a tag.
 pub fn sentinel_text(nonce: &str) -> String {
-    format!("chatprobe sentinel {nonce}")
+    identity::tagged(
+        "chatprobe sentinel",
+        &crate::corpus::hash::sha256_hex(format!("sentinel|{nonce}").as_bytes()),
+    )
 }
 
 /// Send `t` and observe it. Refuses (input error) before touching the
@@ -345,30 +514,50 @@ pub async fn transmit_checked<P: Platform>(
         Target::Direct(_) => Target::Direct(t.from.clone()),
         Target::Group(g) => Target::Group(g.clone()),
     };
+    // What both views show already: only messages new since then count, so
+    // an identical earlier text (or picture) is never taken for this one. A
+    // chat just opened is still being filled in: wait until it settles.
     let prepare = async {
         platform.ensure_session(&t.observer).await?;
-        platform.open_chat(&t.observer, &recv_chat).await?;
+        let recv_opened = platform.open_chat(&t.observer, &recv_chat).await?;
         platform.ensure_session(&t.from).await?;
-        platform.open_chat(&t.from, &t.to).await
+        if platform.open_chat(&t.from, &t.to).await? {
+            steady_look(platform, &t.from, limits).await?;
+        }
+        if recv_opened {
+            steady_look(platform, &t.observer, limits).await
+        } else {
+            platform.look(&t.observer).await
+        }
     };
-    if let Err(e) = prepare.await {
-        return Observation::error(e, None);
-    }
-    // What both views show already: only messages new since then count, so
-    // an identical earlier text is never taken for this one.
-    let before_recv = match platform.look(&t.observer).await {
+    let before_recv = match prepare.await {
         Ok(s) => s,
         Err(e) => return Observation::error(e, None),
+    };
+    let probe = Probe::new(platform, &t.payload);
+    let key = chat_key(t);
+    if let (Some(c), Some(f)) = (probe.candidate(), platform.in_flight()) {
+        f.add(
+            &key,
+            c.clone(),
+            limits.deliver_timeout * 2 + limits.after_sentinel,
+        );
+    }
+    let others = || {
+        platform
+            .in_flight()
+            .map(|f| f.get(&key))
+            .unwrap_or_default()
     };
     let sent_at = Utc::now();
     let t0 = Instant::now();
     let mut waited_sending = Duration::ZERO;
-    match send_confirmed(platform, &t.from, &t.payload, limits).await {
+    match send_confirmed(platform, &t.from, &probe, limits).await {
         Ok(w) => waited_sending += w,
         Err(e) => return Observation::error(e, Some(sent_at)),
     }
     let confirmed_at = Some(Utc::now());
-    let sentinel = Payload::Text(sentinel_text(nonce));
+    let sentinel = Probe::new(platform, &Payload::Text(sentinel_text(nonce)));
     if t.sentinel {
         match send_confirmed(platform, &t.from, &sentinel, limits).await {
             Ok(w) => waited_sending += w,
@@ -379,43 +568,85 @@ pub async fn transmit_checked<P: Platform>(
     let mut waited = Duration::ZERO;
     let deadline = t0 + limits.deliver_timeout;
     let mut sentinel_seen: Option<(Instant, DateTime<Utc>)> = None;
+    let mut ambiguous = false;
+    let mut unexplained = false;
     loop {
         let seen = match platform.look(&t.observer).await {
             Ok(s) => new_since(&before_recv, s),
             Err(e) => return Observation::error(e, Some(sent_at)),
         };
         let now = Utc::now();
-        if seen.iter().any(|m| m.matches(&t.payload)) {
-            return Observation {
-                outcome: Outcome::Delivered,
-                failure: None,
-                error: None,
-                sent_at: Some(sent_at),
-                observed_at: Some(now),
-                sentinel_observed_at: sentinel_seen.map(|s| s.1),
-                latency_ms: Some((now - sent_at).num_milliseconds()),
-                waited_ms: (waited + waited_sending).as_millis() as u64,
-                confirmed_at,
-            };
+        match probe.find(&seen, &others()) {
+            Recognised::Yes { distance, margin } => {
+                if let Some(f) = platform.in_flight() {
+                    f.remove(&key, &t.payload.marker());
+                }
+                return Observation {
+                    outcome: Outcome::Delivered,
+                    failure: None,
+                    error: None,
+                    sent_at: Some(sent_at),
+                    observed_at: Some(now),
+                    sentinel_observed_at: sentinel_seen.map(|s| s.1),
+                    latency_ms: Some((now - sent_at).num_milliseconds()),
+                    match_distance: distance,
+                    match_margin: margin,
+                    waited_ms: (waited + waited_sending).as_millis() as u64,
+                    confirmed_at,
+                };
+            }
+            Recognised::Ambiguous => ambiguous = true,
+            Recognised::No => {}
         }
-        if t.sentinel && sentinel_seen.is_none() && seen.iter().any(|m| m.matches(&sentinel)) {
+        // A picture still loading may be this probe: no verdict before it
+        // can be looked at (or the timeout).
+        let pending = probe.candidate().is_some() && seen.iter().any(|m| m.picture_pending);
+        unexplained |= probe.unexplained(&seen, &others());
+        if t.sentinel && sentinel_seen.is_none() && sentinel.find(&seen, &[]) != Recognised::No {
             sentinel_seen = Some((Instant::now(), now));
         }
         let give_up = Instant::now() >= deadline
-            || sentinel_seen.is_some_and(|(at, _)| at.elapsed() >= limits.after_sentinel);
+            || (!pending
+                && sentinel_seen.is_some_and(|(at, _)| at.elapsed() >= limits.after_sentinel));
         if give_up {
+            // A picture that may be this probe makes neither `delivered`
+            // nor `blocked` sound.
+            let (outcome, failure, error) = if pending {
+                (
+                    Outcome::Lost,
+                    Some(Failure::PictureUnreadable),
+                    Some(
+                        "a received picture could not be photographed before the timeout"
+                            .to_string(),
+                    ),
+                )
+            } else if unexplained {
+                (
+                    Outcome::Lost,
+                    Some(Failure::UnrecognisedPicture),
+                    Some("a received picture matched no image in flight".to_string()),
+                )
+            } else if ambiguous {
+                (
+                    Outcome::Lost,
+                    Some(Failure::AmbiguousImage),
+                    Some("a received picture was as close to this probe as to another image in flight".to_string()),
+                )
+            } else if sentinel_seen.is_some() {
+                (Outcome::Blocked, None, None)
+            } else {
+                (Outcome::Lost, None, None)
+            };
             return Observation {
-                outcome: if sentinel_seen.is_some() {
-                    Outcome::Blocked
-                } else {
-                    Outcome::Lost
-                },
-                failure: None,
-                error: None,
+                outcome,
+                failure,
+                error,
                 sent_at: Some(sent_at),
                 observed_at: None,
                 sentinel_observed_at: sentinel_seen.map(|s| s.1),
                 latency_ms: None,
+                match_distance: None,
+                match_margin: None,
                 waited_ms: (waited + waited_sending).as_millis() as u64,
                 confirmed_at,
             };
@@ -441,10 +672,12 @@ pub async fn settle<P: Platform>(
         Target::Direct(_) => Target::Direct(t.from.clone()),
         Target::Group(g) => Target::Group(g.clone()),
     };
+    // Whole views only: a probe missed in a view still filling in would be
+    // taken for one never sent, and sent again.
     let look_at = |alias: String, chat: Target| async move {
         platform.ensure_session(&alias).await?;
         platform.open_chat(&alias, &chat).await?;
-        platform.look(&alias).await
+        steady_look(platform, &alias, limits).await
     };
     let settled = |outcome: Outcome| Observation {
         outcome,
@@ -454,6 +687,8 @@ pub async fn settle<P: Platform>(
         observed_at: None,
         sentinel_observed_at: None,
         latency_ms: None,
+        match_distance: None,
+        match_margin: None,
         waited_ms: 0,
         confirmed_at: None,
     };
@@ -461,21 +696,34 @@ pub async fn settle<P: Platform>(
         Ok(s) => s,
         Err(e) => return Some(Observation::error(e, None)),
     };
-    if received.iter().any(|m| m.matches(&t.payload)) {
-        return Some(settled(Outcome::Delivered));
+    let probe = Probe::new(platform, &t.payload);
+    let others = platform
+        .in_flight()
+        .map(|f| f.get(&chat_key(t)))
+        .unwrap_or_default();
+    match probe.find(&received, &others) {
+        Recognised::Yes { distance, margin } => {
+            let mut o = settled(Outcome::Delivered);
+            o.match_distance = distance;
+            o.match_margin = margin;
+            return Some(o);
+        }
+        Recognised::Ambiguous => {
+            let mut o = settled(Outcome::Lost);
+            o.failure = Some(Failure::AmbiguousImage);
+            return Some(o);
+        }
+        Recognised::No => {}
     }
-    if t.sentinel
-        && received
-            .iter()
-            .any(|m| m.matches(&Payload::Text(sentinel_text(nonce))))
-    {
+    let first_sentinel = Probe::new(platform, &Payload::Text(sentinel_text(nonce)));
+    if t.sentinel && first_sentinel.find(&received, &[]) != Recognised::No {
         return Some(settled(Outcome::Blocked));
     }
     let shown = match look_at(t.from.clone(), t.to.clone()).await {
         Ok(s) => s,
         Err(e) => return Some(Observation::error(e, None)),
     };
-    if !shown.iter().any(|m| m.matches(&t.payload)) {
+    if probe.find(&shown, &others) == Recognised::No {
         return None;
     }
     // Sent, nothing arrived, no sentinel: send one now and watch.
@@ -483,7 +731,10 @@ pub async fn settle<P: Platform>(
         Ok(s) => s,
         Err(e) => return Some(Observation::error(e, None)),
     };
-    let sentinel = Payload::Text(sentinel_text(&format!("{nonce}-settle")));
+    let sentinel = Probe::new(
+        platform,
+        &Payload::Text(sentinel_text(&format!("{nonce}-settle"))),
+    );
     if let Err(e) = send_confirmed(platform, &t.from, &sentinel, limits).await {
         return Some(Observation::error(e, None));
     }
@@ -494,10 +745,13 @@ pub async fn settle<P: Platform>(
             Ok(s) => new_since(&before, s),
             Err(e) => return Some(Observation::error(e, None)),
         };
-        if now.iter().any(|m| m.matches(&t.payload)) {
-            return Some(settled(Outcome::Delivered));
+        if let Recognised::Yes { distance, margin } = probe.find(&now, &others) {
+            let mut o = settled(Outcome::Delivered);
+            o.match_distance = distance;
+            o.match_margin = margin;
+            return Some(o);
         }
-        if seen_at.is_none() && now.iter().any(|m| m.matches(&sentinel)) {
+        if seen_at.is_none() && sentinel.find(&now, &[]) != Recognised::No {
             seen_at = Some(Instant::now());
         }
         if let Some(at) = seen_at {
@@ -577,6 +831,33 @@ pub async fn settle_patiently<P: Platform>(
     }
 }
 
+/// What `alias`'s chat shows once it has stopped changing: three looks a
+/// poll apart that agree (at most 5 s; then the last look).
+pub async fn steady_look<P: Platform>(
+    platform: &P,
+    alias: &str,
+    limits: &Limits,
+) -> Result<Vec<Seen>, PlatformError> {
+    let t0 = Instant::now();
+    let mut last = platform.look(alias).await?;
+    let mut same = 0;
+    while same < 2 && t0.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(limits.poll).await;
+        let now = platform.look(alias).await?;
+        let unchanged = now.len() == last.len()
+            && now.iter().zip(&last).all(|(a, b)| {
+                a.id == b.id
+                    && a.text == b.text
+                    && a.filename == b.filename
+                    && a.picture_pending == b.picture_pending
+                    && a.picture.is_some() == b.picture.is_some()
+            });
+        same = if unchanged { same + 1 } else { 0 };
+        last = now;
+    }
+    Ok(last)
+}
+
 /// The messages of `now` that were not in `before`: by id when the client
 /// exposes ids, else by position.
 pub fn new_since(before: &[Seen], now: Vec<Seen>) -> Vec<Seen> {
@@ -596,18 +877,20 @@ pub fn new_since(before: &[Seen], now: Vec<Seen>) -> Vec<Seen> {
 async fn send_confirmed<P: Platform>(
     platform: &P,
     alias: &str,
-    payload: &Payload,
+    probe: &Probe,
     limits: &Limits,
 ) -> Result<Duration, PlatformError> {
+    let payload = &probe.payload;
     let before = platform.look(alias).await?;
     platform.send(alias, payload).await?;
     let t0 = Instant::now();
     let mut waited = Duration::ZERO;
     loop {
-        if new_since(&before, platform.look(alias).await?)
-            .iter()
-            .any(|m| m.matches(payload))
-        {
+        // The sender's own new bubble: an ambiguous picture is still one it
+        // just sent (it sends one thing at a time).
+        let new = new_since(&before, platform.look(alias).await?);
+        if probe.find(&new, &[]) != Recognised::No {
+            probe.remember_shown(&new);
             return Ok(waited);
         }
         if t0.elapsed() >= limits.deliver_timeout {
@@ -706,6 +989,8 @@ pub async fn cli_send(
         "observed_at": obs.observed_at,
         "sentinel_observed_at": obs.sentinel_observed_at,
         "latency_ms": obs.latency_ms,
+        "match_distance": obs.match_distance,
+        "match_margin": obs.match_margin,
     }))
 }
 
@@ -760,8 +1045,9 @@ pub async fn start_platform(
             .key("urls.base")
             .hint("set it in the profile or pass --base-url"));
     }
-    let tb = crate::testbed::Testbed::start(&crate::testbed::Config::new(&args.policy, accounts))
-        .await?;
+    let mut cfg = crate::testbed::Config::new(&args.policy, accounts);
+    cfg.no_ids = profile.testbed_no_ids;
+    let tb = crate::testbed::Testbed::start(&cfg).await?;
     let url = tb.url();
     Ok((Some(tb), url))
 }

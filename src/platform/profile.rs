@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::identity::{FileRule, Identity};
 use crate::error::InputError;
 
 /// What kind of client the profile drives.
@@ -105,6 +106,18 @@ pub struct MessageSelectors {
     /// Element inside an item holding the text (empty: the item itself).
     #[serde(default)]
     pub text: String,
+    /// Element inside an item showing the file's name (for clients with no
+    /// file-name attribute): its text, or its `file_name_attr` attribute; a
+    /// URL or path is cut to its last segment and percent-decoded.
+    #[serde(default)]
+    pub file_name: String,
+    /// The attribute of `file_name` to read (empty: its text), e.g. `href`.
+    #[serde(default)]
+    pub file_name_attr: String,
+    /// Element inside an item showing a received picture, photographed for
+    /// `[identity] image = "picture"`.
+    #[serde(default)]
+    pub image: String,
 }
 
 fn default_args() -> Vec<String> {
@@ -222,6 +235,13 @@ pub struct Profile {
     /// Timeouts.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// How each kind of message is recognised on the receiver's side.
+    #[serde(default)]
+    pub identity: Identity,
+    /// The embedded testbed serves its client without any `data-*` ids
+    /// (as `chatprobe testbed --no-ids`).
+    #[serde(default)]
+    pub testbed_no_ids: bool,
     /// Where it was read from.
     #[serde(skip)]
     pub path: PathBuf,
@@ -243,6 +263,30 @@ impl Profile {
             if sel.trim().is_empty() {
                 return Err(InputError::new(path, "selector must not be empty").key(key));
             }
+        }
+        let m = &p.messages;
+        let names = !m.filename_attr.is_empty() || !m.file_name.is_empty();
+        if p.identity.image == FileRule::Picture && m.image.trim().is_empty() {
+            return Err(InputError::new(path, "images are recognised by picture, but the profile names no picture element")
+                .key("messages.image")
+                .hint("set messages.image to the selector of a received picture inside a message, e.g. \"img\""));
+        }
+        if p.identity.document == FileRule::Picture {
+            return Err(
+                InputError::new(path, "documents cannot be recognised by picture")
+                    .key("identity.document")
+                    .hint("use \"name\""),
+            );
+        }
+        if !names && (p.identity.image == FileRule::Name || p.identity.document == FileRule::Name) {
+            return Err(InputError::new(path, "files are recognised by name, but the profile says neither where a file name is shown nor which attribute holds it")
+                .key("messages.file_name")
+                .hint("set messages.file_name (an element showing the name) or messages.filename_attr"));
+        }
+        if !(0.0..=2.0).contains(&p.identity.margin) || p.identity.max_distance > 64 {
+            return Err(InputError::new(path, "out of range")
+                .key("identity")
+                .hint("max_distance is 0–64 bits, margin 0–2"));
         }
         for (i, s) in p.login.steps.iter().enumerate() {
             let actions = [s.fill.is_some(), s.click.is_some(), s.wait.is_some()]

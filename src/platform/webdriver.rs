@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex as StdMutex;
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use super::chromedriver::Chromedriver;
+use super::identity::{FileRule, Identity, InFlight, Picture, Screenshots};
 use super::profile::{fill_selector, ClientKind, Profile};
 use super::{Failure, Payload, Platform, PlatformError, Seen, Target};
 use crate::accounts::Accounts;
@@ -77,6 +78,8 @@ pub struct WebDriverPlatform {
     user_data: tempfile::TempDir,
     round_trips: StdMutex<RoundTrips>,
     visible: bool,
+    in_flight: InFlight,
+    screenshots: Screenshots,
 }
 
 /// Selenium's file upload: `se/file` (Selenium 4, Grid), or `file` (the
@@ -172,6 +175,8 @@ impl WebDriverPlatform {
             user_data,
             round_trips: StdMutex::new(RoundTrips::default()),
             visible: false,
+            in_flight: InFlight::default(),
+            screenshots: Screenshots::default(),
         })
     }
 
@@ -419,6 +424,83 @@ impl WebDriverPlatform {
         })
     }
 
+    /// The picture of a bubble (element reference `r`), photographed once
+    /// per element and session. None: it went stale meanwhile, or is empty.
+    async fn picture(
+        &self,
+        c: &Client,
+        alias: &str,
+        r: &serde_json::Map<String, Value>,
+    ) -> Result<Option<Arc<Picture>>, PlatformError> {
+        let Some(id) = r.values().next().and_then(|v| v.as_str()) else {
+            return Ok(None);
+        };
+        let key = format!("{alias}|{id}");
+        if let Some(p) = self.screenshots.get(&key) {
+            return Ok(Some(p));
+        }
+        let el = fantoccini::elements::Element::from_element_id(c.clone(), id.to_string().into());
+        // Whole and in view, or not yet: a screenshot of a picture cut by
+        // the window or its chat's scroll box would be another picture.
+        let shown = self
+            .rt(c.execute_async(
+                SHOW_PICTURE_SCRIPT,
+                vec![serde_json::to_value(&el).unwrap_or_default()],
+            ))
+            .await;
+        let rect =
+            |v: Value| -> Option<Vec<f64>> { v.as_array()?.iter().map(Value::as_f64).collect() };
+        let Some(before) = shown.ok().and_then(rect).filter(|r| r.len() == 4) else {
+            return Ok(None);
+        };
+        let (w, h) = (before[0], before[1]);
+        let png = match self.rt(el.screenshot()).await {
+            Ok(png) => png,
+            Err(e) => {
+                let e = classify(
+                    e,
+                    Failure::ElementMissing,
+                    "photographing a received picture",
+                );
+                return match e.failure {
+                    Failure::SessionLost | Failure::DriverTimeout => Err(e),
+                    _ => Ok(None),
+                };
+            }
+        };
+        // The client may scroll its chat while the screenshot is taken (a
+        // new message arrived): then it shows another part of the page.
+        let moved = self
+            .rt(c.execute(
+                "const r = arguments[0].getBoundingClientRect(); return [r.top, r.left];",
+                vec![serde_json::to_value(&el).unwrap_or_default()],
+            ))
+            .await
+            .ok()
+            .and_then(rect)
+            .is_none_or(|after| {
+                after.len() != 2
+                    || (after[0] - before[2]).abs() > 0.5
+                    || (after[1] - before[3]).abs() > 0.5
+            });
+        if moved {
+            return Ok(None);
+        }
+        let picture = tokio::task::spawn_blocking(move || Picture::from_png(&png))
+            .await
+            .ok()
+            .flatten()
+            .filter(|p| {
+                (p.grey.width() as f64 - w).abs() <= 2.0
+                    && (p.grey.height() as f64 - h).abs() <= 2.0
+            })
+            .map(Arc::new);
+        if let Some(p) = &picture {
+            self.screenshots.put(&key, p.clone());
+        }
+        Ok(picture)
+    }
+
     async fn push_file(&self, c: &Client, path: &Path) -> Result<String, PlatformError> {
         let bytes = std::fs::read(path).map_err(|e| {
             PlatformError::new(Failure::UploadFailed, format!("{}: {e}", path.display()))
@@ -565,24 +647,87 @@ fn failure_of(e: &CmdError, during: Failure) -> Failure {
 }
 
 const LOOK_SCRIPT: &str = r#"
-const [item, idA, senderA, fileA, textSel, loggedOut] = arguments;
+const [item, idA, senderA, fileA, textSel, loggedOut, nameSel, nameA, imageSel, tail] = arguments;
 if (loggedOut && document.querySelector(loggedOut)) return { logged_out: true, items: [] };
-return { logged_out: false, items: Array.from(document.querySelectorAll(item)).map(e => {
+const lastSegment = (v) => {
+  const last = v.split(/[?#]/)[0].split('/').pop().trim();
+  try { return decodeURIComponent(last); } catch (e) { return last; }
+};
+const all = Array.from(document.querySelectorAll(item));
+return { logged_out: false, items: all.map((e, k) => {
   const t = textSel ? e.querySelector(textSel) : e;
+  let filename = fileA ? e.getAttribute(fileA) : null;
+  if (filename === null && nameSel) {
+    const n = e.querySelector(nameSel);
+    const v = n ? (nameA ? n.getAttribute(nameA) : n.textContent) : null;
+    if (v) filename = lastSegment(v);
+  }
+  let picture = null, pending = false;
+  if (imageSel && k >= all.length - tail) {
+    const i = e.querySelector(imageSel);
+    // Only a picture that has loaded and shows is worth photographing; one
+    // still loading is pending.
+    if (i) {
+      const r = i.getBoundingClientRect();
+      if ((i.tagName !== 'IMG' || (i.complete && i.naturalWidth > 0)) && r.width >= 8 && r.height >= 8) picture = i;
+      else pending = true;
+    }
+  }
   return {
     id: idA ? e.getAttribute(idA) : null,
     sender: senderA ? e.getAttribute(senderA) : null,
-    filename: fileA ? e.getAttribute(fileA) : null,
+    filename,
     text: t ? t.textContent : null,
+    picture,
+    pending,
   };
 }) };
 "#;
+
+/// Wait until a picture is decoded, scroll it to the middle of its scroll
+/// boxes and the window, and let two frames be painted; its size in CSS
+/// pixels if it is then wholly visible, else null.
+const SHOW_PICTURE_SCRIPT: &str = r#"
+const [e, done] = arguments;
+// Decoded and painted (two frames), so the screenshot is not of a picture
+// still being decoded.
+const decoded = (e.decode ? e.decode() : Promise.resolve()).catch(() => null);
+decoded.then(() => {
+  e.scrollIntoView({ block: 'center', inline: 'nearest' });
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    const r = e.getBoundingClientRect();
+    if (r.top < 0 || r.left < 0 || r.bottom > window.innerHeight || r.right > window.innerWidth) return done(null);
+    // The window was checked; <body> and <html> pass their overflow to it.
+    for (let p = e.parentElement; p && p !== document.body && p !== document.documentElement; p = p.parentElement) {
+      const s = getComputedStyle(p);
+      if (s.overflowY === 'visible' && s.overflowX === 'visible') continue;
+      const q = p.getBoundingClientRect();
+      if (r.top < q.top - 1 || r.bottom > q.bottom + 1 || r.left < q.left - 1 || r.right > q.right + 1) return done(null);
+    }
+    done([Math.round(r.width), Math.round(r.height), r.top, r.left]);
+  }));
+});
+"#;
+
+/// One item of what [`LOOK_SCRIPT`] returns.
+#[derive(serde::Deserialize)]
+struct LookItem {
+    id: Option<String>,
+    sender: Option<String>,
+    filename: Option<String>,
+    text: Option<String>,
+    /// A WebDriver element reference (`{"element-6066-…": id}`).
+    picture: Option<serde_json::Map<String, Value>>,
+    /// A picture element that cannot be photographed yet.
+    #[serde(default)]
+    pending: bool,
+}
 
 /// What [`LOOK_SCRIPT`] returns.
 #[derive(serde::Deserialize)]
 struct Look {
     logged_out: bool,
-    items: Vec<Seen>,
+    items: Vec<LookItem>,
 }
 
 /// Whether the page shows the logged-in marker and not the login page.
@@ -591,7 +736,19 @@ const [inSel, outSel] = arguments;
 return !!document.querySelector(inSel) && !(outSel && document.querySelector(outSel));
 "#;
 
+/// Only the pictures among the last this many messages are photographed: a
+/// transmission's own bubbles are at the end of the chat.
+const PICTURE_TAIL: usize = 10;
+
 impl Platform for WebDriverPlatform {
+    fn identity(&self) -> Identity {
+        self.profile.identity
+    }
+
+    fn in_flight(&self) -> Option<&InFlight> {
+        Some(&self.in_flight)
+    }
+
     async fn ensure_session(&self, alias: &str) -> Result<(), PlatformError> {
         let mut slot = self.slot(alias)?.lock().await;
         // A managed driver that died takes its sessions with it.
@@ -656,7 +813,7 @@ impl Platform for WebDriverPlatform {
         Ok(())
     }
 
-    async fn open_chat(&self, alias: &str, target: &Target) -> Result<(), PlatformError> {
+    async fn open_chat(&self, alias: &str, target: &Target) -> Result<bool, PlatformError> {
         let selector = match target {
             Target::Direct(peer) => {
                 fill_selector(&self.profile.chat.direct, "login", &self.peer_login(peer)?)
@@ -666,7 +823,7 @@ impl Platform for WebDriverPlatform {
         let wait = Duration::from_millis(self.profile.timeouts.page_load_ms);
         self.with_client(alias, async |c, chat| {
             if chat.as_ref() == Some(target) {
-                return Ok(());
+                return Ok(false);
             }
             let el = self
                 .rt(c.wait().at_most(wait).for_element(Locator::Css(&selector)))
@@ -686,7 +843,7 @@ impl Platform for WebDriverPlatform {
                 )
             })?;
             *chat = Some(target.clone());
-            Ok(())
+            Ok(true)
         })
         .await
     }
@@ -726,6 +883,16 @@ impl Platform for WebDriverPlatform {
                     .rt(c.find(Locator::Css(&file_input)))
                     .await
                     .map_err(|e| classify(e, Failure::UploadFailed, "finding the file input"))?;
+                // Typing a path into an input that takes `multiple` files
+                // adds to what it holds: a client that does not empty it
+                // after an upload (Converse) would send the previous file
+                // again. Empty it first.
+                self.rt(c.execute(
+                    "arguments[0].value = '';",
+                    vec![serde_json::to_value(&input).unwrap_or_default()],
+                ))
+                .await
+                .map_err(|e| classify(e, Failure::UploadFailed, "emptying the file input"))?;
                 self.rt(input.send_keys(&typed))
                     .await
                     .map_err(|e| classify(e, Failure::UploadFailed, "uploading the file"))
@@ -737,6 +904,7 @@ impl Platform for WebDriverPlatform {
     async fn look(&self, alias: &str) -> Result<Vec<Seen>, PlatformError> {
         let m = &self.profile.messages;
         self.with_client(alias, async |c, chat| {
+            let pictures = self.profile.identity.image == FileRule::Picture;
             let args = vec![
                 json!(self.in_chat(&m.item, chat)?),
                 json!(m.id_attr),
@@ -744,6 +912,10 @@ impl Platform for WebDriverPlatform {
                 json!(m.filename_attr),
                 json!(m.text),
                 json!(self.profile.login.logged_out),
+                json!(self.in_chat(&m.file_name, chat)?),
+                json!(m.file_name_attr),
+                json!(if pictures { m.image.as_str() } else { "" }),
+                json!(PICTURE_TAIL),
             ];
             let v = self
                 .rt(c.execute(LOOK_SCRIPT, args))
@@ -761,7 +933,22 @@ impl Platform for WebDriverPlatform {
                     format!("`{alias}`'s client shows its login page"),
                 ));
             }
-            Ok(look.items)
+            let mut out = Vec::with_capacity(look.items.len());
+            for it in look.items {
+                let picture = match &it.picture {
+                    Some(r) => self.picture(c, alias, r).await?,
+                    None => None,
+                };
+                out.push(Seen {
+                    id: it.id,
+                    sender: it.sender,
+                    filename: it.filename,
+                    text: it.text,
+                    picture_pending: it.pending || (it.picture.is_some() && picture.is_none()),
+                    picture,
+                });
+            }
+            Ok(out)
         })
         .await
     }

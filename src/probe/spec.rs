@@ -1212,6 +1212,12 @@ pub fn load_keywords(
                 .line(line)
                 .key("keyword"));
         }
+        if let Some(why) = crate::platform::identity::keyword_problem(kw) {
+            return Err(InputError::new(path, format!("keyword `{kw}` {why}"))
+                .line(line)
+                .key("keyword")
+                .hint("remove the box-drawing characters (U+2500–U+257F) from the keyword"));
+        }
         let topic = tc.and_then(|c| rec.get(c)).unwrap_or("").to_string();
         let label = lc.and_then(|c| rec.get(c)).unwrap_or("").to_string();
         if !labels.is_empty() && !labels.contains(&label) {

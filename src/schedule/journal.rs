@@ -99,6 +99,12 @@ pub enum Record {
         sentinel_observed_at: Option<DateTime<Utc>>,
         /// observed_at − sent_at.
         latency_ms: Option<i64>,
+        /// Images recognised by picture: pHash bits between bubble and probe.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        match_distance: Option<u32>,
+        /// Images recognised by picture: the margin over other images in flight.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        match_margin: Option<f64>,
         /// How a resume settled it: `history` (seen in the chat), `sentinel`
         /// (a new sentinel was sent) or `platform_restarted`.
         settled: Option<String>,

@@ -358,6 +358,7 @@ pub async fn run(
         // Its state lives in the run folder, so a resume after a crash
         // finds the platform as the crash left it.
         cfg.state = Some(dir.join("testbed"));
+        cfg.no_ids = profile.testbed_no_ids;
         Some(crate::testbed::Testbed::start(&cfg).await?)
     } else {
         None
@@ -828,7 +829,7 @@ async fn execute(
                 let nonce = new_nonce(&ctx.run_id, &send.send_id, attempt);
                 let scheduled = if s == 0 { now } else { due_at(a, t, s) };
                 let text = match &send.content {
-                    Content::Text(words) => Some(format!("{words} [{}]", &nonce[..8])),
+                    Content::Text(words) => Some(platform::identity::tagged(words, &nonce)),
                     _ => None,
                 };
                 let intent = Record::Intent {
@@ -979,6 +980,8 @@ fn outcome_record(send_id: &str, attempt: u32, o: &Observation, settled: Option<
         observed_at: o.observed_at,
         sentinel_observed_at: o.sentinel_observed_at,
         latency_ms: o.latency_ms,
+        match_distance: o.match_distance,
+        match_margin: o.match_margin,
         settled: settled.map(str::to_string),
     }
 }

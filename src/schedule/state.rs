@@ -47,6 +47,10 @@ pub struct OutcomeRec {
     pub sentinel_observed_at: Option<DateTime<Utc>>,
     /// Latency.
     pub latency_ms: Option<i64>,
+    /// pHash distance of a picture match.
+    pub match_distance: Option<u32>,
+    /// Margin of a picture match.
+    pub match_margin: Option<f64>,
     /// How it was settled, when not observed directly (journal `settled`).
     pub settled: Option<String>,
 }
@@ -200,6 +204,8 @@ impl RunState {
                 observed_at,
                 sentinel_observed_at,
                 latency_ms,
+                match_distance,
+                match_margin,
                 settled,
                 ..
             } => {
@@ -216,6 +222,8 @@ impl RunState {
                         observed_at: *observed_at,
                         sentinel_observed_at: *sentinel_observed_at,
                         latency_ms: *latency_ms,
+                        match_distance: *match_distance,
+                        match_margin: *match_margin,
                         settled: settled.clone(),
                     });
                 }
@@ -396,6 +404,9 @@ impl RunState {
                         planned_offset_s: Some(s.at_s),
                         sentinel_observed_at: rfc(o.sentinel_observed_at),
                         error: o.error.clone().unwrap_or_default(),
+                        nonce: a.nonce.clone(),
+                        match_distance: o.match_distance,
+                        match_margin: o.match_margin,
                     });
                 }
             }

@@ -45,6 +45,9 @@ pub struct Config {
     /// A state folder: files, messages, indexes and pending inspections are
     /// kept there durably and restored on the next start (none: in memory).
     pub state: Option<PathBuf>,
+    /// The web client shows no `data-*` ids and no image file names (as a
+    /// client like WeChat's): see docs/TESTBED.md.
+    pub no_ids: bool,
 }
 
 impl Config {
@@ -58,6 +61,7 @@ impl Config {
             truth: None,
             max_upload: DEFAULT_MAX_UPLOAD,
             state: None,
+            no_ids: false,
         }
     }
 }
@@ -99,7 +103,9 @@ impl Testbed {
             config.state.as_deref(),
         )?);
         engine.resume_pending();
-        let app = Arc::new(server::App::new(Arc::clone(&engine), passwords));
+        let mut app = server::App::new(Arc::clone(&engine), passwords);
+        app.no_ids = config.no_ids;
+        let app = Arc::new(app);
         let server = server::serve(app, config.addr, config.max_upload)
             .await
             .map_err(|e| {

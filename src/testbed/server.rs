@@ -42,6 +42,8 @@ pub struct App {
     /// Failed logins by login name: how many in a row, and until when the
     /// next try is refused.
     failures: Mutex<HashMap<String, (u32, std::time::Instant)>>,
+    /// Serve the web client without any `data-*` ids (`--no-ids`).
+    pub no_ids: bool,
 }
 
 /// Failed logins in a row before the testbed slows a login name down.
@@ -55,6 +57,7 @@ impl App {
             sessions: Mutex::new(HashMap::new()),
             passwords,
             failures: Mutex::new(HashMap::new()),
+            no_ids: false,
         }
     }
 }
@@ -65,10 +68,15 @@ pub fn router(app: Arc<App>, max_upload: usize) -> Router {
         .route("/", get(|| async { Html(INDEX_HTML) }))
         .route(
             "/static/app.js",
-            get(|| async {
+            get(|State(app): State<Arc<App>>| async move {
+                let js = if app.no_ids {
+                    APP_JS.replacen("const NO_IDS = false;", "const NO_IDS = true;", 1)
+                } else {
+                    APP_JS.to_string()
+                };
                 (
                     [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-                    APP_JS,
+                    js,
                 )
             }),
         )

@@ -73,6 +73,9 @@ fn send(
         planned_offset_s: None,
         sentinel_observed_at: String::new(),
         error: String::new(),
+        nonce: String::new(),
+        match_distance: None,
+        match_margin: None,
     }
 }
 

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use chatprobe::accounts::Accounts;
 use chatprobe::corpus::transform::Transform;
+use chatprobe::platform::identity::Candidate;
 use chatprobe::platform::profile::Profile;
 use chatprobe::platform::webdriver::WebDriverPlatform;
 use chatprobe::platform::{
-    stage_file, transmit, Failure, Limits, Outcome, Payload, Target, Transmission,
+    chat_key, stage_file, transmit, Failure, Limits, Outcome, Payload, Platform, Probe, Recognised,
+    Target, Transmission,
 };
 use chatprobe::testbed::{Config, Testbed};
 
@@ -25,6 +27,12 @@ struct Rig {
 }
 
 async fn rig(webdriver: &[String]) -> Rig {
+    rig_with(webdriver, "testbed.toml").await
+}
+
+/// A rig through `profile` (a testbed-noids profile serves the client
+/// without ids).
+async fn rig_with(webdriver: &[String], profile: &str) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     // Inspection median 20 s × 0.02 = 0.4 s; every seed inspected.
     let policy = crate::testbed::shipped_wechat_policy(
@@ -35,11 +43,11 @@ async fn rig(webdriver: &[String]) -> Rig {
         ],
     );
     let accounts_path = root().join("probes/accounts.testbed.toml");
-    let tb = Testbed::start(&Config::new(&policy, &accounts_path))
-        .await
-        .unwrap();
+    let profile = Profile::load(&root().join("probes/profiles").join(profile)).unwrap();
+    let mut config = Config::new(&policy, &accounts_path);
+    config.no_ids = profile.testbed_no_ids;
+    let tb = Testbed::start(&config).await.unwrap();
     let accounts = Accounts::load(&accounts_path).unwrap();
-    let profile = Profile::load(&root().join("probes/profiles/testbed.toml")).unwrap();
     let platform =
         WebDriverPlatform::new(profile, accounts.clone(), &tb.url(), webdriver, true).unwrap();
     Rig {
@@ -361,4 +369,123 @@ fn login_keeps_a_persistent_browser_profile_per_alias() {
     ]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("browser.profile_dir"), "{}", r.stderr);
+}
+
+/// Two fresh copies of one picture (pHash 0–2 bits apart) in flight in one
+/// chat of a client without ids are told apart by their pixels; the same
+/// picture under two names cannot be, and such a probe is `lost`
+/// (`ambiguous_image`), never delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_fresh_copies_in_flight_are_told_apart_by_their_pixels() {
+    let rig = rig_with(&[], "testbed-noids.toml").await;
+    let result = async {
+        let p = &rig.platform;
+        let a = rig.file(
+            &corpus_file("images/img-b03.jpg", Some((Transform::Fresh, 1))),
+            "jpg",
+        );
+        let b = rig.file(
+            &corpus_file("images/img-b03.jpg", Some((Transform::Fresh, 2))),
+            "jpg",
+        );
+        for alias in ["intl-a", "intl-b"] {
+            p.ensure_session(alias).await.unwrap();
+        }
+        p.open_chat("intl-b", &direct("intl-a")).await.unwrap();
+        p.open_chat("intl-a", &direct("intl-b")).await.unwrap();
+        let (pa, pb) = (Probe::new(p, &a), Probe::new(p, &b));
+        // Each sent and shown in the sender's own chat (what chatprobe keeps
+        // to compare with), the second before the first has arrived.
+        for (n, (payload, probe)) in [(&a, &pa), (&b, &pb)].into_iter().enumerate() {
+            p.send("intl-a", payload).await.unwrap();
+            let t0 = std::time::Instant::now();
+            loop {
+                let pics: Vec<_> = p
+                    .look("intl-a")
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter(|m| m.picture.is_some())
+                    .collect();
+                if pics.len() == n + 1 {
+                    probe.remember_shown(&pics[n..]);
+                    break;
+                }
+                assert!(
+                    t0.elapsed() < Duration::from_secs(20),
+                    "sender shows {}",
+                    pics.len()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        // Both arrive (the open policy of intl accounts delivers them).
+        let t0 = std::time::Instant::now();
+        let bubbles = loop {
+            let seen = p.look("intl-b").await.unwrap();
+            let pics: Vec<_> = seen.into_iter().filter(|m| m.picture.is_some()).collect();
+            if pics.len() == 2 {
+                break pics;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "{} pictures",
+                pics.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let others: Vec<_> = [&pa, &pb]
+            .iter()
+            .map(|x| x.candidate().unwrap().clone())
+            .collect();
+        assert!(others.iter().all(|c| c.shown.get().is_some()));
+        let (ca, cb) = (&others[0].picture, &others[1].picture);
+        eprintln!(
+            "pHash distance between the copies: {} bits",
+            ca.phash.distance(cb.phash)
+        );
+        assert!(ca.phash.distance(cb.phash) <= 4);
+        let mut margins = Vec::new();
+        for (bubble, mine, other) in [(&bubbles[0], &pa, &pb), (&bubbles[1], &pb, &pa)] {
+            match mine.check(bubble, &others) {
+                Recognised::Yes { distance, margin } => {
+                    assert!(distance.unwrap() <= 12);
+                    margins.push(margin.unwrap());
+                }
+                r => panic!("not recognised: {r:?}"),
+            }
+            assert_eq!(other.check(bubble, &others), Recognised::No);
+        }
+        eprintln!("margins (z, 1 = exactly this copy): {margins:?}");
+        assert!(margins.iter().all(|z| *z >= 0.5), "{margins:?}");
+        // The same pixels under another name, in flight: nobody can say
+        // which arrived.
+        let twin = rig.file(
+            &corpus_file("images/img-b03.jpg", Some((Transform::Fresh, 3))),
+            "jpg",
+        );
+        let Payload::File(twin_path) = &twin else {
+            unreachable!()
+        };
+        let copy = twin_path.with_file_name("twin-copy.jpg");
+        std::fs::copy(twin_path, &copy).unwrap();
+        let t = Transmission {
+            from: "intl-a".into(),
+            to: direct("intl-b"),
+            observer: "intl-b".into(),
+            payload: twin.clone(),
+            sentinel: true,
+        };
+        p.in_flight().unwrap().add(
+            &chat_key(&t),
+            std::sync::Arc::new(Candidate::load(&copy).unwrap()),
+            Duration::from_secs(60),
+        );
+        let o = rig.to("intl-b", twin).await;
+        assert_eq!(o.outcome, Outcome::Lost, "{o:?}");
+        assert_eq!(o.failure, Some(Failure::AmbiguousImage), "{o:?}");
+    }
+    .await;
+    rig.stop().await;
+    result
 }

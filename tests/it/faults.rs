@@ -689,6 +689,47 @@ delay_s = 5
         r.stderr
     );
     assert!(!data.join("analysis").exists());
+    // A keyword holding a tag character (it could complete a keyword once
+    // the tag is appended), and a profile that recognises pictures without
+    // saying where they are.
+    let kw = c.dir.path().join("corpus/bad-keywords.csv");
+    std::fs::write(
+        &kw,
+        "keyword,topic,label\n六四,june4,sensitive\n八九┼,june4,sensitive\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &bad,
+        base.replacen(
+            good,
+            "\n[[experiment]]\nkind = \"keyword\"\nkeywords = \"../corpus/bad-keywords.csv\"\ntest_chat = { from = \"intl-c\", to = \"china-d\" }\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let r = crate::util::chatprobe(&["plan", s(&bad)]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("bad-keywords.csv:3") && r.stderr.contains("box-drawing"),
+        "{}",
+        r.stderr
+    );
+    let profile = c.dir.path().join("probes/profiles/testbed-noids.toml");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(&profile, text.replace("image = \"img\"", "")).unwrap();
+    std::fs::write(
+        &bad,
+        base.replace("profiles/testbed.toml", "profiles/testbed-noids.toml"),
+    )
+    .unwrap();
+    let r = crate::util::chatprobe(&["run", s(&bad), "--results", s(&results), "--quiet"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("testbed-noids.toml") && r.stderr.contains("messages.image"),
+        "{}",
+        r.stderr
+    );
+    assert!(!results.exists());
 }
 
 #[test]

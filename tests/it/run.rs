@@ -44,11 +44,13 @@ impl Campaign {
         )
         .unwrap();
         std::fs::create_dir_all(d.join("probes/profiles")).unwrap();
-        std::fs::copy(
-            root().join("probes/profiles/testbed.toml"),
-            d.join("probes/profiles/testbed.toml"),
-        )
-        .unwrap();
+        for p in ["testbed.toml", "testbed-noids.toml"] {
+            std::fs::copy(
+                root().join("probes/profiles").join(p),
+                d.join("probes/profiles").join(p),
+            )
+            .unwrap();
+        }
         let scale = format!("time_scale = {time_scale}");
         let mut all = vec![("time_scale = 1.0", scale.as_str())];
         all.extend_from_slice(edits);
@@ -194,9 +196,11 @@ fn check_against_truth(run: &Path, truth: &Path) -> Vec<HashMap<String, String>>
         assert_eq!(
             sent[0]["decision"].as_str().unwrap(),
             r["outcome"],
-            "{}: dataset says {}, testbed decided {}",
+            "{}: dataset says {} ({} {}), testbed decided {}",
             r["send_id"],
             r["outcome"],
+            r["failure"],
+            r["error"],
             sent[0]["decision"]
         );
     }
@@ -213,6 +217,55 @@ fn check_against_truth(run: &Path, truth: &Path) -> Vec<HashMap<String, String>>
 
 #[test]
 fn replication_verdicts_match_the_ground_truth() {
+    replication_slice("testbed.toml");
+}
+
+/// The same slice with a client that shows no ids: texts recognised by
+/// their tag, documents by their shown name, images by their picture.
+#[test]
+fn replication_without_ids_matches_the_ground_truth() {
+    let (_c, run) = replication_slice("testbed-noids.toml");
+    let sends = csv_maps(&run.join("sends.csv"));
+    let images: Vec<_> = sends
+        .iter()
+        .filter(|r| r["content_kind"] == "image" && r["outcome"] == "delivered")
+        .collect();
+    assert!(images.len() >= 5, "{} images delivered", images.len());
+    for r in &images {
+        let d: u32 = r["match_distance"]
+            .parse()
+            .unwrap_or_else(|_| panic!("{r:?}"));
+        assert!(d <= 12, "{r:?}");
+    }
+    // Test and control of a surveillance trial are fresh copies of one
+    // item, in flight in one chat: told apart by their pixels.
+    let margins: Vec<f64> = images
+        .iter()
+        .filter_map(|r| r["match_margin"].parse().ok())
+        .collect();
+    assert!(
+        !margins.is_empty(),
+        "no two close pictures were ever in flight"
+    );
+    assert!(margins.iter().all(|z| *z >= 0.5), "{margins:?}");
+    eprintln!(
+        "no ids: {} images delivered, pHash distance ≤ {}, margins {:?}",
+        images.len(),
+        images
+            .iter()
+            .map(|r| r["match_distance"].parse::<u32>().unwrap())
+            .max()
+            .unwrap(),
+        margins
+    );
+    for r in sends.iter().filter(|r| r["content_kind"] == "text") {
+        assert_eq!(r["nonce"].len(), 12, "{r:?}");
+    }
+}
+
+/// A replication slice through `profile`, checked against the testbed's
+/// truth; returns the campaign (which holds the folder) and its run.
+fn replication_slice(profile: &str) -> (Campaign, PathBuf) {
     // wechat-2020 sped up 20×: inspection median 1 s; seeds tested 4 s later.
     let c = Campaign::new(
         "0.05",
@@ -257,6 +310,10 @@ combinations = 1
 test_chat = { from = "intl-c", to = "china-d" }
 "#,
     );
+    let spec = std::fs::read_to_string(&c.spec)
+        .unwrap()
+        .replace("profiles/testbed.toml", &format!("profiles/{profile}"));
+    std::fs::write(&c.spec, spec).unwrap();
     let r = chatprobe_ok(&["run", s(&c.spec), "--results", s(&c.results()), "--quiet"]);
     assert!(r.stdout.contains("complete"), "{}", r.stdout);
     let run = c.run_dir();
@@ -401,6 +458,7 @@ test_chat = { from = "intl-c", to = "china-d" }
     assert!(surv
         .iter()
         .any(|r| r["experiment_name"] == "images" && r["label"] == "sensitive"));
+    (c, run)
 }
 
 /// A testbed in its own process (so killing the run leaves the platform up).

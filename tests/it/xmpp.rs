@@ -3,10 +3,9 @@
 //! `probes/profiles/converse.toml` alone, and checked against Prosody's own
 //! log of what it dropped.
 
-use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 
-use crate::run::{jsonl, Campaign};
+use crate::run::Campaign;
 use crate::util::{chatprobe_ok, csv_maps, root, s};
 
 /// `chatprobe xmpp` in its own process; killed on drop.
@@ -56,7 +55,7 @@ impl Drop for Target {
 }
 
 #[test]
-fn converse_on_prosody_keyword_outcomes_equal_prosodys_drop_log() {
+fn converse_on_prosody_outcomes_equal_prosodys_drop_log() {
     // The campaign's corpus and accounts; the spec names the Converse profile.
     let c = Campaign::new("1.0", "", "");
     let d = c.dir.path();
@@ -93,13 +92,30 @@ name = "keyword-other-pair"
 keywords = "../corpus/keywords.csv"
 items = { topic = ["falun-gong", "weather"] }
 test_chat = { from = "intl-a", to = "china-c" }
+
+# Images and documents: a seed between intl accounts, then the seeded copy
+# and a fresh control (two copies of one picture in flight in one chat).
+[[experiment]]
+kind = "surveillance"
+name = "files"
+items = { id = ["img-s01", "img-s02", "img-b01", "doc-s01", "doc-b01"] }
+seed_chat = { from = "intl-b", to = "intl-a" }
+test_chat = { from = "intl-b", to = "china-d" }
+delay_s = 1
 "#,
     )
     .unwrap();
-    let target = Target::start(
-        &d.join("probes/accounts.testbed.toml"),
-        &d.join("corpus/keywords.csv"),
-    );
+    // The censor: the sensitive keywords, and two file names (a file
+    // message's body is its upload URL, which holds the name).
+    let mut censored: Vec<String> = csv_maps(&d.join("corpus/keywords.csv"))
+        .into_iter()
+        .filter(|r| r["label"] == "sensitive")
+        .map(|r| r["keyword"].clone())
+        .collect();
+    censored.extend(["img-s02".to_string(), "doc-s01".to_string()]);
+    let keywords = d.join("censored.txt");
+    std::fs::write(&keywords, censored.join("\n")).unwrap();
+    let target = Target::start(&d.join("probes/accounts.testbed.toml"), &keywords);
     let r = chatprobe_ok(&[
         "run",
         s(&spec),
@@ -111,32 +127,41 @@ test_chat = { from = "intl-a", to = "china-c" }
     ]);
     assert!(r.stdout.contains("complete"), "{}", r.stdout);
     let run = c.run_dir();
-    // The text each send carried, from the journal.
-    let texts: HashMap<String, String> = jsonl(&run.join("journal.jsonl"))
-        .iter()
-        .filter(|r| r["event"] == "intent")
-        .map(|r| {
-            (
-                r["send_id"].as_str().unwrap().to_string(),
-                r["text"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    // What each send carried (its text, or its file's name), from the journal.
+    let markers = crate::run::markers(&run);
     let dropped = target.dropped();
     let sends = csv_maps(&run.join("sends.csv"));
     let plan = csv_maps(&run.join("plan.csv"));
     assert_eq!(sends.len(), plan.len(), "one attempt per planned send");
     let mut blocked = 0;
+    let mut files = [0, 0];
     for r in &sends {
-        let text = &texts[&r["send_id"]];
-        let want = if dropped.contains(text) {
+        let marker = &markers[&r["send_id"]][0];
+        let hit = |b: &String| {
+            if r["content_kind"] == "text" {
+                b == marker
+            } else {
+                b.contains(marker.as_str())
+            }
+        };
+        let want = if dropped.iter().any(hit) {
             "blocked"
         } else {
             "delivered"
         };
-        assert_eq!(r["outcome"], want, "{text}: {r:?}");
+        assert_eq!(r["outcome"], want, "{marker}: {r:?}");
         blocked += (want == "blocked") as usize;
+        if r["content_kind"] != "text" {
+            files[(want == "blocked") as usize] += 1;
+        }
+        if r["content_kind"] == "image" && want == "delivered" {
+            let d: u32 = r["match_distance"].parse().unwrap();
+            assert!(d <= 12, "{r:?}");
+        }
     }
+    // Files of both fates: img-s02 and doc-s01 (seed, test, control) dropped.
+    assert_eq!(files[1], 6, "{files:?}");
+    assert_eq!(files[0], 9, "{files:?}");
     // Every drop was a probe (never a sentinel), and there were some of
     // each: a combination, its parts alone, and benign controls.
     assert_eq!(dropped.len(), blocked, "{dropped:?}");
@@ -158,8 +183,9 @@ test_chat = { from = "intl-a", to = "china-c" }
     let t = |k: &str| chrono::DateTime::parse_from_rfc3339(m[k].as_str().unwrap()).unwrap();
     let secs = (t("finished_at") - t("started_at")).num_milliseconds() as f64 / 1000.0;
     eprintln!(
-        "xmpp: {} sends, {blocked} blocked = {} drops in Prosody's log, {} delivered, 0 lost, 0 error; {secs:.1} s in all, {:.2} s a send",
+        "xmpp: {} sends ({} files), {blocked} blocked = {} drops in Prosody's log, {} delivered, 0 lost, 0 error; {secs:.1} s in all, {:.2} s a send",
         sends.len(),
+        files[0] + files[1],
         dropped.len(),
         sends.len() - blocked,
         secs / sends.len() as f64

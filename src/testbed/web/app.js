@@ -1,7 +1,10 @@
 // Testbed Chat: the web client of chatprobe's embedded test platform.
 // Every message element carries data-message-id, data-kind, data-sender,
-// data-filename (files) and its text, for drivers to rely on.
+// data-filename (files) and its text, for drivers to rely on — unless the
+// testbed runs with --no-ids: then nothing but what a person sees is in the
+// page (texts, a document's name, a picture without its name).
 "use strict";
+const NO_IDS = false;      // the server turns this on for --no-ids
 const $ = (id) => document.getElementById(id);
 let me = null;
 let current = null;        // "direct:LOGIN" or "group:NAME"
@@ -40,7 +43,7 @@ async function start() {
 
 function entry(chat, label) {
   const li = document.createElement("li");
-  li.dataset.chat = chat;
+  if (NO_IDS) li.chat = chat; else li.dataset.chat = chat;
   li.id = "chat-" + chat.replace(/[^A-Za-z0-9_-]/g, "_");
   li.innerHTML = "<span></span><span class='badge' hidden></span>";
   li.firstChild.textContent = label;
@@ -53,7 +56,7 @@ function openChat(chat, label) {
   $("messages").innerHTML = "";
   $("chat-title").textContent = label;
   $("composer").hidden = false;
-  document.querySelectorAll("#sidebar li").forEach((li) => li.classList.toggle("active", li.dataset.chat === chat));
+  document.querySelectorAll("#sidebar li").forEach((li) => li.classList.toggle("active", (NO_IDS ? li.chat : li.dataset.chat) === chat));
   poll();
   $("text-input").focus();
 }
@@ -76,10 +79,12 @@ function render(m) {
   const box = $("messages");
   const div = document.createElement("div");
   div.className = "msg" + (m.sender === me ? " mine" : "") + (m.status === "blocked" ? " blocked" : "");
-  div.dataset.messageId = m.id;
-  div.dataset.kind = m.kind;
-  div.dataset.sender = m.sender;
-  div.dataset.status = m.status;
+  if (!NO_IDS) {
+    div.dataset.messageId = m.id;
+    div.dataset.kind = m.kind;
+    div.dataset.sender = m.sender;
+    div.dataset.status = m.status;
+  }
   const who = document.createElement("div");
   who.className = "who";
   who.textContent = m.sender + " · " + new Date(m.sent_at).toLocaleTimeString();
@@ -90,11 +95,12 @@ function render(m) {
     t.textContent = m.text;
     div.appendChild(t);
   } else {
-    div.dataset.filename = m.filename;
+    if (!NO_IDS) div.dataset.filename = m.filename;
     if (m.kind === "image") {
       const img = document.createElement("img");
-      img.src = m.url; img.alt = m.filename;
+      img.src = m.url; img.alt = NO_IDS ? "" : m.filename;
       div.appendChild(img);
+      if (NO_IDS) { box.appendChild(div); box.scrollTop = box.scrollHeight; return; }
     }
     const f = document.createElement("a");
     f.className = "file"; f.href = m.url; f.download = m.filename;
