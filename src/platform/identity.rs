@@ -35,7 +35,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use image::{imageops::FilterType, DynamicImage, GrayImage};
 use serde::Deserialize;

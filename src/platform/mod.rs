@@ -17,12 +17,15 @@
 pub mod chromedriver;
 pub mod identity;
 pub mod profile;
+pub mod sim;
 pub mod webdriver;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -571,9 +571,9 @@ type Done = (
 const SETTLED_AFTER_ERROR: &str = "after_error";
 
 #[allow(clippy::too_many_arguments)]
-async fn execute(
+async fn execute<P: Platform>(
     ctx: &mut Ctx<'_>,
-    wd: &WebDriverPlatform,
+    wd: &P,
     st: &mut RunState,
     jr: &mut Journal,
     quiet: bool,

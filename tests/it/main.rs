@@ -1,6 +1,7 @@
 //! chatprobe's integration tests: one test binary (as in ripgrep), one module
 //! per pipeline stage, helpers in `util`. Tests use real files and the real
-//! binary; nothing is mocked.
+//! binary; the platform is simulated (in process, virtual time) only in
+//! `sim`, which tests the driver's logic where no browser is needed.
 
 mod analyze;
 mod browser;
@@ -8,6 +9,7 @@ mod corpus;
 mod driver;
 mod faults;
 mod run;
+mod sim;
 mod stats;
 mod testbed;
 mod transforms;

@@ -1,0 +1,288 @@
+//! A simulated platform: [`Platform`] in process, on tokio's clock, so that
+//! what does not need a browser — the driver's classification, identities,
+//! and (later) the scheduler and every design — is tested in milliseconds
+//! under `tokio::time::pause` (virtual time) instead of through Chromium.
+//!
+//! It censors as the testbed's wechat-2020 policy does, in miniature:
+//! - texts to a China-registered receiver that hold every part of a keyword
+//!   (`a+b`: both parts, anywhere) are not delivered to that receiver;
+//! - files: every transmission is inspected with `inspect_probability`,
+//!   `inspect_delay` later; a file whose MD5 is in `sensitive_md5` then joins
+//!   the hash index, and from then on it is not delivered to China-registered
+//!   receivers;
+//! - anything else arrives `latency` after it was sent, except that each
+//!   message is lost outright with probability `loss` (seeded).
+//!
+//! Every decision is kept ([`SimPlatform::truth`]) for tests to compare
+//! with what the driver concluded. The sender sees its own messages at once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::time::Instant;
+
+use super::identity::Identity;
+use super::{Failure, Payload, Platform, PlatformError, Seen, Target};
+use crate::corpus::hash::md5_hex;
+
+/// How the simulated platform behaves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Every account's alias (only these exist).
+    pub accounts: Vec<String>,
+    /// Aliases of China-registered accounts.
+    pub china: HashSet<String>,
+    /// Groups: name → member aliases.
+    pub groups: HashMap<String, Vec<String>>,
+    /// Censored keywords (`a+b`: every part must appear).
+    pub keywords: Vec<String>,
+    /// MD5s that an inspection judges sensitive.
+    pub sensitive_md5: HashSet<String>,
+    /// Probability that a file transmission is inspected.
+    pub inspect_probability: f64,
+    /// How long after sending an inspection happens.
+    pub inspect_delay: Duration,
+    /// Delivery latency.
+    pub latency: Duration,
+    /// Probability that a message is lost outright.
+    pub loss: f64,
+    /// Seed of the platform's random draws.
+    pub seed: u64,
+    /// How the driver recognises messages on it.
+    pub identity: Identity,
+}
+
+/// What the platform did with one message, for one receiver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The file name, or the text.
+    pub marker: String,
+    /// The receiver.
+    pub receiver: String,
+    /// `delivered`, `blocked` or `lost`.
+    pub decision: &'static str,
+}
+
+struct Message {
+    id: u64,
+    sender: String,
+    text: Option<String>,
+    filename: Option<String>,
+    /// When each receiver sees it (absent: never).
+    visible: HashMap<String, Instant>,
+}
+
+#[derive(Default)]
+struct State {
+    open: HashMap<String, Target>,
+    chats: HashMap<String, Vec<Message>>,
+    index: HashSet<String>,
+    inspections: Vec<(Instant, String)>,
+    truth: Vec<Decision>,
+    next_id: u64,
+}
+
+/// The simulated platform.
+pub struct SimPlatform {
+    config: SimConfig,
+    state: Mutex<State>,
+    rng: Mutex<ChaCha8Rng>,
+}
+
+fn chat_of(from: &str, to: &Target) -> String {
+    match to {
+        Target::Direct(peer) => {
+            let (a, b) = if from <= peer.as_str() {
+                (from, peer.as_str())
+            } else {
+                (peer.as_str(), from)
+            };
+            format!("direct:{a}|{b}")
+        }
+        Target::Group(g) => format!("group:{g}"),
+    }
+}
+
+impl SimPlatform {
+    /// A platform behaving as `config` says.
+    pub fn new(config: SimConfig) -> SimPlatform {
+        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        SimPlatform {
+            config,
+            state: Mutex::new(State::default()),
+            rng: Mutex::new(rng),
+        }
+    }
+
+    /// Every decision so far, in order.
+    pub fn truth(&self) -> Vec<Decision> {
+        self.state.lock().expect("sim").truth.clone()
+    }
+
+    /// Whether `md5` is in the hash index now.
+    pub fn indexed(&self, md5: &str) -> bool {
+        let mut st = self.state.lock().expect("sim");
+        Self::inspect_due(&mut st);
+        st.index.contains(md5)
+    }
+
+    fn inspect_due(st: &mut State) {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) =
+            st.inspections.drain(..).partition(|(at, _)| *at <= now);
+        st.inspections = later;
+        for (_, md5) in due {
+            st.index.insert(md5);
+        }
+    }
+
+    fn known(&self, alias: &str) -> Result<(), PlatformError> {
+        if self.config.accounts.iter().any(|a| a == alias) {
+            Ok(())
+        } else {
+            Err(PlatformError::new(
+                Failure::ChatNotFound,
+                format!("no account `{alias}` on the simulated platform"),
+            ))
+        }
+    }
+
+    fn receivers(&self, from: &str, to: &Target) -> Result<Vec<String>, PlatformError> {
+        match to {
+            Target::Direct(peer) => {
+                self.known(peer)?;
+                Ok(vec![peer.clone()])
+            }
+            Target::Group(g) => {
+                let members = self.config.groups.get(g).ok_or_else(|| {
+                    PlatformError::new(Failure::ChatNotFound, format!("no group `{g}`"))
+                })?;
+                Ok(members.iter().filter(|m| *m != from).cloned().collect())
+            }
+        }
+    }
+
+    fn keyword_hit(&self, text: &str) -> bool {
+        self.config.keywords.iter().any(|k| {
+            k.split('+')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .all(|p| text.contains(p))
+        })
+    }
+}
+
+impl Platform for SimPlatform {
+    async fn ensure_session(&self, alias: &str) -> Result<(), PlatformError> {
+        self.known(alias)
+    }
+
+    async fn open_chat(&self, alias: &str, target: &Target) -> Result<bool, PlatformError> {
+        self.known(alias)?;
+        self.receivers(alias, target)?;
+        let mut st = self.state.lock().expect("sim");
+        let was = st.open.insert(alias.to_string(), target.clone());
+        Ok(was.as_ref() != Some(target))
+    }
+
+    async fn send(&self, alias: &str, payload: &Payload) -> Result<(), PlatformError> {
+        let target = self
+            .state
+            .lock()
+            .expect("sim")
+            .open
+            .get(alias)
+            .cloned()
+            .ok_or_else(|| PlatformError::new(Failure::ChatNotFound, "no chat open"))?;
+        let receivers = self.receivers(alias, &target)?;
+        let (text, filename, md5) = match payload {
+            Payload::Text(t) => (Some(t.clone()), None, None),
+            Payload::File(p) => {
+                let bytes = std::fs::read(p).map_err(|e| {
+                    PlatformError::new(Failure::UploadFailed, format!("{}: {e}", p.display()))
+                })?;
+                (None, Some(payload.marker()), Some(md5_hex(&bytes)))
+            }
+        };
+        let now = Instant::now();
+        let mut rng = self.rng.lock().expect("sim rng");
+        let mut st = self.state.lock().expect("sim");
+        Self::inspect_due(&mut st);
+        let lost = rng.random::<f64>() < self.config.loss;
+        let mut visible = HashMap::new();
+        for r in &receivers {
+            let china = self.config.china.contains(r);
+            let blocked = china
+                && match (&text, &md5) {
+                    (Some(t), _) => self.keyword_hit(t),
+                    (None, Some(m)) => st.index.contains(m),
+                    _ => false,
+                };
+            let decision = if blocked {
+                "blocked"
+            } else if lost {
+                "lost"
+            } else {
+                visible.insert(r.clone(), now + self.config.latency);
+                "delivered"
+            };
+            st.truth.push(Decision {
+                marker: payload.marker(),
+                receiver: r.clone(),
+                decision,
+            });
+        }
+        if let Some(m) = md5 {
+            if rng.random::<f64>() < self.config.inspect_probability
+                && self.config.sensitive_md5.contains(&m)
+            {
+                st.inspections.push((now + self.config.inspect_delay, m));
+            }
+        }
+        st.next_id += 1;
+        let id = st.next_id;
+        st.chats
+            .entry(chat_of(alias, &target))
+            .or_default()
+            .push(Message {
+                id,
+                sender: alias.to_string(),
+                text,
+                filename,
+                visible,
+            });
+        Ok(())
+    }
+
+    async fn look(&self, alias: &str) -> Result<Vec<Seen>, PlatformError> {
+        let now = Instant::now();
+        let mut st = self.state.lock().expect("sim");
+        Self::inspect_due(&mut st);
+        let Some(target) = st.open.get(alias).cloned() else {
+            return Err(PlatformError::new(Failure::ChatNotFound, "no chat open"));
+        };
+        let chat = chat_of(alias, &target);
+        let Some(messages) = st.chats.get(&chat) else {
+            return Ok(Vec::new());
+        };
+        Ok(messages
+            .iter()
+            .filter(|m| m.sender == alias || m.visible.get(alias).is_some_and(|at| *at <= now))
+            .map(|m| Seen {
+                id: Some(m.id.to_string()),
+                sender: Some(m.sender.clone()),
+                filename: m.filename.clone(),
+                text: m.text.clone(),
+                picture: None,
+                picture_pending: false,
+            })
+            .collect())
+    }
+
+    fn identity(&self) -> Identity {
+        self.config.identity
+    }
+}
