@@ -15,6 +15,14 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILURE: i32 = 1;
 /// Exit code for bad input: the user must fix a file or an argument.
 pub const EXIT_BAD_INPUT: i32 = 2;
+/// Stopped by Ctrl-C or SIGTERM before the work was done (128 + SIGINT).
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// Work stopped by Ctrl-C or SIGTERM (what was done is kept; the command
+/// says how to continue).
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;
 
 /// Bad input: names the file (or argument), where in it, what is wrong and the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,8 +95,12 @@ pub trait MaybeInput {
     fn input_error(&self) -> Option<&InputError>;
 }
 
-/// The exit code for an error chain: 2 when any link is bad input, else 1.
+/// The exit code for an error chain — the one place they are decided: 130
+/// when interrupted, 2 when any link is bad input, else 1 (0 is success).
 pub fn exit_code(err: &anyhow::Error) -> i32 {
+    if err.downcast_ref::<Interrupted>().is_some() {
+        return EXIT_INTERRUPTED;
+    }
     for cause in err.chain() {
         if cause.downcast_ref::<InputError>().is_some() {
             return EXIT_BAD_INPUT;
@@ -100,4 +112,17 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         }
     }
     EXIT_FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_its_exit_code() {
+        let bad: anyhow::Error = InputError::new("spec.toml", "bad").into();
+        assert_eq!(exit_code(&bad.context("reading the spec")), EXIT_BAD_INPUT);
+        assert_eq!(exit_code(&Interrupted.into()), EXIT_INTERRUPTED);
+        assert_eq!(exit_code(&anyhow::anyhow!("disk full")), EXIT_FAILURE);
+    }
 }

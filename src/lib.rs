@@ -1,7 +1,7 @@
 //! chatprobe: measure content censorship and content surveillance on chat
 //! platforms by driving their own clients through W3C WebDriver.
 //!
-//! The pipeline (see DESIGN.md in the repository) is a chain of stages that
+//! The pipeline (README.md and docs/) is a chain of stages that
 //! talk through documented files:
 //!
 //! - [`corpus`]: probe files, their variants and hash index

@@ -1,5 +1,6 @@
 //! The `chatprobe` binary: parse the command line, call the library, map
-//! errors to exit codes (0 ok, 1 failure, 2 bad input).
+//! errors to exit codes with `chatprobe::error::exit_code` (0 ok, 1
+//! failure, 2 bad input, 130 interrupted).
 
 use anyhow::Context;
 use clap::Parser;
@@ -9,7 +10,7 @@ use chatprobe::cli::{
     TestbedArgs, XmppArgs,
 };
 use chatprobe::corpus::{self, import::ImportOptions};
-use chatprobe::error::{exit_code, EXIT_OK};
+use chatprobe::error::{exit_code, Interrupted, EXIT_OK};
 
 fn main() {
     quiet_on_closed_stdout();
@@ -19,7 +20,10 @@ fn main() {
         // `chatprobe plan | head`: the reader has what it wanted.
         Err(err) if broken_pipe(&err) => EXIT_OK,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // An interrupted command has said where it stopped.
+            if err.downcast_ref::<Interrupted>().is_none() {
+                eprintln!("error: {err:#}");
+            }
             exit_code(&err)
         }
     };
@@ -290,7 +294,7 @@ fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
         }
     }
     if interrupted {
-        std::process::exit(130);
+        return Err(Interrupted.into());
     }
     Ok(())
 }

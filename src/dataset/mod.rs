@@ -1,4 +1,4 @@
-//! The datasets of a run, as FORMATS.md defines them: `sends.csv` (one row
+//! The datasets of a run, as docs/DATASET.md defines them: `sends.csv` (one row
 //! per transmission) and `trials.csv` (one row per trial). Row types here are
 //! the contract between the run stage, which writes them, and the analysis,
 //! which reads them — also from datasets made elsewhere.
@@ -69,12 +69,23 @@ pub const TRIAL_COLUMNS: [&str; 13] = [
 pub enum Outcome {
     /// Arrived within the timeout.
     Delivered,
-    /// Did not arrive; the sentinel did.
+    /// Did not arrive, but the sentinel after it did.
     Blocked,
-    /// Neither arrived.
+    /// Neither arrived: inconclusive.
     Lost,
     /// The harness failed.
     Error,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Blocked => "blocked",
+            Outcome::Lost => "lost",
+            Outcome::Error => "error",
+        })
+    }
 }
 
 impl Outcome {

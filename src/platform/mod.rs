@@ -9,7 +9,7 @@
 //! [`transmit`] is the measurement on top of it: refuse any peer that is not
 //! in the accounts file before touching the browser; send the probe, then a
 //! sentinel text; watch the receiver's side; and classify the outcome exactly
-//! as FORMATS.md defines it — `delivered` (the probe arrived within the
+//! as docs/DATASET.md defines it — `delivered` (the probe arrived within the
 //! timeout), `blocked` (it did not, the sentinel did), `lost` (neither) or
 //! `error` (the harness failed; a failure code says how). A crashed browser
 //! is an `error` (`session_lost`), never `blocked`.
@@ -318,30 +318,9 @@ pub fn chat_key(t: &Transmission) -> String {
     }
 }
 
-/// Outcome of one probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Arrived within the timeout.
-    Delivered,
-    /// Did not arrive, but the sentinel after it did.
-    Blocked,
-    /// Neither arrived: inconclusive.
-    Lost,
-    /// The harness could not send or watch.
-    Error,
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Outcome::Delivered => "delivered",
-            Outcome::Blocked => "blocked",
-            Outcome::Lost => "lost",
-            Outcome::Error => "error",
-        })
-    }
-}
+/// Outcome of one probe: the dataset's `outcome` (one enum for the driver
+/// and the dataset).
+pub use crate::dataset::Outcome;
 
 /// One transmission to make.
 #[derive(Debug, Clone)]
@@ -979,7 +958,7 @@ pub async fn cli_send(
     if let Some(tb) = testbed {
         tb.stop().await;
     }
-    let obs = result.ok_or_else(|| anyhow::anyhow!("interrupted"))??;
+    let obs = result.ok_or(crate::error::Interrupted)??;
     Ok(serde_json::json!({
         "from": t.from,
         "to": t.to.to_string(),
@@ -1104,6 +1083,6 @@ pub async fn cli_login(
     match r {
         Some(Ok(())) => Ok(dir),
         Some(Err(e)) => Err(anyhow::anyhow!(e).context(format!("logging in `{}`", args.alias))),
-        None => Err(anyhow::anyhow!("interrupted")),
+        None => Err(crate::error::Interrupted.into()),
     }
 }

@@ -1,4 +1,4 @@
-//! The probe spec (TOML, FORMATS.md "probe spec"): one measurement campaign.
+//! The probe spec (TOML, docs/SPEC.md): one measurement campaign.
 //!
 //! [`Spec::load`] parses the file (unknown keys are errors), resolves every
 //! path relative to it, loads the accounts file and the corpus (manifest and
@@ -600,7 +600,7 @@ impl Spec {
         };
         if file.experiment.is_empty() {
             return Err(InputError::new(path, "the spec has no [[experiment]]")
-                .hint("add at least one; see FORMATS.md"));
+                .hint("add at least one; see docs/SPEC.md"));
         }
         let manifest = Manifest::load(&corpus).map_err(|e| corpus_input(e, &corpus))?;
         let index = crate::corpus::index::load(&corpus).map_err(|e| corpus_input(e, &corpus))?;
@@ -844,7 +844,7 @@ fn validate_experiment(
     if design != Design::Keyword && involves_china(&seed_chat) {
         return Err(at
             .exp(n, "seed_chat", "the seed chat includes a china account")
-            .hint("seeds go between intl accounts only; that is the design (METHODS.md)"));
+            .hint("seeds go between intl accounts only; that is the design (docs/SPEC.md)"));
     }
     if !involves_china(&test_chat) {
         return Err(at

@@ -968,12 +968,7 @@ fn outcome_record(send_id: &str, attempt: u32, o: &Observation, settled: Option<
         send_id: send_id.to_string(),
         attempt,
         at: Utc::now(),
-        outcome: match o.outcome {
-            platform::Outcome::Delivered => Outcome::Delivered,
-            platform::Outcome::Blocked => Outcome::Blocked,
-            platform::Outcome::Lost => Outcome::Lost,
-            platform::Outcome::Error => Outcome::Error,
-        },
+        outcome: o.outcome,
         failure: o.failure.map(|f| f.to_string()),
         error: o.error.clone(),
         sent_at: o.sent_at,

@@ -1,6 +1,6 @@
 //! `chatprobe analyze`: the tables a paper needs, from sends.csv and
 //! trials.csv (one run or several, or files made elsewhere that follow
-//! FORMATS.md). Input is streamed, aggregated into counts, and only the
+//! docs/DATASET.md). Input is streamed, aggregated into counts, and only the
 //! counts are kept. Output goes to a temporary folder that replaces the
 //! output folder only when everything succeeded.
 //!

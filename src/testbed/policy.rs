@@ -1,4 +1,4 @@
-//! The testbed's censorship policy (TOML), as documented in FORMATS.md and
+//! The testbed's censorship policy (TOML), as documented in
 //! docs/TESTBED.md: the real-time filter, image re-encoding, hash indexes and
 //! their expiry, the asynchronous inspection, and what inspection judges
 //! sensitive. Every key is checked; an unknown key or a bad value names the

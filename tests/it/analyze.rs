@@ -1,4 +1,4 @@
-//! `chatprobe analyze` on hand-made datasets that follow FORMATS.md, and on
+//! `chatprobe analyze` on hand-made datasets that follow docs/DATASET.md, and on
 //! bad input. Expected p-values were computed with scipy and statsmodels.
 
 use std::path::Path;
