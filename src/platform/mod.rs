@@ -305,12 +305,17 @@ pub trait Platform {
 
 /// The key of the chat `t` goes through, the same from both sides.
 pub fn chat_key(t: &Transmission) -> String {
-    match &t.to {
+    chat_key_of(&t.from, &t.to)
+}
+
+/// The key of the chat `from` writes to `to` in, the same from both sides.
+pub fn chat_key_of(from: &str, to: &Target) -> String {
+    match to {
         Target::Direct(peer) => {
-            let (a, b) = if t.from <= *peer {
-                (&t.from, peer)
+            let (a, b) = if from <= peer.as_str() {
+                (from, peer.as_str())
             } else {
-                (peer, &t.from)
+                (peer.as_str(), from)
             };
             format!("direct:{a}|{b}")
         }

@@ -92,20 +92,6 @@ pub struct SimPlatform {
     rng: Mutex<ChaCha8Rng>,
 }
 
-fn chat_of(from: &str, to: &Target) -> String {
-    match to {
-        Target::Direct(peer) => {
-            let (a, b) = if from <= peer.as_str() {
-                (from, peer.as_str())
-            } else {
-                (peer.as_str(), from)
-            };
-            format!("direct:{a}|{b}")
-        }
-        Target::Group(g) => format!("group:{g}"),
-    }
-}
-
 impl SimPlatform {
     /// A platform behaving as `config` says.
     pub fn new(config: SimConfig) -> SimPlatform {
@@ -245,7 +231,7 @@ impl Platform for SimPlatform {
         st.next_id += 1;
         let id = st.next_id;
         st.chats
-            .entry(chat_of(alias, &target))
+            .entry(super::chat_key_of(alias, &target))
             .or_default()
             .push(Message {
                 id,
@@ -264,7 +250,7 @@ impl Platform for SimPlatform {
         let Some(target) = st.open.get(alias).cloned() else {
             return Err(PlatformError::new(Failure::ChatNotFound, "no chat open"));
         };
-        let chat = chat_of(alias, &target);
+        let chat = super::chat_key_of(alias, &target);
         let Some(messages) = st.chats.get(&chat) else {
             return Ok(Vec::new());
         };

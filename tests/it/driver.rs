@@ -371,6 +371,30 @@ fn login_keeps_a_persistent_browser_profile_per_alias() {
     assert!(r.stderr.contains("browser.profile_dir"), "{}", r.stderr);
 }
 
+/// The photographed pictures of `alias`'s open chat, once it shows `n` of
+/// them (each look is a WebDriver round trip; at most 20 s).
+async fn pictures(p: &WebDriverPlatform, alias: &str, n: usize) -> Vec<chatprobe::platform::Seen> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let pics: Vec<_> = p
+            .look(alias)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.picture.is_some())
+            .collect();
+        if pics.len() >= n {
+            return pics;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{alias} shows {} of {n} pictures",
+            pics.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Two fresh copies of one picture (pHash 0–2 bits apart) in flight in one
 /// chat of a client without ids are told apart by their pixels; the same
 /// picture under two names cannot be, and such a probe is `lost`
@@ -394,46 +418,15 @@ async fn two_fresh_copies_in_flight_are_told_apart_by_their_pixels() {
         p.open_chat("intl-b", &direct("intl-a")).await.unwrap();
         p.open_chat("intl-a", &direct("intl-b")).await.unwrap();
         let (pa, pb) = (Probe::new(p, &a), Probe::new(p, &b));
-        // Each sent and shown in the sender's own chat (what chatprobe keeps
-        // to compare with), the second before the first has arrived.
+        // Both sent, each kept as the sender's own chat shows it (what
+        // chatprobe compares with), neither recognised yet: both in flight.
         for (n, (payload, probe)) in [(&a, &pa), (&b, &pb)].into_iter().enumerate() {
             p.send("intl-a", payload).await.unwrap();
-            let t0 = std::time::Instant::now();
-            loop {
-                let pics: Vec<_> = p
-                    .look("intl-a")
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .filter(|m| m.picture.is_some())
-                    .collect();
-                if pics.len() == n + 1 {
-                    probe.remember_shown(&pics[n..]);
-                    break;
-                }
-                assert!(
-                    t0.elapsed() < Duration::from_secs(20),
-                    "sender shows {}",
-                    pics.len()
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let pics = pictures(p, "intl-a", n + 1).await;
+            probe.remember_shown(&pics[n..]);
         }
         // Both arrive (the open policy of intl accounts delivers them).
-        let t0 = std::time::Instant::now();
-        let bubbles = loop {
-            let seen = p.look("intl-b").await.unwrap();
-            let pics: Vec<_> = seen.into_iter().filter(|m| m.picture.is_some()).collect();
-            if pics.len() == 2 {
-                break pics;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "{} pictures",
-                pics.len()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let bubbles = pictures(p, "intl-b", 2).await;
         let others: Vec<_> = [&pa, &pb]
             .iter()
             .map(|x| x.candidate().unwrap().clone())
