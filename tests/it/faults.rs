@@ -346,22 +346,39 @@ fn kill_9_with_an_external_testbed_loses_nothing() {
 
 /// An intent without an outcome in the journal: a send is in flight.
 fn in_flight(run_dir: &Path, file_only: bool) -> bool {
-    let Ok(text) = std::fs::read_to_string(run_dir.join("journal.jsonl")) else {
-        return false;
-    };
+    last_intent_in_flight(run_dir, file_only).is_some()
+}
+
+/// The journal's last intent, if it has no outcome yet (and, with
+/// `file_only`, sends a file).
+fn last_intent_in_flight(run_dir: &Path, file_only: bool) -> Option<Value> {
+    let text = std::fs::read_to_string(run_dir.join("journal.jsonl")).ok()?;
     let recs: Vec<Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let Some(last) = recs.iter().rev().find(|r| r["event"] == "intent") else {
-        return false;
-    };
+    let last = recs.iter().rev().find(|r| r["event"] == "intent")?;
     let done = recs.iter().any(|r| {
         r["event"] == "outcome"
             && r["send_id"] == last["send_id"]
             && r["attempt"] == last["attempt"]
     });
-    !done && (!file_only || last["file"].is_string())
+    (!done && (!file_only || last["file"].is_string())).then(|| last.clone())
+}
+
+/// The last send in flight is a file whose upload the platform has
+/// recorded in its ground truth, and it has no outcome yet.
+fn reached_platform_unsettled(run_dir: &Path) -> bool {
+    let Some(last) = last_intent_in_flight(run_dir, true) else {
+        return false;
+    };
+    let Some(marker) = markers(run_dir)
+        .remove(last["send_id"].as_str().unwrap_or_default())
+        .and_then(|mut m| m.pop())
+    else {
+        return false;
+    };
+    std::fs::read_to_string(run_dir.join("truth.jsonl")).is_ok_and(|t| t.contains(&marker))
 }
 
 fn children_named(parent: u32, name: &str) -> Vec<i32> {
@@ -406,8 +423,12 @@ fn chromedriver_killed_mid_send_is_settled_not_resent() {
     let mut child = f.spawn(&args, "run.log");
     // Wait for a file send in flight (after the first two have finished,
     // so the browsers are warm), then kill the driver under it.
+    // Kill only once the file has reached the platform and its outcome is
+    // not yet known: the send is then surely watching the receiver through
+    // the driver. (Killed between sends, the driver would just be rebuilt
+    // before the next one, and nothing would be tested here.)
     wait_for(&f, &mut child, "run.log", || {
-        journal_lines(&f.c.results()) > 8 && in_flight(&f.c.run_dir(), true)
+        journal_lines(&f.c.results()) > 8 && reached_platform_unsettled(&f.c.run_dir())
     });
     let drivers = children_named(child.id(), "chromedriver");
     assert_eq!(drivers.len(), 1, "{drivers:?}");

@@ -99,9 +99,15 @@ fn copy_tree(src: &Path, dst: &Path) {
     }
 }
 
+/// A JSON-lines file's records. A last line still being written (no
+/// newline yet) is left out, so a running process's file can be read.
 pub fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
+    let text = std::fs::read_to_string(path).unwrap();
+    let whole = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    whole
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap())
