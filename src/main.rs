@@ -227,6 +227,18 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
 fn plan(args: PlanArgs) -> anyhow::Result<()> {
     let spec = chatprobe::probe::Spec::load(&args.spec)?;
     let plan = chatprobe::probe::Plan::build(&spec);
+    let adaptive: Vec<String> = plan
+        .experiments
+        .iter()
+        .filter(|x| x.adaptive())
+        .map(|x| format!("`{}` ({})", x.name(), x.design()))
+        .collect();
+    if !adaptive.is_empty() {
+        eprintln!(
+            "adaptive: {} — the plan holds their first step; the rest depends on outcomes and is added to the run's plan.csv as it runs",
+            adaptive.join(", ")
+        );
+    }
     match &args.out {
         Some(out) => {
             plan.save(out)

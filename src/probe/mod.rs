@@ -1,11 +1,20 @@
 //! The probe stage: a measurement campaign from its spec to its plan.
 //!
-//! - [`spec`]: the probe spec (TOML, docs/SPEC.md), read and validated against
-//!   the accounts file and the corpus;
-//! - [`plan`]: the exact, reproducible list of trials and sends.
+//! - [`spec`]: the probe spec (TOML, docs/SPEC.md), read and validated
+//!   against the accounts file and the corpus;
+//! - [`design`]: the experiment designs, one module each, and their registry;
+//! - [`plan`]: the reproducible list of trials and sends (grown step by step
+//!   by adaptive designs);
+//! - [`chat`], [`items`], [`keywords`]: what experiments are made of;
+//! - [`locate`]: where in a spec file a key is, for errors.
 
+pub mod chat;
+pub mod design;
+pub mod items;
+pub mod keywords;
+pub mod locate;
 pub mod plan;
 pub mod spec;
 
 pub use plan::{Plan, Role};
-pub use spec::{Design, Spec};
+pub use spec::Spec;

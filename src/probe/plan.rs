@@ -10,11 +10,17 @@ use std::io::Write;
 use std::path::Path;
 
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::spec::{Chat, CorpusItem, Design, Keyword, Spec};
+use std::sync::Arc;
+
+use super::chat::Chat;
+use super::design::{Experiment, Finished};
+use super::items::CorpusItem;
+use super::keywords::Keyword;
+use super::spec::Spec;
 use crate::corpus::transform::Transform;
 
 /// The role of a send in its trial.
@@ -93,10 +99,12 @@ pub struct PlannedSend {
 pub struct Trial {
     /// Stable id: experiment name, item or keyword, parameter, replicate.
     pub trial_id: String,
-    /// The design.
-    pub design: Design,
+    /// The design's name.
+    pub design: &'static str,
     /// The experiment's name.
     pub experiment_name: String,
+    /// The experiment's position in the spec (set by the plan).
+    pub experiment: usize,
     /// The item (tested item for collisions); `None` for keywords.
     pub item: Option<CorpusItem>,
     /// The keyword, for keyword trials.
@@ -152,11 +160,15 @@ impl Trial {
 /// The plan of a spec.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Trials in start order.
+    /// Trials in start order (an adaptive experiment's later trials are
+    /// added as they are asked for).
     pub trials: Vec<Trial>,
+    /// The spec's experiments, which `Trial::experiment` indexes.
+    pub experiments: Vec<Arc<dyn Experiment>>,
 }
 
-fn num(x: f64) -> String {
+/// A number as plans and trial ids write it: no `.0` on whole numbers.
+pub fn num(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
         format!("{}", x as i64)
     } else {
@@ -165,181 +177,74 @@ fn num(x: f64) -> String {
 }
 
 impl Plan {
-    /// Build the plan of `spec`.
+    /// Build the plan of `spec`: every experiment's first trials, shuffled
+    /// together with the spec's seed.
     pub fn build(spec: &Spec) -> Plan {
         let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
         let mut trials = Vec::new();
-        for x in &spec.experiments {
-            let name = &x.name;
-            for rep in 1..=x.replicates {
-                match x.design {
-                    Design::Surveillance => {
-                        for it in &x.items {
-                            let id = format!("{name}/{}/r{rep}", it.item.id);
-                            let mut tail = vec![
-                                send(
-                                    &id,
-                                    Role::Test,
-                                    x.delay_s,
-                                    &x.test_chat,
-                                    Content::Fresh('A'),
-                                    it,
-                                ),
-                                send(
-                                    &id,
-                                    Role::Control,
-                                    x.delay_s,
-                                    &x.test_chat,
-                                    Content::Fresh('B'),
-                                    it,
-                                ),
-                            ];
-                            if rng.random_bool(0.5) {
-                                tail.swap(0, 1);
-                            }
-                            let mut sends = vec![send(
-                                &id,
-                                Role::Seed,
-                                0.0,
-                                &x.seed_chat,
-                                Content::Fresh('A'),
-                                it,
-                            )];
-                            sends.extend(tail);
-                            trials.push(trial(id, x, Some(it), num(x.delay_s), sends));
-                        }
-                    }
-                    Design::Latency => {
-                        for it in &x.items {
-                            for &off in &x.offsets_s {
-                                let id = format!("{name}/{}/{}s/r{rep}", it.item.id, num(off));
-                                let sends = vec![
-                                    send(
-                                        &id,
-                                        Role::Seed,
-                                        0.0,
-                                        &x.seed_chat,
-                                        Content::Fresh('A'),
-                                        it,
-                                    ),
-                                    send(
-                                        &id,
-                                        Role::Test,
-                                        off,
-                                        &x.test_chat,
-                                        Content::Fresh('A'),
-                                        it,
-                                    ),
-                                ];
-                                trials.push(trial(id, x, Some(it), num(off), sends));
-                            }
-                        }
-                    }
-                    Design::Transform => {
-                        for it in &x.items {
-                            for &t in &x.transforms {
-                                let id = format!("{name}/{}/{t}/r{rep}", it.item.id);
-                                let mut sends = Vec::new();
-                                let mut at = 0.0;
-                                if x.prime {
-                                    sends.push(send(
-                                        &id,
-                                        Role::Seed,
-                                        0.0,
-                                        &x.seed_chat,
-                                        Content::Fresh('A'),
-                                        it,
-                                    ));
-                                    sends.push(send(
-                                        &id,
-                                        Role::Prime,
-                                        x.delay_s,
-                                        &x.test_chat,
-                                        Content::Fresh('A'),
-                                        it,
-                                    ));
-                                    at = x.delay_s;
-                                }
-                                sends.push(send(
-                                    &id,
-                                    Role::Test,
-                                    at,
-                                    &x.test_chat,
-                                    Content::Transformed('A', t),
-                                    it,
-                                ));
-                                trials.push(trial(id, x, Some(it), t.to_string(), sends));
-                            }
-                        }
-                    }
-                    Design::Keyword => {
-                        for k in &x.keywords {
-                            let id = format!("{name}/{}/r{rep}", k.joined());
-                            let mut s = send_text(&id, &x.test_chat, k.parts.join(" "));
-                            s.at_s = 0.0;
-                            let mut t = trial(id, x, None, k.joined(), vec![s]);
-                            t.keyword = Some(k.clone());
-                            trials.push(t);
-                        }
-                    }
-                    Design::Expiry => {
-                        for it in &x.items {
-                            let id = format!("{name}/{}/r{rep}", it.item.id);
-                            let mut sends = vec![
-                                send(&id, Role::Seed, 0.0, &x.seed_chat, Content::Fresh('A'), it),
-                                send(
-                                    &id,
-                                    Role::Prime,
-                                    x.delay_s,
-                                    &x.test_chat,
-                                    Content::Fresh('A'),
-                                    it,
-                                ),
-                            ];
-                            for k in 1..=x.retests {
-                                let mut s = send(
-                                    &id,
-                                    Role::Retest,
-                                    x.delay_s + k as f64 * x.retest_every_s,
-                                    &x.test_chat,
-                                    Content::Fresh('A'),
-                                    it,
-                                );
-                                s.send_id = format!("{id}/retest{k}");
-                                sends.push(s);
-                            }
-                            trials.push(trial(id, x, Some(it), num(x.retest_every_s), sends));
-                        }
-                    }
-                    Design::Collision => {
-                        for (a, b) in &x.pairs {
-                            let id = format!("{name}/{}+{}/r{rep}", a.item.id, b.item.id);
-                            let sends = vec![
-                                send(
-                                    &id,
-                                    Role::Seed,
-                                    0.0,
-                                    &x.seed_chat,
-                                    Content::Original(a.item.id.clone()),
-                                    a,
-                                ),
-                                send(
-                                    &id,
-                                    Role::Test,
-                                    x.delay_s,
-                                    &x.test_chat,
-                                    Content::Original(b.item.id.clone()),
-                                    b,
-                                ),
-                            ];
-                            trials.push(trial(id, x, Some(b), a.item.id.clone(), sends));
-                        }
-                    }
-                }
-            }
+        for (k, x) in spec.experiments.iter().enumerate() {
+            trials.extend(x.first_trials(&mut rng).into_iter().map(|mut t| {
+                t.experiment = k;
+                t
+            }));
         }
         trials.shuffle(&mut rng);
-        Plan { trials }
+        Plan {
+            trials,
+            experiments: spec.experiments.clone(),
+        }
+    }
+
+    /// Whether an experiment is adaptive: the plan holds only its first step.
+    pub fn adaptive(&self) -> bool {
+        self.experiments.iter().any(|x| x.adaptive())
+    }
+
+    /// Add the trials adaptive experiments ask for, given the verdicts of
+    /// the finished trials (`verdict(experiment, trial)`, `None` while
+    /// unfinished), until none asks for more. Returns the indices of the
+    /// trials added.
+    pub fn grow(
+        &mut self,
+        verdict: impl Fn(&dyn Experiment, &Trial) -> Option<&'static str>,
+    ) -> Vec<usize> {
+        let mut added = Vec::new();
+        loop {
+            let before = self.trials.len();
+            for (k, x) in self.experiments.iter().enumerate() {
+                if !x.adaptive() {
+                    continue;
+                }
+                let seen: Vec<Finished> = self
+                    .trials
+                    .iter()
+                    .filter(|t| t.experiment == k)
+                    .filter_map(|t| {
+                        verdict(x.as_ref(), t).map(|v| Finished {
+                            trial: t,
+                            verdict: v,
+                        })
+                    })
+                    .collect();
+                let known: std::collections::HashSet<&str> =
+                    self.trials.iter().map(|t| t.trial_id.as_str()).collect();
+                let new: Vec<Trial> = x
+                    .next_trials(&seen)
+                    .into_iter()
+                    .filter(|t| !known.contains(t.trial_id.as_str()))
+                    .map(|mut t| {
+                        t.experiment = k;
+                        t
+                    })
+                    .collect();
+                drop(seen);
+                self.trials.extend(new);
+            }
+            if self.trials.len() == before {
+                return added;
+            }
+            added.extend(before..self.trials.len());
+        }
     }
 
     /// Number of sends.
@@ -382,7 +287,7 @@ impl Plan {
                     (i + 1).to_string(),
                     t.trial_id.clone(),
                     s.send_id.clone(),
-                    t.design.as_str().to_string(),
+                    t.design.to_string(),
                     t.experiment_name.clone(),
                     s.role.as_str().to_string(),
                     s.item_id.clone(),
@@ -411,7 +316,8 @@ impl Plan {
     }
 }
 
-fn send(
+/// A send of a trial: `{trial}/{role}`.
+pub fn send(
     trial: &str,
     role: Role,
     at_s: f64,
@@ -429,7 +335,8 @@ fn send(
     }
 }
 
-fn send_text(trial: &str, chat: &Chat, text: String) -> PlannedSend {
+/// The test send of a text.
+pub fn send_text(trial: &str, chat: &Chat, text: String) -> PlannedSend {
     PlannedSend {
         send_id: format!("{trial}/test"),
         role: Role::Test,
@@ -440,17 +347,19 @@ fn send_text(trial: &str, chat: &Chat, text: String) -> PlannedSend {
     }
 }
 
-fn trial(
+/// A trial of experiment `x` (its `experiment` index is set by the plan).
+pub fn trial(
     trial_id: String,
-    x: &super::spec::Experiment,
+    x: &dyn Experiment,
     item: Option<&CorpusItem>,
     parameter: String,
     sends: Vec<PlannedSend>,
 ) -> Trial {
     Trial {
         trial_id,
-        design: x.design,
-        experiment_name: x.name.clone(),
+        design: x.design(),
+        experiment_name: x.name().to_string(),
+        experiment: 0,
         item: item.cloned(),
         keyword: None,
         parameter,

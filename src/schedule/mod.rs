@@ -172,7 +172,6 @@ struct Ctx<'a> {
     dir: PathBuf,
     run_id: String,
     spec: &'a Spec,
-    plan: &'a Plan,
     manifest: RunManifest,
     regions: HashMap<String, String>,
     poll_ms: u64,
@@ -218,7 +217,7 @@ pub async fn run(
         }
     };
     let profile = Profile::load(&spec.profile_path)?;
-    let plan = Plan::build(&spec);
+    let mut plan = Plan::build(&spec);
     let limits = &spec.limits;
     // The platform: an external URL (flag, or the one the run started
     // with), the profile's, or an embedded testbed.
@@ -349,6 +348,12 @@ pub async fn run(
         for r in journal::read(&dir)? {
             st.apply(&r);
         }
+        // Adaptive experiments ask again for what followed from the
+        // replayed outcomes.
+        if !plan.grow(|x, t| st.finished_verdict(x, t)).is_empty() {
+            plan.save(&dir.join("plan.csv"))
+                .with_context(|| format!("writing {}", dir.join("plan.csv").display()))?;
+        }
     }
     // Start the platform.
     let testbed = if embedded {
@@ -406,12 +411,14 @@ pub async fn run(
         dir: dir.clone(),
         run_id: run_id.clone(),
         spec: &spec,
-        plan: &plan,
         manifest,
         regions,
         poll_ms: profile.timeouts.poll_ms,
     };
-    let result = execute(&mut ctx, &wd, &mut st, &mut jr, opts.quiet, interrupt).await;
+    let result = execute(
+        &mut ctx, &mut plan, &wd, &mut st, &mut jr, opts.quiet, interrupt,
+    )
+    .await;
     wd.close().await;
     if let Some(tb) = testbed {
         tb.stop().await;
@@ -422,7 +429,7 @@ pub async fn run(
         reason: reason.clone(),
     };
     record(&mut jr, &mut st, &stop)?;
-    let done = write_outputs(&mut ctx, &st, Some(&reason))?;
+    let done = write_outputs(&mut ctx, &plan, &st, Some(&reason))?;
     drop(held);
     Ok(RunSummary {
         dir,
@@ -479,9 +486,14 @@ pub fn read_manifest(dir: &Path) -> Result<RunManifest, InputError> {
 
 /// Rewrite sends.csv, trials.csv and run.json from the state; returns the
 /// number of finished trials.
-fn write_outputs(ctx: &mut Ctx, st: &RunState, stop: Option<&str>) -> anyhow::Result<usize> {
-    let sends = st.send_rows(&ctx.run_id, ctx.plan, &ctx.regions);
-    let trials = st.trial_rows(&ctx.run_id, ctx.plan);
+fn write_outputs(
+    ctx: &mut Ctx,
+    plan: &Plan,
+    st: &RunState,
+    stop: Option<&str>,
+) -> anyhow::Result<usize> {
+    let sends = st.send_rows(&ctx.run_id, plan, &ctx.regions);
+    let trials = st.trial_rows(&ctx.run_id, plan);
     write_csv(
         &ctx.dir.join("sends.csv"),
         &crate::dataset::SEND_COLUMNS,
@@ -494,6 +506,8 @@ fn write_outputs(ctx: &mut Ctx, st: &RunState, stop: Option<&str>) -> anyhow::Re
     )?;
     let m = &mut ctx.manifest;
     m.trials_done = trials.len();
+    m.trials_planned = plan.trials.len();
+    m.sends_planned = plan.sends();
     m.counts = st
         .counts()
         .iter()
@@ -573,6 +587,7 @@ const SETTLED_AFTER_ERROR: &str = "after_error";
 #[allow(clippy::too_many_arguments)]
 async fn execute<P: Platform>(
     ctx: &mut Ctx<'_>,
+    plan: &mut Plan,
     wd: &P,
     st: &mut RunState,
     jr: &mut Journal,
@@ -580,7 +595,6 @@ async fn execute<P: Platform>(
     interrupt: impl Future<Output = ()>,
 ) -> anyhow::Result<String> {
     let spec = ctx.spec;
-    let plan = ctx.plan;
     let lim = &spec.limits;
     let limits = platform::Limits {
         deliver_timeout: Duration::from_secs_f64(lim.deliver_timeout_s),
@@ -658,7 +672,7 @@ async fn execute<P: Platform>(
             }
         }
     }
-    let mut done_trials = write_outputs(ctx, st, None)?;
+    let mut done_trials = write_outputs(ctx, plan, st, None)?;
     let total = plan.trials.len();
     // Our own ETA (below): a rate of finished trials says little while
     // trials wait out their delays side by side.
@@ -677,7 +691,12 @@ async fn execute<P: Platform>(
     };
     pb.set_message(counts_msg(st));
     let gap_s = 60.0 / lim.sends_per_minute;
-    let eta = |st: &RunState, active: &[Active], pending: &VecDeque<usize>, est: f64| -> String {
+    let eta = |plan: &Plan,
+               st: &RunState,
+               active: &[Active],
+               pending: &VecDeque<usize>,
+               est: f64|
+     -> String {
         let now = Utc::now();
         let mut sends = 0usize;
         let mut floor = 0.0f64;
@@ -720,7 +739,7 @@ async fn execute<P: Platform>(
     pb.set_message(format!(
         "{} · {}",
         counts_msg(st),
-        eta(st, &active, &pending, 2.0)
+        eta(plan, st, &active, &pending, 2.0)
     ));
     let began = tokio::time::Instant::now();
     let deadline = began + Duration::from_secs_f64(lim.max_runtime_s);
@@ -917,10 +936,18 @@ async fn execute<P: Platform>(
                 }
                 if st.trial_status(t) == TrialStatus::Done {
                     active.remove(k);
-                    done_trials = write_outputs(ctx, st, None)?;
+                    // An adaptive experiment may follow up on this trial.
+                    let added = plan.grow(|x, t| st.finished_verdict(x, t));
+                    if !added.is_empty() {
+                        plan.save(&ctx.dir.join("plan.csv"))
+                            .with_context(|| format!("writing {}", ctx.dir.join("plan.csv").display()))?;
+                        pending.extend(added);
+                        pb.set_length(plan.trials.len() as u64);
+                    }
+                    done_trials = write_outputs(ctx, plan, st, None)?;
                     pb.set_position(done_trials as u64);
                 }
-                pb.set_message(format!("{} · {}", counts_msg(st), eta(st, &active, &pending, est_send_s)));
+                pb.set_message(format!("{} · {}", counts_msg(st), eta(plan, st, &active, &pending, est_send_s)));
             }
             _ = &mut interrupt, if stopping.is_none() => {
                 stopping = Some("interrupted".into());
@@ -1120,12 +1147,10 @@ fn prepare_file(
                 t.item.as_ref().expect("checked")
             } else {
                 ctx.spec
-                    .experiments
+                    .items
                     .iter()
-                    .flat_map(|x| x.pairs.iter())
-                    .flat_map(|(a, b)| [a, b])
                     .find(|i| &i.item.id == id)
-                    .expect("pair items come from the spec")
+                    .expect("the spec checked the corpus has it")
             };
             let path = crate::corpus::entry_path(corpus, &item.item.path)?;
             let b = crate::corpus::read_file(&path)?;

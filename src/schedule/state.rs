@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 
 use super::journal::Record;
 use crate::dataset::{Outcome, SendRow, TrialRow};
+use crate::probe::design::{Experiment, TrialOutcomes};
 use crate::probe::plan::{Content, Plan, Role, Trial};
-use crate::probe::spec::Design;
 
 /// A file made for a trial.
 #[derive(Debug, Clone)]
@@ -375,7 +375,7 @@ impl RunState {
                         run_id: run_id.to_string(),
                         trial_id: t.trial_id.clone(),
                         send_id: s.send_id.clone(),
-                        experiment: t.design.as_str().to_string(),
+                        experiment: t.design.to_string(),
                         experiment_name: t.experiment_name.clone(),
                         role: s.role.as_str().to_string(),
                         item_id: s.item_id.clone(),
@@ -414,6 +414,24 @@ impl RunState {
         rows
     }
 
+    /// The verdict of a trial whose sends are all done, by its experiment.
+    pub fn verdict(&self, x: &dyn Experiment, t: &Trial) -> crate::probe::design::Verdict {
+        let sends: Vec<(Role, Option<Outcome>)> = t
+            .sends
+            .iter()
+            .map(|s| (s.role, self.final_outcome(&s.send_id).map(|o| o.outcome)))
+            .collect();
+        let complete = sends.iter().all(|(_, o)| o.is_some_and(|o| o.conclusive()))
+            && !self.abandoned.contains_key(&t.trial_id);
+        x.verdict(t, &TrialOutcomes { complete, sends })
+    }
+
+    /// The verdict of a trial if it is finished (for adaptive designs).
+    pub fn finished_verdict(&self, x: &dyn Experiment, t: &Trial) -> Option<&'static str> {
+        (self.trial_status(t) == TrialStatus::Done && self.started(t))
+            .then(|| self.verdict(x, t).verdict)
+    }
+
     /// The rows of trials.csv: every finished trial, in plan order.
     pub fn trial_rows(&self, run_id: &str, plan: &Plan) -> Vec<TrialRow> {
         let mut rows = Vec::new();
@@ -421,26 +439,11 @@ impl RunState {
             if self.trial_status(t) != TrialStatus::Done || !self.started(t) {
                 continue;
             }
-            let out = |role: Role| -> Option<Outcome> {
-                t.sends
-                    .iter()
-                    .filter(|s| s.role == role)
-                    .filter_map(|s| self.final_outcome(&s.send_id))
-                    .map(|o| o.outcome)
-                    .next_back()
-            };
-            let every: Vec<Option<Outcome>> = t
-                .sends
-                .iter()
-                .map(|s| self.final_outcome(&s.send_id).map(|o| o.outcome))
-                .collect();
-            let complete = every.iter().all(|o| o.is_some_and(|o| o.conclusive()))
-                && !self.abandoned.contains_key(&t.trial_id);
-            let (seeded, control, verdict) = verdict(t, complete, &out, &every);
+            let v = self.verdict(plan.experiments[t.experiment].as_ref(), t);
             rows.push(TrialRow {
                 run_id: run_id.to_string(),
                 trial_id: t.trial_id.clone(),
-                experiment: t.design.as_str().to_string(),
+                experiment: t.design.to_string(),
                 experiment_name: t.experiment_name.clone(),
                 item_id: t.item_id(),
                 label: t.label(),
@@ -448,87 +451,12 @@ impl RunState {
                 topic: t.topic(),
                 channel: t.channel().to_string(),
                 parameter: t.parameter.clone(),
-                verdict: verdict.to_string(),
-                seeded_outcome: seeded,
-                control_outcome: control,
+                verdict: v.verdict.to_string(),
+                seeded_outcome: v.seeded,
+                control_outcome: v.control,
             });
         }
         rows
-    }
-}
-
-/// The verdict of a finished trial (docs/DATASET.md lists the rules), with
-/// its seeded and control outcomes.
-fn verdict(
-    t: &Trial,
-    complete: bool,
-    out: &dyn Fn(Role) -> Option<Outcome>,
-    every: &[Option<Outcome>],
-) -> (Option<Outcome>, Option<Outcome>, &'static str) {
-    use Outcome::{Blocked, Delivered};
-    let b = |o: Option<Outcome>| o == Some(Blocked);
-    let d = |o: Option<Outcome>| o == Some(Delivered);
-    match t.design {
-        Design::Surveillance => {
-            let (seed, test, control) = (out(Role::Seed), out(Role::Test), out(Role::Control));
-            let v = if !complete {
-                "inconclusive"
-            } else if b(seed) || b(control) {
-                "filtered_realtime"
-            } else if b(test) {
-                "surveilled"
-            } else {
-                "not_surveilled"
-            };
-            (test, control, v)
-        }
-        Design::Latency => {
-            let test = out(Role::Test);
-            let v = if !complete || b(out(Role::Seed)) {
-                "inconclusive"
-            } else if b(test) {
-                "surveilled"
-            } else {
-                "not_surveilled"
-            };
-            (test, None, v)
-        }
-        Design::Transform => {
-            let (prime, test) = (out(Role::Prime), out(Role::Test));
-            let primed = t.sends.iter().any(|s| s.role == Role::Prime);
-            let v = if !complete || (primed && !b(prime)) {
-                "inconclusive"
-            } else if b(test) {
-                "blocked"
-            } else {
-                "evaded"
-            };
-            (test, prime, v)
-        }
-        Design::Keyword | Design::Collision => {
-            let test = out(Role::Test);
-            let v = if !complete {
-                "inconclusive"
-            } else if b(test) {
-                "blocked"
-            } else {
-                "evaded"
-            };
-            (test, None, v)
-        }
-        Design::Expiry => {
-            let prime = out(Role::Prime);
-            let retests: Vec<Option<Outcome>> = every.iter().skip(2).copied().collect();
-            let last = retests.last().copied().flatten();
-            let v = if !complete || !b(prime) {
-                "inconclusive"
-            } else if retests.iter().any(|o| d(*o)) {
-                "expired"
-            } else {
-                "still_blocked"
-            };
-            (last, prime, v)
-        }
     }
 }
 

@@ -6,6 +6,7 @@
 mod analyze;
 mod browser;
 mod corpus;
+mod design;
 mod driver;
 mod faults;
 mod run;

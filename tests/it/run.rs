@@ -25,7 +25,12 @@ impl Campaign {
     }
 
     /// With more edits of the shipped wechat-2020 policy.
-    fn with_policy(time_scale: &str, edits: &[(&str, &str)], limits: &str, body: &str) -> Campaign {
+    pub fn with_policy(
+        time_scale: &str,
+        edits: &[(&str, &str)],
+        limits: &str,
+        body: &str,
+    ) -> Campaign {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let (_keep, corpus) = crate::util::starter_corpus();
@@ -175,7 +180,7 @@ pub fn markers(run: &Path) -> HashMap<String, Vec<String>> {
 
 /// Every send of sends.csv against the ground truth: exactly one truth
 /// transmission per send, and the outcome is the testbed's decision.
-fn check_against_truth(run: &Path, truth: &Path) -> Vec<HashMap<String, String>> {
+pub fn check_against_truth(run: &Path, truth: &Path) -> Vec<HashMap<String, String>> {
     let truth = jsonl(truth);
     let by_marker = truth_by_marker(&truth);
     let markers = markers(run);

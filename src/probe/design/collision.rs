@@ -1,0 +1,106 @@
+//! `collision`: does the filter match by MD5 alone? Two different files with
+//! one MD5: the first is seeded between intl accounts, the second tested in
+//! a chat with a china account after `delay_s`.
+
+use std::sync::Arc;
+
+use rand_chacha::ChaCha8Rng;
+
+use super::{blocked_or_evaded, Design, Experiment, ParseCx, TrialOutcomes, Verdict};
+use crate::error::InputError;
+use crate::probe::chat::Chat;
+use crate::probe::items::CorpusItem;
+use crate::probe::plan::{send, trial, Content, Role, Trial};
+
+/// The registry entry.
+pub const DESIGN: Design = Design {
+    name: "collision",
+    about: "two files with one MD5: seed the first, test the second",
+    keys: &["pairs", "seed_chat", "delay_s"],
+    parse,
+};
+
+#[derive(Debug)]
+struct Collision {
+    name: String,
+    pairs: Vec<(CorpusItem, CorpusItem)>,
+    seed_chat: Chat,
+    test_chat: Chat,
+    delay_s: f64,
+    replicates: u32,
+}
+
+fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
+    let list: Vec<[String; 2]> = cx.require("pairs")?;
+    if list.is_empty() {
+        return Err(cx.err("pairs", "the list is empty"));
+    }
+    let mut pairs = Vec::new();
+    for [a, b] in list {
+        let (ia, ib) = (cx.item(&a, "pairs")?, cx.item(&b, "pairs")?);
+        if a == b {
+            return Err(cx.err("pairs", format!("`{a}` is paired with itself")));
+        }
+        if ia.index.md5 != ib.index.md5 {
+            return Err(cx
+                .err("pairs", format!("`{a}` and `{b}` have different MD5s"))
+                .hint("a collision pair is two different files with one MD5"));
+        }
+        pairs.push((ia, ib));
+    }
+    Ok(Arc::new(Collision {
+        name: cx.name.clone(),
+        pairs,
+        seed_chat: cx.seed_chat()?,
+        test_chat: cx.test_chat.clone(),
+        delay_s: cx.delay_s()?,
+        replicates: cx.replicates,
+    }))
+}
+
+impl Experiment for Collision {
+    fn design(&self) -> &'static str {
+        DESIGN.name
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn max_sends(&self) -> u64 {
+        self.pairs.len() as u64 * self.replicates as u64 * 2
+    }
+
+    fn first_trials(&self, _rng: &mut ChaCha8Rng) -> Vec<Trial> {
+        let mut out = Vec::new();
+        for rep in 1..=self.replicates {
+            for (a, b) in &self.pairs {
+                let id = format!("{}/{}+{}/r{rep}", self.name, a.item.id, b.item.id);
+                let sends = vec![
+                    send(
+                        &id,
+                        Role::Seed,
+                        0.0,
+                        &self.seed_chat,
+                        Content::Original(a.item.id.clone()),
+                        a,
+                    ),
+                    send(
+                        &id,
+                        Role::Test,
+                        self.delay_s,
+                        &self.test_chat,
+                        Content::Original(b.item.id.clone()),
+                        b,
+                    ),
+                ];
+                out.push(trial(id, self, Some(b), a.item.id.clone(), sends));
+            }
+        }
+        out
+    }
+
+    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> Verdict {
+        blocked_or_evaded(o, true, None)
+    }
+}

@@ -1,0 +1,186 @@
+//! Experiment designs: one module per design, one trait, one registry.
+//!
+//! A design reads its own keys of an `[[experiment]]` table ([`Design::parse`],
+//! through a [`ParseCx`] whose errors name the file, the line and the key),
+//! and the experiment it returns says which trials to run ([`Experiment`]):
+//! all of them at once for a static design, or step by step, from what it
+//! has observed, for an adaptive one. It also gives each finished trial its
+//! verdict. The scheduler runs experiments, not plans: it asks each for its
+//! trials and, as trials finish, for the ones that follow.
+//!
+//! Adding a design: a file here implementing [`Experiment`] with a
+//! [`Design`] constant, one line in [`DESIGNS`], and its section in
+//! docs/SPEC.md (and docs/DATASET.md for its verdicts).
+
+use std::fmt;
+use std::sync::Arc;
+
+use rand_chacha::ChaCha8Rng;
+
+use super::plan::{Role, Trial};
+use crate::dataset::Outcome;
+use crate::error::InputError;
+
+mod collision;
+mod expiry;
+mod keyword;
+mod latency;
+mod parse;
+mod surveillance;
+mod threshold;
+mod transform;
+
+pub use parse::{ItemFilter, ParseCx};
+
+/// A design: its name, its keys, and how an experiment of it is read.
+pub struct Design {
+    /// The `kind` of its experiments, and the `experiment` column of datasets.
+    pub name: &'static str,
+    /// One line on what it measures (for `chatprobe designs` and errors).
+    pub about: &'static str,
+    /// The keys it takes besides `kind`, `name`, `replicates` and `test_chat`.
+    pub keys: &'static [&'static str],
+    /// Read and validate one experiment.
+    pub parse: fn(&ParseCx) -> Result<Arc<dyn Experiment>, InputError>,
+}
+
+/// Every design, in the order docs/SPEC.md lists them.
+pub const DESIGNS: &[Design] = &[
+    surveillance::DESIGN,
+    latency::DESIGN,
+    transform::DESIGN,
+    keyword::DESIGN,
+    expiry::DESIGN,
+    collision::DESIGN,
+    threshold::DESIGN,
+];
+
+/// The design named `kind`.
+pub fn find(kind: &str) -> Option<&'static Design> {
+    DESIGNS.iter().find(|d| d.name == kind)
+}
+
+/// Keys every experiment takes.
+pub const COMMON_KEYS: &[&str] = &["kind", "name", "replicates", "test_chat"];
+
+/// One experiment of a spec, validated.
+pub trait Experiment: fmt::Debug + Send + Sync {
+    /// Its design's name (the `experiment` column).
+    fn design(&self) -> &'static str;
+
+    /// Its name (the `experiment_name` column).
+    fn name(&self) -> &str;
+
+    /// An upper bound of the sends it can make, known before any is planned
+    /// (a spec whose experiments could exceed the plan limit is refused).
+    fn max_sends(&self) -> u64;
+
+    /// The trials it runs before observing anything, in a fixed order. A
+    /// design drawing random numbers draws them from `rng`, the plan's
+    /// seeded generator (the plan then shuffles every experiment's trials
+    /// together).
+    fn first_trials(&self, rng: &mut ChaCha8Rng) -> Vec<Trial>;
+
+    /// Whether trials follow from observations ([`Experiment::next_trials`]).
+    fn adaptive(&self) -> bool {
+        false
+    }
+
+    /// The trials that follow from its finished trials and their verdicts
+    /// (in the order they were planned). It must be a function of `seen`
+    /// alone, and never take back a trial it once asked for: a resume
+    /// replays it from the journal and must get the same trials. Static
+    /// designs ask for none.
+    fn next_trials(&self, seen: &[Finished<'_>]) -> Vec<Trial> {
+        let _ = seen;
+        Vec::new()
+    }
+
+    /// The verdict of one of its trials whose sends are all done.
+    fn verdict(&self, t: &Trial, o: &TrialOutcomes) -> Verdict;
+}
+
+/// A finished trial and its verdict, as an adaptive design sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished<'a> {
+    /// The trial.
+    pub trial: &'a Trial,
+    /// Its verdict.
+    pub verdict: &'static str,
+}
+
+/// The final outcomes of a trial's sends, for its verdict.
+#[derive(Debug, Clone)]
+pub struct TrialOutcomes {
+    /// Every send has a conclusive final outcome and the trial was not abandoned.
+    pub complete: bool,
+    /// Each send's role and final outcome, in the trial's order.
+    pub sends: Vec<(Role, Option<Outcome>)>,
+}
+
+impl TrialOutcomes {
+    /// The final outcome of the last send with `role`.
+    pub fn role(&self, role: Role) -> Option<Outcome> {
+        self.sends
+            .iter()
+            .filter(|(r, o)| *r == role && o.is_some())
+            .map(|(_, o)| *o)
+            .next_back()
+            .flatten()
+    }
+
+    /// Whether the trial has a send with `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.sends.iter().any(|(r, _)| *r == role)
+    }
+}
+
+/// A trial's verdict, with the outcomes trials.csv reports beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// The verdict (docs/DATASET.md lists each design's).
+    pub verdict: &'static str,
+    /// The `seeded_outcome` column.
+    pub seeded: Option<Outcome>,
+    /// The `control_outcome` column.
+    pub control: Option<Outcome>,
+}
+
+/// The verdict every design gives a trial that did not complete.
+pub const INCONCLUSIVE: &str = "inconclusive";
+
+/// `blocked` or `evaded` from the test send: the verdict of designs that
+/// test one piece of content in a chat with a china account.
+pub fn blocked_or_evaded(o: &TrialOutcomes, valid: bool, control: Option<Outcome>) -> Verdict {
+    let test = o.role(Role::Test);
+    let verdict = if !o.complete || !valid {
+        INCONCLUSIVE
+    } else if test == Some(Outcome::Blocked) {
+        "blocked"
+    } else {
+        "evaded"
+    };
+    Verdict {
+        verdict,
+        seeded: test,
+        control,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_names_are_unique_and_keys_do_not_shadow_common_ones() {
+        let mut names: Vec<&str> = DESIGNS.iter().map(|d| d.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), DESIGNS.len());
+        for d in DESIGNS {
+            for k in d.keys {
+                assert!(!COMMON_KEYS.contains(k), "{}: {k}", d.name);
+            }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! `threshold` (adaptive): how strong must a transform be to evade the
+//! filter? For each item, a bisection over the transform's parameter
+//! between `blocked_at` (a value at which the image is still blocked) and
+//! `evaded_at` (one at which it is expected to evade): each step is a
+//! transform trial (seed, prime, test) at the midpoint; a blocked test
+//! moves `blocked_at` there, an evading one moves `evaded_at`, and an
+//! inconclusive step is repeated. `steps` trials per item and replicate.
+//! Transforms with whole-number parameters (`jpeg`, `border`, `tile`,
+//! `brightness`, `noise`) are searched over whole numbers and stop when the
+//! two ends are adjacent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rand_chacha::ChaCha8Rng;
+
+use super::{blocked_or_evaded, Design, Experiment, Finished, ParseCx, TrialOutcomes, Verdict};
+use crate::corpus::transform::Transform;
+use crate::dataset::Outcome;
+use crate::error::InputError;
+use crate::probe::chat::Chat;
+use crate::probe::items::CorpusItem;
+use crate::probe::plan::{num, send, trial, Content, Role, Trial};
+
+/// The registry entry.
+pub const DESIGN: Design = Design {
+    name: "threshold",
+    about:
+        "bisect a transform's parameter for the value at which a blocked image evades (adaptive)",
+    keys: &[
+        "items",
+        "seed_chat",
+        "delay_s",
+        "transform",
+        "blocked_at",
+        "evaded_at",
+        "steps",
+    ],
+    parse,
+};
+
+/// Most steps of one search.
+const MAX_STEPS: u32 = 30;
+
+#[derive(Debug)]
+struct Threshold {
+    name: String,
+    items: Vec<CorpusItem>,
+    seed_chat: Chat,
+    test_chat: Chat,
+    delay_s: f64,
+    transform: String,
+    whole: bool,
+    blocked_at: f64,
+    evaded_at: f64,
+    steps: u32,
+    replicates: u32,
+}
+
+fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
+    let items = cx.items()?;
+    cx.images_only(&items, "transforms")?;
+    let transform: String = cx.require("transform")?;
+    let blocked_at: f64 = cx.require("blocked_at")?;
+    let evaded_at: f64 = cx.require("evaded_at")?;
+    let steps: u32 = cx.get("steps")?.unwrap_or(5);
+    if !(1..=MAX_STEPS).contains(&steps) {
+        return Err(cx.err("steps", format!("must be 1 to {MAX_STEPS}, not {steps}")));
+    }
+    if !(blocked_at.is_finite() && evaded_at.is_finite()) || blocked_at == evaded_at {
+        return Err(cx.err(
+            "evaded_at",
+            "blocked_at and evaded_at must be two different numbers",
+        ));
+    }
+    // Every value the search can try must make a transform: check those
+    // nearest each end.
+    let whole = spec_of(&transform, 0.5, false)
+        .parse::<Transform>()
+        .is_err();
+    let (nearest_lo, nearest_hi) = if whole {
+        let dir = (evaded_at - blocked_at).signum();
+        (blocked_at.round() + dir, evaded_at.round() - dir)
+    } else {
+        let step = (evaded_at - blocked_at) / 2f64.powi(steps as i32);
+        (blocked_at + step, evaded_at - step)
+    };
+    for (key, v) in [("blocked_at", nearest_lo), ("evaded_at", nearest_hi)] {
+        let spec = spec_of(&transform, v, whole);
+        let t = spec.parse::<Transform>().map_err(|e| {
+            cx.err(key, format!("`{spec}`: {e}"))
+                .hint("`transform` is a transform's name taking a number, e.g. \"crop\", \"blur\", \"jpeg\"")
+        })?;
+        super::transform::transforms(cx, "transform", &[t.to_string()])?;
+    }
+    Ok(Arc::new(Threshold {
+        name: cx.name.clone(),
+        items,
+        seed_chat: cx.seed_chat()?,
+        test_chat: cx.test_chat.clone(),
+        delay_s: cx.delay_s()?,
+        transform,
+        whole,
+        blocked_at,
+        evaded_at,
+        steps,
+        replicates: cx.replicates,
+    }))
+}
+
+/// `name:value` (a whole value for whole-number transforms).
+fn spec_of(name: &str, v: f64, whole: bool) -> String {
+    if whole {
+        format!("{name}:{}", v.round() as i64)
+    } else {
+        format!("{name}:{}", num((v * 1e6).round() / 1e6))
+    }
+}
+
+impl Threshold {
+    /// The trial of step `k` (1-based) of the search of `it`, replicate `rep`, at `v`.
+    fn step(&self, it: &CorpusItem, rep: u32, k: u32, v: f64) -> Trial {
+        let spec = spec_of(&self.transform, v, self.whole);
+        let t: Transform = spec.parse().expect("checked when the spec was read");
+        let id = format!("{}/{}/s{k}/r{rep}", self.name, it.item.id);
+        let d = self.delay_s;
+        let sends = vec![
+            send(
+                &id,
+                Role::Seed,
+                0.0,
+                &self.seed_chat,
+                Content::Fresh('A'),
+                it,
+            ),
+            send(
+                &id,
+                Role::Prime,
+                d,
+                &self.test_chat,
+                Content::Fresh('A'),
+                it,
+            ),
+            send(
+                &id,
+                Role::Test,
+                d,
+                &self.test_chat,
+                Content::Transformed('A', t),
+                it,
+            ),
+        ];
+        trial(id, self, Some(it), t.to_string(), sends)
+    }
+
+    /// The midpoint of `lo` and `hi`, or `None` when whole numbers are adjacent.
+    fn mid(&self, lo: f64, hi: f64) -> Option<f64> {
+        if self.whole {
+            let (lo, hi) = (lo.round(), hi.round());
+            ((hi - lo).abs() > 1.0).then(|| ((lo + hi) / 2.0).round())
+        } else {
+            Some((lo + hi) / 2.0)
+        }
+    }
+}
+
+impl Experiment for Threshold {
+    fn design(&self) -> &'static str {
+        DESIGN.name
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn max_sends(&self) -> u64 {
+        self.items.len() as u64 * self.replicates as u64 * self.steps as u64 * 3
+    }
+
+    fn first_trials(&self, _rng: &mut ChaCha8Rng) -> Vec<Trial> {
+        let Some(v) = self.mid(self.blocked_at, self.evaded_at) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for rep in 1..=self.replicates {
+            for it in &self.items {
+                out.push(self.step(it, rep, 1, v));
+            }
+        }
+        out
+    }
+
+    fn adaptive(&self) -> bool {
+        true
+    }
+
+    fn next_trials(&self, seen: &[Finished<'_>]) -> Vec<Trial> {
+        let verdicts: HashMap<&str, &str> = seen
+            .iter()
+            .map(|f| (f.trial.trial_id.as_str(), f.verdict))
+            .collect();
+        let mut out = Vec::new();
+        for rep in 1..=self.replicates {
+            for it in &self.items {
+                // Replay the search from its first step.
+                let (mut lo, mut hi) = (self.blocked_at, self.evaded_at);
+                for k in 1..=self.steps {
+                    let Some(v) = self.mid(lo, hi) else { break };
+                    let id = format!("{}/{}/s{k}/r{rep}", self.name, it.item.id);
+                    let Some(verdict) = verdicts.get(id.as_str()) else {
+                        // Not finished yet (or not asked for yet: ask now).
+                        if k > 1 {
+                            out.push(self.step(it, rep, k, v));
+                        }
+                        break;
+                    };
+                    match *verdict {
+                        "blocked" => lo = v,
+                        "evaded" => hi = v,
+                        _ => {} // inconclusive: the next step tries the same value
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> Verdict {
+        let prime = o.role(Role::Prime);
+        blocked_or_evaded(o, prime == Some(Outcome::Blocked), prime)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn midpoints_halve_and_whole_numbers_stop_when_adjacent() {
+        let mut t = Threshold {
+            name: "x".into(),
+            items: Vec::new(),
+            seed_chat: Chat {
+                from: "a".into(),
+                target: crate::platform::Target::Direct("b".into()),
+                observer: "b".into(),
+            },
+            test_chat: Chat {
+                from: "a".into(),
+                target: crate::platform::Target::Direct("c".into()),
+                observer: "c".into(),
+            },
+            delay_s: 1.0,
+            transform: "jpeg".into(),
+            whole: true,
+            blocked_at: 90.0,
+            evaded_at: 10.0,
+            steps: 10,
+            replicates: 1,
+        };
+        assert_eq!(t.mid(90.0, 10.0), Some(50.0));
+        assert_eq!(t.mid(51.0, 50.0), None);
+        assert_eq!(t.mid(52.0, 50.0), Some(51.0));
+        t.whole = false;
+        assert_eq!(t.mid(0.0, 0.5), Some(0.25));
+        assert_eq!(spec_of("crop", 0.1 + 0.2, false), "crop:0.3");
+        assert_eq!(spec_of("jpeg", 50.4, true), "jpeg:50");
+    }
+}

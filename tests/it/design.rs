@@ -1,0 +1,204 @@
+//! Experiment designs as units: static plans stay byte for byte what they
+//! were, and an adaptive design (`threshold`) is grown from verdicts the
+//! same way live and on replay, and runs end to end on the testbed.
+
+use std::collections::{HashMap, HashSet};
+
+use chatprobe::probe::{Plan, Spec};
+
+use crate::run::{check_against_truth, Campaign};
+use crate::util::{chatprobe, chatprobe_ok, csv_maps, root, s};
+
+#[test]
+fn static_plans_are_byte_for_byte_the_golden_plan() {
+    let body = std::fs::read_to_string(root().join("tests/golden/designs.toml")).unwrap();
+    let c = Campaign::new("1.0", "", &body);
+    let plan = chatprobe_ok(&["plan", s(&c.spec)]).stdout;
+    let golden = std::fs::read_to_string(root().join("tests/golden/designs-plan.csv")).unwrap();
+    assert_eq!(plan, golden);
+}
+
+const THRESHOLD: &str = r#"
+[[experiment]]
+kind = "threshold"
+name = "crop"
+items = { id = ["img-s01", "img-s02"] }
+transform = "crop"
+blocked_at = 0
+evaded_at = 0.5
+steps = 4
+delay_s = 1
+seed_chat = { from = "intl-a", to = "intl-b" }
+test_chat = { from = "intl-a", to = "china-c" }
+"#;
+
+/// The crop fraction a trial tests.
+fn crop(t: &chatprobe::probe::plan::Trial) -> f64 {
+    t.parameter.strip_prefix("crop:").unwrap().parse().unwrap()
+}
+
+#[test]
+fn threshold_bisects_on_verdicts_and_a_replay_asks_for_the_same_trials() {
+    let c = Campaign::new("1.0", "", THRESHOLD);
+    let spec = Spec::load(&c.spec).unwrap();
+    // A filter that blocks crops under 0.3 for img-s01 and under 0.1 for img-s02.
+    let cut = |t: &chatprobe::probe::plan::Trial| {
+        if t.item_id() == "img-s01" {
+            0.3
+        } else {
+            0.1
+        }
+    };
+    let judge = |t: &chatprobe::probe::plan::Trial| -> &'static str {
+        if crop(t) < cut(t) {
+            "blocked"
+        } else {
+            "evaded"
+        }
+    };
+    // Live: trials finish one at a time, newest first.
+    let mut live = Plan::build(&spec);
+    assert_eq!(live.trials.len(), 2, "the first step of each search");
+    assert!(live.trials.iter().all(|t| crop(t) == 0.25));
+    let mut done: HashSet<String> = HashSet::new();
+    while let Some(t) = live
+        .trials
+        .iter()
+        .rev()
+        .find(|t| !done.contains(&t.trial_id))
+    {
+        done.insert(t.trial_id.clone());
+        live.grow(|_, t| done.contains(&t.trial_id).then(|| judge(t)));
+    }
+    let path = |p: &Plan, item: &str| -> Vec<f64> {
+        p.trials
+            .iter()
+            .filter(|t| t.item_id() == item)
+            .map(crop)
+            .collect()
+    };
+    assert_eq!(path(&live, "img-s01"), [0.25, 0.375, 0.3125, 0.28125]);
+    assert_eq!(path(&live, "img-s02"), [0.25, 0.125, 0.0625, 0.09375]);
+    // Replay: every verdict known at once asks for the same trials.
+    let mut replay = Plan::build(&spec);
+    replay.grow(|_, t| done.contains(&t.trial_id).then(|| judge(t)));
+    let ids = |p: &Plan| -> Vec<(String, String)> {
+        let mut v: Vec<_> = p
+            .trials
+            .iter()
+            .map(|t| (t.trial_id.clone(), t.parameter.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&live), ids(&replay));
+    // An inconclusive step is tried again at the same value.
+    let mut again = Plan::build(&spec);
+    again.grow(|_, t| (t.trial_id.ends_with("/s1/r1")).then_some("inconclusive"));
+    let s2: Vec<f64> = again
+        .trials
+        .iter()
+        .filter(|t| t.trial_id.contains("/s2/"))
+        .map(crop)
+        .collect();
+    assert_eq!(s2, [0.25, 0.25]);
+}
+
+#[test]
+fn adaptive_specs_are_planned_as_first_steps_and_bad_keys_are_named() {
+    let c = Campaign::new("1.0", "", THRESHOLD);
+    let r = chatprobe_ok(&["plan", s(&c.spec)]);
+    assert!(
+        r.stderr.contains("adaptive: `crop` (threshold)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout.lines().count(), 1 + 2 * 3);
+    let text = std::fs::read_to_string(&c.spec).unwrap();
+    for (from, to, key) in [
+        (
+            "transform = \"crop\"",
+            "transform = \"mirror\"",
+            "[experiment[0].blocked_at]",
+        ),
+        ("steps = 4", "steps = 99", "[experiment[0].steps]"),
+        (
+            "evaded_at = 0.5",
+            "evaded_at = 0",
+            "[experiment[0].evaded_at]",
+        ),
+        (
+            "steps = 4",
+            "steps = 4\nprime = true",
+            "[experiment[0].prime]",
+        ),
+        (
+            "kind = \"threshold\"",
+            "kind = \"thresold\"",
+            "[experiment[0].kind]",
+        ),
+    ] {
+        std::fs::write(&c.spec, text.replace(from, to)).unwrap();
+        let r = chatprobe(&["plan", s(&c.spec)]);
+        assert_eq!(r.code, 2, "{to}: {}", r.stderr);
+        assert!(r.stderr.contains(key), "{to}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn threshold_runs_end_to_end_each_step_following_the_last_verdict() {
+    // A visual filter matching by pHash: crops far enough from the
+    // reference image evade it.
+    let c = Campaign::with_policy(
+        "0.05",
+        &[
+            ("visual = false", "visual = true"),
+            ("match = \"shape\"", "match = \"phash\""),
+        ],
+        "sends_per_minute = 120\nparallel_pairs = 2\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.6",
+        &THRESHOLD.replace("steps = 4", "steps = 3"),
+    );
+    let r = chatprobe_ok(&["run", s(&c.spec), "--results", s(&c.results()), "--quiet"]);
+    assert!(r.stdout.contains("complete"), "{}", r.stdout);
+    let run = c.run_dir();
+    // Every send the platform got, and its outcome, as the platform decided.
+    let sends = check_against_truth(&run, &run.join("truth.jsonl"));
+    assert_eq!(sends.len(), 2 * 3 * 3, "two searches of three steps");
+    // The run's plan.csv grew to hold every step.
+    let plan = csv_maps(&run.join("plan.csv"));
+    assert_eq!(plan.len(), sends.len());
+    // Each step tried the midpoint the previous verdicts left.
+    let trials = csv_maps(&run.join("trials.csv"));
+    let mut by_item: HashMap<&str, Vec<(&str, f64, &str)>> = HashMap::new();
+    for t in &trials {
+        let crop: f64 = t["parameter"]
+            .strip_prefix("crop:")
+            .unwrap()
+            .parse()
+            .unwrap();
+        by_item.entry(t["item_id"].as_str()).or_default().push((
+            t["trial_id"].as_str(),
+            crop,
+            t["verdict"].as_str(),
+        ));
+    }
+    assert_eq!(by_item.len(), 2);
+    // The search moved both ways (crops of 0.0625 stay within the pHash
+    // threshold, crops of 0.25 do not).
+    for v in ["blocked", "evaded"] {
+        assert!(trials.iter().any(|t| t["verdict"] == v), "no {v} step");
+    }
+    for (item, mut steps) in by_item {
+        steps.sort_by_key(|s| s.0.to_string());
+        let (mut lo, mut hi) = (0.0f64, 0.5f64);
+        for (id, crop, verdict) in &steps {
+            assert_eq!(*crop, (lo + hi) / 2.0, "{item}: {id}");
+            match *verdict {
+                "blocked" => lo = *crop,
+                "evaded" => hi = *crop,
+                other => assert_eq!(other, "inconclusive"),
+            }
+        }
+        assert_eq!(steps.len(), 3, "{item}: {steps:?}");
+    }
+}
