@@ -38,6 +38,8 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Print the plan of a probe spec (trials, sends, roles, timings).
     Plan(PlanArgs),
+    /// List the experiment designs a spec's `kind` can name, with their keys.
+    Designs,
     /// Run a probe spec: send, observe, and write the dataset.
     Run(RunArgs),
     /// List the runs in a results folder.

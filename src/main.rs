@@ -135,6 +135,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(args) => login(args)?,
         Command::Analyze(args) => analyze(args)?,
         Command::Plan(args) => plan(args)?,
+        Command::Designs => designs(),
         Command::Run(args) => return run_spec(args, quiet),
         Command::Runs(args) => runs(args)?,
     }
@@ -222,6 +223,19 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         t.transforms.len()
     );
     Ok(())
+}
+
+fn designs() {
+    use chatprobe::probe::design::{COMMON_KEYS, DESIGNS};
+    for d in DESIGNS {
+        println!(
+            "{}\n    {}\n    keys: {}, {}",
+            d.name,
+            d.about,
+            COMMON_KEYS[1..].join(", "),
+            d.keys.join(", ")
+        );
+    }
 }
 
 fn plan(args: PlanArgs) -> anyhow::Result<()> {

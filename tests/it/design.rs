@@ -105,6 +105,18 @@ fn threshold_bisects_on_verdicts_and_a_replay_asks_for_the_same_trials() {
 }
 
 #[test]
+fn designs_lists_every_design_with_its_keys() {
+    let out = chatprobe_ok(&["designs"]).stdout;
+    for d in chatprobe::probe::design::DESIGNS {
+        assert!(
+            out.contains(&format!("{}\n    {}", d.name, d.about)),
+            "{out}"
+        );
+        assert!(out.contains(&d.keys.join(", ")), "{out}");
+    }
+}
+
+#[test]
 fn adaptive_specs_are_planned_as_first_steps_and_bad_keys_are_named() {
     let c = Campaign::new("1.0", "", THRESHOLD);
     let r = chatprobe_ok(&["plan", s(&c.spec)]);

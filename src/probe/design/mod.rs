@@ -36,7 +36,7 @@ pub use parse::{ItemFilter, ParseCx};
 pub struct Design {
     /// The `kind` of its experiments, and the `experiment` column of datasets.
     pub name: &'static str,
-    /// One line on what it measures (for `chatprobe designs` and errors).
+    /// One line on what it measures (`chatprobe designs` prints it).
     pub about: &'static str,
     /// The keys it takes besides `kind`, `name`, `replicates` and `test_chat`.
     pub keys: &'static [&'static str],
