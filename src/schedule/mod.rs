@@ -350,10 +350,7 @@ pub async fn run(
         }
         // Adaptive experiments ask again for what followed from the
         // replayed outcomes.
-        if !plan.grow(|x, t| st.finished_verdict(x, t)).is_empty() {
-            plan.save(&dir.join("plan.csv"))
-                .with_context(|| format!("writing {}", dir.join("plan.csv").display()))?;
-        }
+        grow_plan(&dir, &mut plan, &st)?;
     }
     // Start the platform.
     let testbed = if embedded {
@@ -672,6 +669,8 @@ async fn execute<P: Platform>(
             }
         }
     }
+    // A trial settled just now may be one an adaptive experiment follows up.
+    pending.extend(grow_plan(&ctx.dir, plan, st)?);
     let mut done_trials = write_outputs(ctx, plan, st, None)?;
     let total = plan.trials.len();
     // Our own ETA (below): a rate of finished trials says little while
@@ -937,13 +936,8 @@ async fn execute<P: Platform>(
                 if st.trial_status(t) == TrialStatus::Done {
                     active.remove(k);
                     // An adaptive experiment may follow up on this trial.
-                    let added = plan.grow(|x, t| st.finished_verdict(x, t));
-                    if !added.is_empty() {
-                        plan.save(&ctx.dir.join("plan.csv"))
-                            .with_context(|| format!("writing {}", ctx.dir.join("plan.csv").display()))?;
-                        pending.extend(added);
-                        pb.set_length(plan.trials.len() as u64);
-                    }
+                    pending.extend(grow_plan(&ctx.dir, plan, st)?);
+                    pb.set_length(plan.trials.len() as u64);
                     done_trials = write_outputs(ctx, plan, st, None)?;
                     pb.set_position(done_trials as u64);
                 }
@@ -958,6 +952,18 @@ async fn execute<P: Platform>(
     }
     pb.finish_and_clear();
     Ok(stopping.unwrap_or_else(|| "complete".into()))
+}
+
+/// Add the trials adaptive experiments ask for after what `st` holds, and
+/// rewrite the run's plan.csv if any were added. Returns their indices.
+fn grow_plan(dir: &Path, plan: &mut Plan, st: &RunState) -> anyhow::Result<Vec<usize>> {
+    let added = plan.grow(|x, t| st.finished_verdict(x, t));
+    if !added.is_empty() {
+        let path = dir.join("plan.csv");
+        plan.save(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(added)
 }
 
 /// Journal a record, then apply it: the state never holds what the journal

@@ -157,24 +157,72 @@ fn adaptive_specs_are_planned_as_first_steps_and_bad_keys_are_named() {
     }
 }
 
-#[test]
-fn threshold_runs_end_to_end_each_step_following_the_last_verdict() {
-    // A visual filter matching by pHash: crops far enough from the
-    // reference image evade it.
-    let c = Campaign::with_policy(
+/// A campaign whose testbed's visual filter matches by pHash: crops far
+/// enough from the reference image evade it.
+fn threshold_campaign(limits: &str) -> Campaign {
+    Campaign::with_policy(
         "0.05",
         &[
             ("visual = false", "visual = true"),
             ("match = \"shape\"", "match = \"phash\""),
         ],
-        "sends_per_minute = 120\nparallel_pairs = 2\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.6",
+        &format!("sends_per_minute = 120\nparallel_pairs = 2\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.6\n{limits}"),
         &THRESHOLD.replace("steps = 4", "steps = 3"),
-    );
+    )
+}
+
+#[test]
+fn threshold_runs_end_to_end_each_step_following_the_last_verdict() {
+    let c = threshold_campaign("");
     let r = chatprobe_ok(&["run", s(&c.spec), "--results", s(&c.results()), "--quiet"]);
     assert!(r.stdout.contains("complete"), "{}", r.stdout);
+    check_searches(&c.run_dir());
+}
+
+#[test]
+fn a_stopped_threshold_run_resumes_into_the_same_searches() {
+    // SIGTERM once a second step has been asked for; the resume starts
+    // from the first steps and asks the design again from the journal.
+    let c = threshold_campaign("");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_chatprobe"))
+        .args(["run", s(&c.spec), "--results", s(&c.results()), "--quiet"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let plan_rows = || {
+        std::fs::read_dir(c.results())
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read_to_string(e.unwrap().path().join("plan.csv")).ok())
+            .map_or(0, |p| p.lines().count().saturating_sub(1))
+    };
+    while plan_rows() <= 6 {
+        assert!(t0.elapsed().as_secs() < 120, "no second step was asked for");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run = c.run_dir();
+    assert!(csv_maps(&run.join("trials.csv")).len() < 6);
+    let r = chatprobe_ok(&["run", "--quiet", "--resume", s(&run)]);
+    assert!(r.stdout.contains("complete"), "{}", r.stdout);
+    check_searches(&run);
+}
+
+/// Two searches of three steps: every send reached the platform once with
+/// the platform's outcome, plan.csv grew to hold them, and each step tried
+/// the midpoint the previous verdicts left.
+fn check_searches(run: &std::path::Path) {
     // Every send the platform got, and its outcome, as the platform decided.
-    let sends = check_against_truth(&run, &run.join("truth.jsonl"));
+    let sends = check_against_truth(run, &run.join("truth.jsonl"));
     assert_eq!(sends.len(), 2 * 3 * 3, "two searches of three steps");
     // The run's plan.csv grew to hold every step.
     let plan = csv_maps(&run.join("plan.csv"));
