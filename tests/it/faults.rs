@@ -405,14 +405,15 @@ fn children_named(parent: u32, name: &str) -> Vec<i32> {
 
 /// Wait until `cond` holds, or the child exits (a failure), for ≤ 300 s.
 fn wait_for(f: &Faulty, child: &mut Child, log: &str, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
+    crate::util::wait_until(log, || {
+        if cond() {
+            return true;
+        }
         if let Some(st) = child.try_wait().unwrap() {
             panic!("{log} ended ({st}) first: {}", f.log(log));
         }
-        assert!(t0.elapsed() < Duration::from_secs(300), "{log}: timed out");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        false
+    });
 }
 
 #[test]

@@ -102,3 +102,13 @@ pub fn listening_url(child: &mut std::process::Child) -> String {
         .unwrap_or_else(|| panic!("the server did not start: {line:?}"))
         .to_string()
 }
+
+/// Wait until `cond` holds (a file shows an event), checking every 20 ms;
+/// panics naming `what` after 300 s.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !cond() {
+        assert!(t0.elapsed().as_secs() < 300, "timed out waiting: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

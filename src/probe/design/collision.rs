@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{blocked_or_evaded, Design, Experiment, ParseCx, TrialOutcomes, Verdict};
+use super::{blocked_or_evaded, Common, Design, Experiment, ParseCx, TrialOutcomes, Verdict};
 use crate::error::InputError;
 use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
@@ -22,12 +22,10 @@ pub const DESIGN: Design = Design {
 
 #[derive(Debug)]
 struct Collision {
-    name: String,
+    common: Common,
     pairs: Vec<(CorpusItem, CorpusItem)>,
     seed_chat: Chat,
-    test_chat: Chat,
     delay_s: f64,
-    replicates: u32,
 }
 
 fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
@@ -49,33 +47,27 @@ fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
         pairs.push((ia, ib));
     }
     Ok(Arc::new(Collision {
-        name: cx.name.clone(),
+        common: cx.common(),
         pairs,
         seed_chat: cx.seed_chat()?,
-        test_chat: cx.test_chat.clone(),
         delay_s: cx.delay_s()?,
-        replicates: cx.replicates,
     }))
 }
 
 impl Experiment for Collision {
-    fn design(&self) -> &'static str {
-        DESIGN.name
-    }
-
-    fn name(&self) -> &str {
-        &self.name
+    fn common(&self) -> &Common {
+        &self.common
     }
 
     fn max_sends(&self) -> u64 {
-        self.pairs.len() as u64 * self.replicates as u64 * 2
+        self.pairs.len() as u64 * self.common.replicates as u64 * 2
     }
 
     fn first_trials(&self, _rng: &mut ChaCha8Rng) -> Vec<Trial> {
         let mut out = Vec::new();
-        for rep in 1..=self.replicates {
+        for rep in 1..=self.common.replicates {
             for (a, b) in &self.pairs {
-                let id = format!("{}/{}+{}/r{rep}", self.name, a.item.id, b.item.id);
+                let id = format!("{}/{}+{}/r{rep}", self.common.name, a.item.id, b.item.id);
                 let sends = vec![
                     send(
                         &id,
@@ -89,7 +81,7 @@ impl Experiment for Collision {
                         &id,
                         Role::Test,
                         self.delay_s,
-                        &self.test_chat,
+                        &self.common.test_chat,
                         Content::Original(b.item.id.clone()),
                         b,
                     ),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{Design, Experiment, ParseCx, TrialOutcomes, Verdict, INCONCLUSIVE};
+use super::{Common, Design, Experiment, ParseCx, TrialOutcomes, Verdict, INCONCLUSIVE};
 use crate::dataset::Outcome;
 use crate::error::InputError;
 use crate::probe::chat::Chat;
@@ -24,14 +24,12 @@ pub const DESIGN: Design = Design {
 
 #[derive(Debug)]
 struct Expiry {
-    name: String,
+    common: Common,
     items: Vec<CorpusItem>,
     seed_chat: Chat,
-    test_chat: Chat,
     delay_s: f64,
     retest_every_s: f64,
     retests: u32,
-    replicates: u32,
 }
 
 fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
@@ -57,35 +55,29 @@ fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
             .hint("split the campaign into runs, or retest less often"));
     }
     Ok(Arc::new(Expiry {
-        name: cx.name.clone(),
+        common: cx.common(),
         items,
         seed_chat: cx.seed_chat()?,
-        test_chat: cx.test_chat.clone(),
         delay_s,
         retest_every_s: every,
         retests: k,
-        replicates: cx.replicates,
     }))
 }
 
 impl Experiment for Expiry {
-    fn design(&self) -> &'static str {
-        DESIGN.name
-    }
-
-    fn name(&self) -> &str {
-        &self.name
+    fn common(&self) -> &Common {
+        &self.common
     }
 
     fn max_sends(&self) -> u64 {
-        self.items.len() as u64 * self.replicates as u64 * (2 + self.retests as u64)
+        self.items.len() as u64 * self.common.replicates as u64 * (2 + self.retests as u64)
     }
 
     fn first_trials(&self, _rng: &mut ChaCha8Rng) -> Vec<Trial> {
         let mut out = Vec::new();
-        for rep in 1..=self.replicates {
+        for rep in 1..=self.common.replicates {
             for it in &self.items {
-                let id = format!("{}/{}/r{rep}", self.name, it.item.id);
+                let id = format!("{}/{}/r{rep}", self.common.name, it.item.id);
                 let mut sends = vec![
                     send(
                         &id,
@@ -99,7 +91,7 @@ impl Experiment for Expiry {
                         &id,
                         Role::Prime,
                         self.delay_s,
-                        &self.test_chat,
+                        &self.common.test_chat,
                         Content::Fresh('A'),
                         it,
                     ),
@@ -110,7 +102,7 @@ impl Experiment for Expiry {
                         &id,
                         Role::Retest,
                         at,
-                        &self.test_chat,
+                        &self.common.test_chat,
                         Content::Fresh('A'),
                         it,
                     );

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{blocked_or_evaded, Design, Experiment, ItemFilter, ParseCx, TrialOutcomes, Verdict};
+use super::{
+    blocked_or_evaded, Common, Design, Experiment, ItemFilter, ParseCx, TrialOutcomes, Verdict,
+};
 use crate::error::InputError;
-use crate::probe::chat::Chat;
 use crate::probe::keywords::{load_keywords, Keyword};
 use crate::probe::plan::{send_text, trial, Trial};
 
@@ -22,10 +23,8 @@ pub const DESIGN: Design = Design {
 
 #[derive(Debug)]
 struct KeywordDesign {
-    name: String,
+    common: Common,
     keywords: Vec<Keyword>,
-    test_chat: Chat,
-    replicates: u32,
 }
 
 fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
@@ -65,32 +64,26 @@ fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
             .hint("check label and topic against the keyword file"));
     }
     Ok(Arc::new(KeywordDesign {
-        name: cx.name.clone(),
+        common: cx.common(),
         keywords,
-        test_chat: cx.test_chat.clone(),
-        replicates: cx.replicates,
     }))
 }
 
 impl Experiment for KeywordDesign {
-    fn design(&self) -> &'static str {
-        DESIGN.name
-    }
-
-    fn name(&self) -> &str {
-        &self.name
+    fn common(&self) -> &Common {
+        &self.common
     }
 
     fn max_sends(&self) -> u64 {
-        self.keywords.len() as u64 * self.replicates as u64
+        self.keywords.len() as u64 * self.common.replicates as u64
     }
 
     fn first_trials(&self, _rng: &mut ChaCha8Rng) -> Vec<Trial> {
         let mut out = Vec::new();
-        for rep in 1..=self.replicates {
+        for rep in 1..=self.common.replicates {
             for k in &self.keywords {
-                let id = format!("{}/{}/r{rep}", self.name, k.joined());
-                let s = send_text(&id, &self.test_chat, k.parts.join(" "));
+                let id = format!("{}/{}/r{rep}", self.common.name, k.joined());
+                let s = send_text(&id, &self.common.test_chat, k.parts.join(" "));
                 let mut t = trial(id, self, None, k.joined(), vec![s]);
                 t.keyword = Some(k.clone());
                 out.push(t);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{Design, Experiment, ParseCx, TrialOutcomes, Verdict, INCONCLUSIVE};
+use super::{Common, Design, Experiment, ParseCx, TrialOutcomes, Verdict, INCONCLUSIVE};
 use crate::dataset::Outcome;
 use crate::error::InputError;
 use crate::probe::chat::Chat;
@@ -25,12 +25,10 @@ pub const DESIGN: Design = Design {
 
 #[derive(Debug)]
 struct Latency {
-    name: String,
+    common: Common,
     items: Vec<CorpusItem>,
     seed_chat: Chat,
-    test_chat: Chat,
     offsets_s: Vec<f64>,
-    replicates: u32,
 }
 
 fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
@@ -54,34 +52,28 @@ fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
         }
     }
     Ok(Arc::new(Latency {
-        name: cx.name.clone(),
+        common: cx.common(),
         items,
         seed_chat: cx.seed_chat()?,
-        test_chat: cx.test_chat.clone(),
         offsets_s: offs,
-        replicates: cx.replicates,
     }))
 }
 
 impl Experiment for Latency {
-    fn design(&self) -> &'static str {
-        DESIGN.name
-    }
-
-    fn name(&self) -> &str {
-        &self.name
+    fn common(&self) -> &Common {
+        &self.common
     }
 
     fn max_sends(&self) -> u64 {
-        (self.items.len() * self.offsets_s.len()) as u64 * self.replicates as u64 * 2
+        (self.items.len() * self.offsets_s.len()) as u64 * self.common.replicates as u64 * 2
     }
 
     fn first_trials(&self, _rng: &mut ChaCha8Rng) -> Vec<Trial> {
         let mut out = Vec::new();
-        for rep in 1..=self.replicates {
+        for rep in 1..=self.common.replicates {
             for it in &self.items {
                 for &off in &self.offsets_s {
-                    let id = format!("{}/{}/{}s/r{rep}", self.name, it.item.id, num(off));
+                    let id = format!("{}/{}/{}s/r{rep}", self.common.name, it.item.id, num(off));
                     let sends = vec![
                         send(
                             &id,
@@ -95,7 +87,7 @@ impl Experiment for Latency {
                             &id,
                             Role::Test,
                             off,
-                            &self.test_chat,
+                            &self.common.test_chat,
                             Content::Fresh('A'),
                             it,
                         ),

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
+use super::chat::Chat;
 use super::plan::{Role, Trial};
 use crate::dataset::Outcome;
 use crate::error::InputError;
@@ -63,13 +64,33 @@ pub fn find(kind: &str) -> Option<&'static Design> {
 /// Keys every experiment takes.
 pub const COMMON_KEYS: &[&str] = &["kind", "name", "replicates", "test_chat"];
 
+/// What every experiment has, whatever its design.
+#[derive(Debug, Clone)]
+pub struct Common {
+    /// Its design's name (the `experiment` column).
+    pub design: &'static str,
+    /// Its name (the `experiment_name` column).
+    pub name: String,
+    /// Where tests go (it holds a china account).
+    pub test_chat: Chat,
+    /// Replicates of every trial.
+    pub replicates: u32,
+}
+
 /// One experiment of a spec, validated.
 pub trait Experiment: fmt::Debug + Send + Sync {
+    /// The keys every experiment has.
+    fn common(&self) -> &Common;
+
     /// Its design's name (the `experiment` column).
-    fn design(&self) -> &'static str;
+    fn design(&self) -> &'static str {
+        self.common().design
+    }
 
     /// Its name (the `experiment_name` column).
-    fn name(&self) -> &str;
+    fn name(&self) -> &str {
+        &self.common().name
+    }
 
     /// An upper bound of the sends it can make, known before any is planned
     /// (a spec whose experiments could exceed the plan limit is refused).

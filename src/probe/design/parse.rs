@@ -64,6 +64,16 @@ pub struct ParseCx<'a> {
 }
 
 impl ParseCx<'_> {
+    /// The keys every experiment has.
+    pub fn common(&self) -> super::Common {
+        super::Common {
+            design: self.design,
+            name: self.name.clone(),
+            test_chat: self.test_chat.clone(),
+            replicates: self.replicates,
+        }
+    }
+
     /// An error about `key` of this experiment.
     pub fn err(&self, key: &str, msg: impl Into<String>) -> InputError {
         self.at.exp(self.n, key, msg)

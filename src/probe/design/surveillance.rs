@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Design, Experiment, ParseCx, TrialOutcomes, Verdict, INCONCLUSIVE};
+use super::{Common, Design, Experiment, ParseCx, TrialOutcomes, Verdict, INCONCLUSIVE};
 use crate::dataset::Outcome;
 use crate::error::InputError;
 use crate::probe::chat::Chat;
@@ -26,44 +26,36 @@ pub const DESIGN: Design = Design {
 
 #[derive(Debug)]
 struct Surveillance {
-    name: String,
+    common: Common,
     items: Vec<CorpusItem>,
     seed_chat: Chat,
-    test_chat: Chat,
     delay_s: f64,
-    replicates: u32,
 }
 
 fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
     Ok(Arc::new(Surveillance {
-        name: cx.name.clone(),
+        common: cx.common(),
         items: cx.items()?,
         seed_chat: cx.seed_chat()?,
-        test_chat: cx.test_chat.clone(),
         delay_s: cx.delay_s()?,
-        replicates: cx.replicates,
     }))
 }
 
 impl Experiment for Surveillance {
-    fn design(&self) -> &'static str {
-        DESIGN.name
-    }
-
-    fn name(&self) -> &str {
-        &self.name
+    fn common(&self) -> &Common {
+        &self.common
     }
 
     fn max_sends(&self) -> u64 {
-        self.items.len() as u64 * self.replicates as u64 * 3
+        self.items.len() as u64 * self.common.replicates as u64 * 3
     }
 
     fn first_trials(&self, rng: &mut ChaCha8Rng) -> Vec<Trial> {
         let mut out = Vec::new();
-        for rep in 1..=self.replicates {
+        for rep in 1..=self.common.replicates {
             for it in &self.items {
-                let id = format!("{}/{}/r{rep}", self.name, it.item.id);
-                let t = &self.test_chat;
+                let id = format!("{}/{}/r{rep}", self.common.name, it.item.id);
+                let t = &self.common.test_chat;
                 let mut tail = vec![
                     send(&id, Role::Test, self.delay_s, t, Content::Fresh('A'), it),
                     send(&id, Role::Control, self.delay_s, t, Content::Fresh('B'), it),

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{blocked_or_evaded, Design, Experiment, Finished, ParseCx, TrialOutcomes, Verdict};
+use super::{
+    blocked_or_evaded, Common, Design, Experiment, Finished, ParseCx, TrialOutcomes, Verdict,
+};
 use crate::corpus::transform::Transform;
 use crate::dataset::Outcome;
 use crate::error::InputError;
@@ -44,17 +46,15 @@ const MAX_STEPS: u32 = 30;
 
 #[derive(Debug)]
 struct Threshold {
-    name: String,
+    common: Common,
     items: Vec<CorpusItem>,
     seed_chat: Chat,
-    test_chat: Chat,
     delay_s: f64,
     transform: String,
     whole: bool,
     blocked_at: f64,
     evaded_at: f64,
     steps: u32,
-    replicates: u32,
 }
 
 fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
@@ -94,17 +94,15 @@ fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
         super::transform::transforms(cx, "transform", &[t.to_string()])?;
     }
     Ok(Arc::new(Threshold {
-        name: cx.name.clone(),
+        common: cx.common(),
         items,
         seed_chat: cx.seed_chat()?,
-        test_chat: cx.test_chat.clone(),
         delay_s: cx.delay_s()?,
         transform,
         whole,
         blocked_at,
         evaded_at,
         steps,
-        replicates: cx.replicates,
     }))
 }
 
@@ -122,7 +120,7 @@ impl Threshold {
     fn step(&self, it: &CorpusItem, rep: u32, k: u32, v: f64) -> Trial {
         let spec = spec_of(&self.transform, v, self.whole);
         let t: Transform = spec.parse().expect("checked when the spec was read");
-        let id = format!("{}/{}/s{k}/r{rep}", self.name, it.item.id);
+        let id = format!("{}/{}/s{k}/r{rep}", self.common.name, it.item.id);
         let d = self.delay_s;
         let sends = vec![
             send(
@@ -137,7 +135,7 @@ impl Threshold {
                 &id,
                 Role::Prime,
                 d,
-                &self.test_chat,
+                &self.common.test_chat,
                 Content::Fresh('A'),
                 it,
             ),
@@ -145,7 +143,7 @@ impl Threshold {
                 &id,
                 Role::Test,
                 d,
-                &self.test_chat,
+                &self.common.test_chat,
                 Content::Transformed('A', t),
                 it,
             ),
@@ -165,16 +163,12 @@ impl Threshold {
 }
 
 impl Experiment for Threshold {
-    fn design(&self) -> &'static str {
-        DESIGN.name
-    }
-
-    fn name(&self) -> &str {
-        &self.name
+    fn common(&self) -> &Common {
+        &self.common
     }
 
     fn max_sends(&self) -> u64 {
-        self.items.len() as u64 * self.replicates as u64 * self.steps as u64 * 3
+        self.items.len() as u64 * self.common.replicates as u64 * self.steps as u64 * 3
     }
 
     fn first_trials(&self, _rng: &mut ChaCha8Rng) -> Vec<Trial> {
@@ -182,7 +176,7 @@ impl Experiment for Threshold {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for rep in 1..=self.replicates {
+        for rep in 1..=self.common.replicates {
             for it in &self.items {
                 out.push(self.step(it, rep, 1, v));
             }
@@ -200,13 +194,13 @@ impl Experiment for Threshold {
             .map(|f| (f.trial.trial_id.as_str(), f.verdict))
             .collect();
         let mut out = Vec::new();
-        for rep in 1..=self.replicates {
+        for rep in 1..=self.common.replicates {
             for it in &self.items {
                 // Replay the search from its first step.
                 let (mut lo, mut hi) = (self.blocked_at, self.evaded_at);
                 for k in 1..=self.steps {
                     let Some(v) = self.mid(lo, hi) else { break };
-                    let id = format!("{}/{}/s{k}/r{rep}", self.name, it.item.id);
+                    let id = format!("{}/{}/s{k}/r{rep}", self.common.name, it.item.id);
                     let Some(verdict) = verdicts.get(id.as_str()) else {
                         // Not finished yet (or not asked for yet: ask now).
                         if k > 1 {
@@ -237,26 +231,26 @@ mod tests {
 
     #[test]
     fn midpoints_halve_and_whole_numbers_stop_when_adjacent() {
+        let chat = |to: &str| Chat {
+            from: "a".into(),
+            target: crate::platform::Target::Direct(to.into()),
+            observer: to.into(),
+        };
         let mut t = Threshold {
-            name: "x".into(),
+            common: Common {
+                design: DESIGN.name,
+                name: "x".into(),
+                test_chat: chat("c"),
+                replicates: 1,
+            },
             items: Vec::new(),
-            seed_chat: Chat {
-                from: "a".into(),
-                target: crate::platform::Target::Direct("b".into()),
-                observer: "b".into(),
-            },
-            test_chat: Chat {
-                from: "a".into(),
-                target: crate::platform::Target::Direct("c".into()),
-                observer: "c".into(),
-            },
+            seed_chat: chat("b"),
             delay_s: 1.0,
             transform: "jpeg".into(),
             whole: true,
             blocked_at: 90.0,
             evaded_at: 10.0,
             steps: 10,
-            replicates: 1,
         };
         assert_eq!(t.mid(90.0, 10.0), Some(50.0));
         assert_eq!(t.mid(51.0, 50.0), None);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{blocked_or_evaded, Design, Experiment, ParseCx, TrialOutcomes, Verdict};
+use super::{blocked_or_evaded, Common, Design, Experiment, ParseCx, TrialOutcomes, Verdict};
 use crate::corpus::transform::{SpecError, Transform};
 use crate::dataset::Outcome;
 use crate::error::InputError;
@@ -25,14 +25,12 @@ pub const DESIGN: Design = Design {
 
 #[derive(Debug)]
 struct TransformDesign {
-    name: String,
+    common: Common,
     items: Vec<CorpusItem>,
     seed_chat: Chat,
-    test_chat: Chat,
     prime: bool,
     delay_s: f64,
     transforms: Vec<Transform>,
-    replicates: u32,
 }
 
 /// Read a list of transforms to test (not `fresh`, no repeats) under `key`.
@@ -65,36 +63,30 @@ fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
     let transforms = transforms(cx, "transforms", &specs)?;
     cx.images_only(&items, "transforms")?;
     Ok(Arc::new(TransformDesign {
-        name: cx.name.clone(),
+        common: cx.common(),
         items,
         seed_chat: cx.seed_chat()?,
-        test_chat: cx.test_chat.clone(),
         prime: cx.get("prime")?.unwrap_or(true),
         delay_s: cx.delay_s()?,
         transforms,
-        replicates: cx.replicates,
     }))
 }
 
 impl Experiment for TransformDesign {
-    fn design(&self) -> &'static str {
-        DESIGN.name
-    }
-
-    fn name(&self) -> &str {
-        &self.name
+    fn common(&self) -> &Common {
+        &self.common
     }
 
     fn max_sends(&self) -> u64 {
-        (self.items.len() * self.transforms.len()) as u64 * self.replicates as u64 * 3
+        (self.items.len() * self.transforms.len()) as u64 * self.common.replicates as u64 * 3
     }
 
     fn first_trials(&self, _rng: &mut ChaCha8Rng) -> Vec<Trial> {
         let mut out = Vec::new();
-        for rep in 1..=self.replicates {
+        for rep in 1..=self.common.replicates {
             for it in &self.items {
                 for &t in &self.transforms {
-                    let id = format!("{}/{}/{t}/r{rep}", self.name, it.item.id);
+                    let id = format!("{}/{}/{t}/r{rep}", self.common.name, it.item.id);
                     let mut sends = Vec::new();
                     let mut at = 0.0;
                     if self.prime {
@@ -110,7 +102,7 @@ impl Experiment for TransformDesign {
                             &id,
                             Role::Prime,
                             self.delay_s,
-                            &self.test_chat,
+                            &self.common.test_chat,
                             Content::Fresh('A'),
                             it,
                         ));
@@ -120,7 +112,7 @@ impl Experiment for TransformDesign {
                         &id,
                         Role::Test,
                         at,
-                        &self.test_chat,
+                        &self.common.test_chat,
                         Content::Transformed('A', t),
                         it,
                     ));
