@@ -19,7 +19,8 @@
 //! - [`process`]: child processes that die with chatprobe.
 
 pub mod accounts;
-pub mod cli;
+pub mod clock;
+pub mod cmd;
 pub mod corpus;
 pub mod dataset;
 pub mod error;

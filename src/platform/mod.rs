@@ -15,6 +15,7 @@
 //! is an `error` (`session_lost`), never `blocked`.
 
 pub mod chromedriver;
+pub mod endpoint;
 pub mod identity;
 pub mod profile;
 pub mod sim;
@@ -536,14 +537,14 @@ pub async fn transmit_checked<P: Platform>(
             .map(|f| f.get(&key))
             .unwrap_or_default()
     };
-    let sent_at = Utc::now();
+    let sent_at = crate::clock::now();
     let t0 = Instant::now();
     let mut waited_sending = Duration::ZERO;
     match send_confirmed(platform, &t.from, &probe, limits).await {
         Ok(w) => waited_sending += w,
         Err(e) => return Observation::error(e, Some(sent_at)),
     }
-    let confirmed_at = Some(Utc::now());
+    let confirmed_at = Some(crate::clock::now());
     let sentinel = Probe::new(platform, &Payload::Text(sentinel_text(nonce)));
     if t.sentinel {
         match send_confirmed(platform, &t.from, &sentinel, limits).await {
@@ -562,7 +563,7 @@ pub async fn transmit_checked<P: Platform>(
             Ok(s) => new_since(&before_recv, s),
             Err(e) => return Observation::error(e, Some(sent_at)),
         };
-        let now = Utc::now();
+        let now = crate::clock::now();
         match probe.find(&seen, &others()) {
             Recognised::Yes { distance, margin } => {
                 if let Some(f) = platform.in_flight() {
@@ -713,11 +714,11 @@ pub async fn settle<P: Platform>(
     if probe.find(&shown, &others) == Recognised::No {
         return None;
     }
-    // Sent, nothing arrived, no sentinel: send one now and watch.
-    let before = match platform.look(&t.observer).await {
-        Ok(s) => s,
-        Err(e) => return Some(Observation::error(e, None)),
-    };
+    // Sent, nothing arrived, no sentinel: send one now and watch. Watch
+    // everything new since the receiver's first look: the probe may arrive
+    // while the sender's chat is being read, and a baseline taken after
+    // that would hide it (and turn a late delivery into `blocked`).
+    let before = received;
     let sentinel = Probe::new(
         platform,
         &Payload::Text(sentinel_text(&format!("{nonce}-settle"))),
@@ -744,7 +745,7 @@ pub async fn settle<P: Platform>(
         if let Some(at) = seen_at {
             if at.elapsed() >= limits.after_sentinel {
                 let mut o = settled(Outcome::Blocked);
-                o.sentinel_observed_at = Some(Utc::now());
+                o.sentinel_observed_at = Some(crate::clock::now());
                 return Some(o);
             }
         } else if t0.elapsed() >= limits.deliver_timeout {
@@ -895,92 +896,6 @@ async fn send_confirmed<P: Platform>(
     }
 }
 
-/// `chatprobe send`: check everything, start what is needed (the embedded
-/// testbed, chromedriver), transmit once, close every session — also when
-/// `interrupt` fires first — and return the observation.
-pub async fn cli_send(
-    args: &crate::cli::SendArgs,
-    interrupt: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<serde_json::Value> {
-    use anyhow::Context;
-    let accounts = Accounts::load(&args.accounts)?;
-    let profile = profile::Profile::load(&args.profile)?;
-    let to = match (&args.to, &args.group) {
-        (Some(a), _) => Target::Direct(a.clone()),
-        (None, Some(g)) => Target::Group(g.clone()),
-        (None, None) => unreachable!("clap requires one"),
-    };
-    let observer = match (&args.observer, &to) {
-        (Some(o), _) => o.clone(),
-        (None, Target::Direct(a)) => a.clone(),
-        (None, Target::Group(g)) => default_observer(&accounts, g, &args.from).unwrap_or_default(),
-    };
-    let nonce = crate::corpus::fresh::nonce(
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64,
-    )[..12]
-        .to_string();
-    let staging = tempfile::tempdir().context("creating a staging folder")?;
-    let payload = match (&args.text, &args.file) {
-        (Some(t), _) => Payload::Text(t.clone()),
-        (None, Some(f)) => {
-            if !f.is_file() {
-                return Err(InputError::new(f, "no such file").into());
-            }
-            Payload::File(stage_file(f, staging.path(), &nonce)?)
-        }
-        (None, None) => unreachable!("clap requires one"),
-    };
-    let t = Transmission {
-        from: args.from.clone(),
-        to,
-        observer,
-        payload,
-        sentinel: !args.no_sentinel,
-    };
-    // Refuse before anything starts.
-    check_allowed(&accounts, &t)?;
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(InputError::new("--timeout", "must be a positive number of seconds").into());
-    }
-    let limits = Limits {
-        deliver_timeout: Duration::from_secs_f64(args.timeout),
-        poll: Duration::from_millis(profile.timeouts.poll_ms),
-        ..Limits::default()
-    };
-    let (testbed, base) = start_platform(&profile, &args.platform, &args.accounts).await?;
-    let platform = webdriver::WebDriverPlatform::new(
-        profile,
-        accounts.clone(),
-        &base,
-        &args.platform.webdriver,
-        testbed.is_some(),
-    )?;
-    let result = tokio::select! {
-        r = transmit(&platform, &accounts, &t, &limits, &nonce) => Some(r),
-        _ = interrupt => None,
-    };
-    platform.close().await;
-    if let Some(tb) = testbed {
-        tb.stop().await;
-    }
-    let obs = result.ok_or(crate::error::Interrupted)??;
-    Ok(serde_json::json!({
-        "from": t.from,
-        "to": t.to.to_string(),
-        "observer": t.observer,
-        "marker": t.payload.marker(),
-        "outcome": obs.outcome,
-        "failure": obs.failure,
-        "error": obs.error,
-        "sent_at": obs.sent_at,
-        "observed_at": obs.observed_at,
-        "sentinel_observed_at": obs.sentinel_observed_at,
-        "latency_ms": obs.latency_ms,
-        "match_distance": obs.match_distance,
-        "match_margin": obs.match_margin,
-    }))
-}
-
 /// In a group, the observer by default: the first china member other than the
 /// sender, else the first other member.
 pub fn default_observer(accounts: &Accounts, group: &str, from: &str) -> Option<String> {
@@ -1012,82 +927,4 @@ pub fn stage_file(
     let dst = dir.join(name);
     std::fs::copy(file, &dst).map_err(|e| InputError::new(file, format!("cannot read: {e}")))?;
     Ok(dst)
-}
-
-/// The platform's base URL: `--base-url`, the profile's, or — for the testbed
-/// profile — an embedded testbed started now (returned, to be stopped).
-pub async fn start_platform(
-    profile: &profile::Profile,
-    args: &crate::cli::PlatformArgs,
-    accounts: &std::path::Path,
-) -> Result<(Option<crate::testbed::Testbed>, String), InputError> {
-    if let Some(u) = &args.base_url {
-        return Ok((None, u.clone()));
-    }
-    if !profile.urls.base.is_empty() {
-        return Ok((None, profile.urls.base.clone()));
-    }
-    if !profile.testbed {
-        return Err(InputError::new(&profile.path, "no base URL")
-            .key("urls.base")
-            .hint("set it in the profile or pass --base-url"));
-    }
-    let mut cfg = crate::testbed::Config::new(&args.policy, accounts);
-    cfg.no_ids = profile.testbed_no_ids;
-    let tb = crate::testbed::Testbed::start(&cfg).await?;
-    let url = tb.url();
-    Ok((Some(tb), url))
-}
-
-/// `chatprobe login ALIAS`: open a (visible) browser on the login page with
-/// the alias's persistent profile, run the profile's login steps if it has
-/// any, and wait until the logged-in page shows (the person logs in by hand
-/// meanwhile). The login stays in the profile folder for later runs.
-pub async fn cli_login(
-    args: &crate::cli::LoginArgs,
-    interrupt: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<PathBuf> {
-    let accounts = Accounts::load(&args.accounts)?;
-    if accounts.get(&args.alias).is_none() {
-        return Err(InputError::new(
-            &accounts.path,
-            format!("account `{}` is not in the accounts file", args.alias),
-        )
-        .into());
-    }
-    let mut profile = profile::Profile::load(&args.profile)?;
-    let dir = profile.persistent_dir(&args.alias).ok_or_else(|| {
-        InputError::new(&profile.path, "the profile keeps no browser profiles")
-            .key("browser.profile_dir")
-            .hint("set [browser] profile_dir, e.g. \"~/.local/share/chatprobe/browsers\"")
-    })?;
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| InputError::new(&dir, format!("cannot create: {e}")))?;
-    profile.timeouts.page_load_ms = (args.wait * 1000.0) as u64;
-    let (testbed, base) = start_platform(&profile, &args.platform, &args.accounts).await?;
-    let mut platform = webdriver::WebDriverPlatform::new(
-        profile,
-        accounts,
-        &base,
-        &args.platform.webdriver,
-        testbed.is_some(),
-    )?;
-    platform.set_visible(!args.headless);
-    eprintln!(
-        "log in as `{}` in the browser window; waiting up to {} s",
-        args.alias, args.wait
-    );
-    let r = tokio::select! {
-        r = platform.ensure_session(&args.alias) => Some(r),
-        _ = interrupt => None,
-    };
-    platform.close().await;
-    if let Some(tb) = testbed {
-        tb.stop().await;
-    }
-    match r {
-        Some(Ok(())) => Ok(dir),
-        Some(Err(e)) => Err(anyhow::anyhow!(e).context(format!("logging in `{}`", args.alias))),
-        None => Err(crate::error::Interrupted.into()),
-    }
 }

@@ -7,14 +7,22 @@
 //! - texts to a China-registered receiver that hold every part of a keyword
 //!   (`a+b`: both parts, anywhere) are not delivered to that receiver;
 //! - files: every transmission is inspected with `inspect_probability`,
-//!   `inspect_delay` later; a file whose MD5 is in `sensitive_md5` then joins
-//!   the hash index, and from then on it is not delivered to China-registered
+//!   `inspect_delay` later; a file whose MD5 is in `sensitive_md5`, or whose
+//!   name holds one of `sensitive_names`, then joins the hash index (by its
+//!   MD5), and from then on it is not delivered to China-registered
 //!   receivers;
 //! - anything else arrives `latency` after it was sent, except that each
 //!   message is lost outright with probability `loss` (seeded).
 //!
+//! Faults, for the scheduler's tests: a send fails before anything goes out
+//! with probability `fail_before`, and goes out but reports an error (the
+//! client failed after handing the message over) with probability
+//! `fail_after`.
+//!
 //! Every decision is kept ([`SimPlatform::truth`]) for tests to compare
 //! with what the driver concluded. The sender sees its own messages at once.
+//! The platform lives as long as the value: a run "crashed" and resumed on
+//! the same value finds the chats as the crash left them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -41,6 +49,10 @@ pub struct SimConfig {
     pub keywords: Vec<String>,
     /// MD5s that an inspection judges sensitive.
     pub sensitive_md5: HashSet<String>,
+    /// File-name parts that an inspection judges sensitive (chatprobe names
+    /// probe files after their corpus item: `img-s` marks the sensitive
+    /// images of the starter corpus).
+    pub sensitive_names: Vec<String>,
     /// Probability that a file transmission is inspected.
     pub inspect_probability: f64,
     /// How long after sending an inspection happens.
@@ -49,10 +61,47 @@ pub struct SimConfig {
     pub latency: Duration,
     /// Probability that a message is lost outright.
     pub loss: f64,
+    /// Probability that a send fails with nothing sent.
+    pub fail_before: f64,
+    /// Probability that a send goes out but reports an error.
+    pub fail_after: f64,
     /// Seed of the platform's random draws.
     pub seed: u64,
     /// How the driver recognises messages on it.
     pub identity: Identity,
+}
+
+impl SimConfig {
+    /// The accounts, China-registered accounts and groups of an accounts
+    /// file; nothing censored, nothing lost, no faults; 300 ms latency;
+    /// inspections (when something is made sensitive) after 2 s.
+    pub fn for_accounts(accounts: &crate::accounts::Accounts) -> SimConfig {
+        SimConfig {
+            accounts: accounts.accounts.iter().map(|a| a.alias.clone()).collect(),
+            china: accounts
+                .accounts
+                .iter()
+                .filter(|a| a.region == crate::accounts::Region::China)
+                .map(|a| a.alias.clone())
+                .collect(),
+            groups: accounts
+                .groups
+                .iter()
+                .map(|g| (g.name.clone(), g.members.clone()))
+                .collect(),
+            keywords: Vec::new(),
+            sensitive_md5: HashSet::new(),
+            sensitive_names: Vec::new(),
+            inspect_probability: 1.0,
+            inspect_delay: Duration::from_secs(2),
+            latency: Duration::from_millis(300),
+            loss: 0.0,
+            fail_before: 0.0,
+            fail_after: 0.0,
+            seed: 1,
+            identity: Identity::default(),
+        }
+    }
 }
 
 /// What the platform did with one message, for one receiver.
@@ -60,10 +109,14 @@ pub struct SimConfig {
 pub struct Decision {
     /// The file name, or the text.
     pub marker: String,
+    /// The sender.
+    pub sender: String,
     /// The receiver.
     pub receiver: String,
     /// `delivered`, `blocked` or `lost`.
     pub decision: &'static str,
+    /// When it was sent (tokio's clock).
+    pub at: Instant,
 }
 
 struct Message {
@@ -161,6 +214,14 @@ impl SimPlatform {
     }
 }
 
+/// How a send of `p` fails.
+fn failure_of(p: &Payload) -> Failure {
+    match p {
+        Payload::Text(_) => Failure::SendFailed,
+        Payload::File(_) => Failure::UploadFailed,
+    }
+}
+
 impl Platform for SimPlatform {
     async fn ensure_session(&self, alias: &str) -> Result<(), PlatformError> {
         self.known(alias)
@@ -195,6 +256,13 @@ impl Platform for SimPlatform {
         };
         let now = Instant::now();
         let mut rng = self.rng.lock().expect("sim rng");
+        if rng.random::<f64>() < self.config.fail_before {
+            return Err(PlatformError::new(
+                failure_of(payload),
+                "simulated failure before sending",
+            ));
+        }
+        let fail_after = rng.random::<f64>() < self.config.fail_after;
         let mut st = self.state.lock().expect("sim");
         Self::inspect_due(&mut st);
         let lost = rng.random::<f64>() < self.config.loss;
@@ -217,14 +285,21 @@ impl Platform for SimPlatform {
             };
             st.truth.push(Decision {
                 marker: payload.marker(),
+                sender: alias.to_string(),
                 receiver: r.clone(),
                 decision,
+                at: now,
             });
         }
         if let Some(m) = md5 {
-            if rng.random::<f64>() < self.config.inspect_probability
-                && self.config.sensitive_md5.contains(&m)
-            {
+            let name = filename.as_deref().unwrap_or_default();
+            let sensitive = self.config.sensitive_md5.contains(&m)
+                || self
+                    .config
+                    .sensitive_names
+                    .iter()
+                    .any(|n| name.contains(n.as_str()));
+            if rng.random::<f64>() < self.config.inspect_probability && sensitive {
                 st.inspections.push((now + self.config.inspect_delay, m));
             }
         }
@@ -240,6 +315,12 @@ impl Platform for SimPlatform {
                 filename,
                 visible,
             });
+        if fail_after {
+            return Err(PlatformError::new(
+                failure_of(payload),
+                "simulated failure after sending",
+            ));
+        }
         Ok(())
     }
 

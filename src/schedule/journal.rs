@@ -141,7 +141,17 @@ pub enum Record {
 pub struct Journal {
     file: File,
     path: PathBuf,
+    /// Records appended by this process.
+    appended: usize,
+    /// Simulated crash: the append after this many fails (tests).
+    crash_after: Option<usize>,
 }
+
+/// The error of an append past a simulated crash point: the process is, as
+/// far as the run folder can tell, gone.
+#[derive(Debug, thiserror::Error)]
+#[error("simulated crash after {0} journal records")]
+pub struct SimulatedCrash(pub usize);
 
 impl Journal {
     /// Open (creating) `dir/journal.jsonl` for appending.
@@ -161,15 +171,33 @@ impl Journal {
                 file.write_all(b"\n")?;
             }
         }
-        Ok(Journal { file, path })
+        Ok(Journal {
+            file,
+            path,
+            appended: 0,
+            crash_after: None,
+        })
+    }
+
+    /// Fail every append after the first `n` of this process, as if the
+    /// process had been killed right after writing record `n` (fault
+    /// injection: a run on the simulated platform is crashed at every
+    /// journal position this way).
+    pub fn crash_after(&mut self, n: Option<usize>) {
+        self.crash_after = n;
     }
 
     /// Append one record and sync it to disk.
     pub fn append(&mut self, r: &Record) -> std::io::Result<()> {
+        if self.crash_after.is_some_and(|n| self.appended >= n) {
+            return Err(std::io::Error::other(SimulatedCrash(self.appended)));
+        }
         let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
         line.push(b'\n');
         self.file.write_all(&line)?;
-        self.file.sync_data()
+        self.file.sync_data()?;
+        self.appended += 1;
+        Ok(())
     }
 
     /// Where it is.

@@ -117,6 +117,12 @@ pub struct RunState {
     pub starts: Vec<(DateTime<Utc>, bool)>,
     /// Stops (time, reason).
     pub stops: Vec<(DateTime<Utc>, String)>,
+    /// Starts followed by another start with no stop between (killed,
+    /// crashed, power lost): counted in journal order, not by timestamps,
+    /// which a clock set back (or virtual time) can make equal or reversed.
+    pub crashes: usize,
+    /// Whether the last start has no stop yet.
+    running: bool,
     /// The platform of the first start.
     pub platform: String,
     /// Its URL, if external.
@@ -143,6 +149,10 @@ impl RunState {
                 ..
             } => {
                 self.starts.push((*at, *resume));
+                if self.running {
+                    self.crashes += 1;
+                }
+                self.running = true;
                 if !resume {
                     self.platform = platform.clone();
                     self.base_url = base_url.clone();
@@ -244,7 +254,10 @@ impl RunState {
             } => {
                 self.abandoned.insert(trial_id.clone(), reason.clone());
             }
-            Record::Stop { at, reason } => self.stops.push((*at, reason.clone())),
+            Record::Stop { at, reason } => {
+                self.stops.push((*at, reason.clone()));
+                self.running = false;
+            }
         }
     }
 

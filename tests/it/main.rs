@@ -1,7 +1,8 @@
 //! chatprobe's integration tests: one test binary (as in ripgrep), one module
 //! per pipeline stage, helpers in `util`. Tests use real files and the real
 //! binary; the platform is simulated (in process, virtual time) only in
-//! `sim`, which tests the driver's logic where no browser is needed.
+//! `sim` (the driver's logic) and `scheduler` (the scheduler and every
+//! design), where no browser is needed.
 
 mod analyze;
 mod browser;
@@ -10,6 +11,7 @@ mod design;
 mod driver;
 mod faults;
 mod run;
+mod scheduler;
 mod sim;
 mod stats;
 mod testbed;

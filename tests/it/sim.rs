@@ -20,10 +20,13 @@ fn config() -> SimConfig {
         groups: HashMap::new(),
         keywords: vec!["法轮功".into(), "习近平+小熊维尼".into()],
         sensitive_md5: HashSet::new(),
+        sensitive_names: Vec::new(),
         inspect_probability: 1.0,
         inspect_delay: Duration::from_secs(20),
         latency: Duration::from_millis(300),
         loss: 0.0,
+        fail_before: 0.0,
+        fail_after: 0.0,
         seed: 1,
         identity: Identity {
             text: TextRule::Nonce,

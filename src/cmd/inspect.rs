@@ -1,0 +1,93 @@
+//! The commands that read and print: `plan`, `designs`, `analyze`, `runs`.
+
+use anyhow::Context;
+
+use super::cli::{AnalyzeArgs, PlanArgs, RunsArgs};
+
+pub(super) fn plan(args: PlanArgs) -> anyhow::Result<()> {
+    let spec = crate::probe::Spec::load(&args.spec)?;
+    let plan = crate::probe::Plan::build(&spec);
+    let adaptive: Vec<String> = plan
+        .experiments
+        .iter()
+        .filter(|x| x.adaptive())
+        .map(|x| format!("`{}` ({})", x.name(), x.design()))
+        .collect();
+    if !adaptive.is_empty() {
+        eprintln!(
+            "adaptive: {} — the plan holds their first step; the rest depends on outcomes and is added to the run's plan.csv as it runs",
+            adaptive.join(", ")
+        );
+    }
+    match &args.out {
+        Some(out) => {
+            plan.save(out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            eprintln!(
+                "{}: {} trials, {} sends",
+                out.display(),
+                plan.trials.len(),
+                plan.sends()
+            );
+        }
+        None => {
+            plan.write_csv(std::io::stdout().lock())?;
+            eprintln!("{} trials, {} sends", plan.trials.len(), plan.sends());
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn designs() {
+    use crate::probe::design::{COMMON_KEYS, DESIGNS};
+    for d in DESIGNS {
+        println!(
+            "{}\n    {}\n    keys: {}, {}",
+            d.name,
+            d.about,
+            COMMON_KEYS[1..].join(", "),
+            d.keys.join(", ")
+        );
+    }
+}
+
+pub(super) fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
+    let out = match &args.out {
+        Some(o) => o.clone(),
+        None => {
+            let first = &args.inputs[0];
+            let base = if first.is_dir() {
+                first.clone()
+            } else {
+                first.parent().map(|p| p.to_path_buf()).unwrap_or_default()
+            };
+            base.join("analysis")
+        }
+    };
+    let t = crate::stats::analyze::run(&args.inputs, &out, args.interval)?;
+    println!(
+        "{}: {} sends, {} trials read; {} surveillance rows, {} latency rows, {} transforms",
+        out.display(),
+        t.sends,
+        t.trials,
+        t.surveillance.len(),
+        t.latency.len(),
+        t.transforms.len()
+    );
+    Ok(())
+}
+
+pub(super) fn runs(args: RunsArgs) -> anyhow::Result<()> {
+    let runs = crate::schedule::list_runs(&args.results);
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(b'\t')
+        .from_writer(std::io::stdout().lock());
+    for r in &runs {
+        w.serialize(r)?;
+    }
+    w.flush()?;
+    if runs.is_empty() {
+        eprintln!("no runs in {}", args.results.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! The commands that measure: `run` (one run or `--every`), `send` (one
+//! transmission) and `login` (an account's browser profile, by hand).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::cli::{LoginArgs, PlatformArgs, RunArgs, SendArgs};
+use super::shutdown_signal;
+use crate::accounts::Accounts;
+use crate::error::{InputError, Interrupted};
+use crate::platform::endpoint::{Endpoint, Request};
+use crate::platform::{
+    check_allowed, default_observer, profile, stage_file, transmit, Limits, Payload, Platform,
+    Target, Transmission,
+};
+
+pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
+    let opts = crate::schedule::RunOptions {
+        spec: args.spec.clone(),
+        resume: args.resume.clone(),
+        results: args.results.clone(),
+        base_url: args.base_url.clone(),
+        policy: args.policy.clone(),
+        webdriver: args.webdriver.clone(),
+        quiet,
+        crash_after: None,
+    };
+    let period = args
+        .every
+        .as_deref()
+        .map(crate::schedule::parse_period)
+        .transpose()?;
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let summaries = rt.block_on(async {
+        match period {
+            Some(p) => crate::schedule::run_every(&opts, p, args.runs, shutdown_signal()).await,
+            None => crate::schedule::run(&opts, shutdown_signal())
+                .await
+                .map(|s| vec![s]),
+        }
+    })?;
+    let mut interrupted = false;
+    for s in &summaries {
+        let c = &s.counts;
+        println!(
+            "{}: {} ({} of {} trials; {} delivered, {} blocked, {} lost, {} error)",
+            s.dir.display(),
+            s.state,
+            s.trials_done,
+            s.trials_planned,
+            c[0].1,
+            c[1].1,
+            c[2].1,
+            c[3].1
+        );
+        if s.state != "complete" {
+            interrupted = true;
+            eprintln!(
+                "stopped ({}); continue with: chatprobe run --resume {}",
+                s.stop_reason,
+                s.dir.display()
+            );
+        }
+    }
+    if interrupted {
+        return Err(Interrupted.into());
+    }
+    Ok(())
+}
+
+pub(super) fn send(args: SendArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let obs = cli_send(&args, shutdown_signal()).await?;
+        println!("{}", serde_json::to_string(&obs)?);
+        Ok(())
+    })
+}
+
+pub(super) fn login(args: LoginArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let dir = cli_login(&args, shutdown_signal()).await?;
+        println!("logged in; browser profile kept in {}", dir.display());
+        Ok(())
+    })
+}
+
+/// `chatprobe send`: check everything, start what is needed (the embedded
+/// testbed, chromedriver), transmit once, close every session — also when
+/// `interrupt` fires first — and return the observation.
+async fn cli_send(
+    args: &super::cli::SendArgs,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context;
+    let accounts = Accounts::load(&args.accounts)?;
+    let profile = profile::Profile::load(&args.profile)?;
+    let to = match (&args.to, &args.group) {
+        (Some(a), _) => Target::Direct(a.clone()),
+        (None, Some(g)) => Target::Group(g.clone()),
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let observer = match (&args.observer, &to) {
+        (Some(o), _) => o.clone(),
+        (None, Target::Direct(a)) => a.clone(),
+        (None, Target::Group(g)) => default_observer(&accounts, g, &args.from).unwrap_or_default(),
+    };
+    let nonce = crate::corpus::fresh::nonce(
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64,
+    )[..12]
+        .to_string();
+    let staging = tempfile::tempdir().context("creating a staging folder")?;
+    let payload = match (&args.text, &args.file) {
+        (Some(t), _) => Payload::Text(t.clone()),
+        (None, Some(f)) => {
+            if !f.is_file() {
+                return Err(InputError::new(f, "no such file").into());
+            }
+            Payload::File(stage_file(f, staging.path(), &nonce)?)
+        }
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let t = Transmission {
+        from: args.from.clone(),
+        to,
+        observer,
+        payload,
+        sentinel: !args.no_sentinel,
+    };
+    // Refuse before anything starts.
+    check_allowed(&accounts, &t)?;
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(InputError::new("--timeout", "must be a positive number of seconds").into());
+    }
+    let limits = Limits {
+        deliver_timeout: Duration::from_secs_f64(args.timeout),
+        poll: Duration::from_millis(profile.timeouts.poll_ms),
+        ..Limits::default()
+    };
+    let endpoint = resolve(&profile, &args.platform)?;
+    let started = endpoint.start(profile, &accounts, None).await?;
+    let result = tokio::select! {
+        r = transmit(&started.driver, &accounts, &t, &limits, &nonce) => Some(r),
+        _ = interrupt => None,
+    };
+    started.stop().await;
+    let obs = result.ok_or(crate::error::Interrupted)??;
+    Ok(serde_json::json!({
+        "from": t.from,
+        "to": t.to.to_string(),
+        "observer": t.observer,
+        "marker": t.payload.marker(),
+        "outcome": obs.outcome,
+        "failure": obs.failure,
+        "error": obs.error,
+        "sent_at": obs.sent_at,
+        "observed_at": obs.observed_at,
+        "sentinel_observed_at": obs.sentinel_observed_at,
+        "latency_ms": obs.latency_ms,
+        "match_distance": obs.match_distance,
+        "match_margin": obs.match_margin,
+    }))
+}
+
+/// `chatprobe login ALIAS`: open a (visible) browser on the login page with
+/// the alias's persistent profile, run the profile's login steps if it has
+/// any, and wait until the logged-in page shows (the person logs in by hand
+/// meanwhile). The login stays in the profile folder for later runs.
+async fn cli_login(
+    args: &super::cli::LoginArgs,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<PathBuf> {
+    let accounts = Accounts::load(&args.accounts)?;
+    if accounts.get(&args.alias).is_none() {
+        return Err(InputError::new(
+            &accounts.path,
+            format!("account `{}` is not in the accounts file", args.alias),
+        )
+        .into());
+    }
+    let mut profile = profile::Profile::load(&args.profile)?;
+    let dir = profile.persistent_dir(&args.alias).ok_or_else(|| {
+        InputError::new(&profile.path, "the profile keeps no browser profiles")
+            .key("browser.profile_dir")
+            .hint("set [browser] profile_dir, e.g. \"~/.local/share/chatprobe/browsers\"")
+    })?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| InputError::new(&dir, format!("cannot create: {e}")))?;
+    profile.timeouts.page_load_ms = (args.wait * 1000.0) as u64;
+    let endpoint = resolve(&profile, &args.platform)?;
+    let mut started = endpoint.start(profile, &accounts, None).await?;
+    started.driver.set_visible(!args.headless);
+    eprintln!(
+        "log in as `{}` in the browser window; waiting up to {} s",
+        args.alias, args.wait
+    );
+    let r = tokio::select! {
+        r = started.driver.ensure_session(&args.alias) => Some(r),
+        _ = interrupt => None,
+    };
+    started.stop().await;
+    match r {
+        Some(Ok(())) => Ok(dir),
+        Some(Err(e)) => Err(anyhow::anyhow!(e).context(format!("logging in `{}`", args.alias))),
+        None => Err(crate::error::Interrupted.into()),
+    }
+}
+
+/// The platform `--base-url`, `--policy` and `--webdriver` name, checked.
+fn resolve(profile: &profile::Profile, args: &PlatformArgs) -> Result<Endpoint, InputError> {
+    let req = Request {
+        base_url: args.base_url.clone(),
+        policy: Some(args.policy.clone()),
+        webdriver: args.webdriver.clone(),
+    };
+    Endpoint::resolve(profile, &req, || {
+        InputError::new("--policy", "the embedded testbed needs a policy")
+    })
+}

@@ -1,0 +1,116 @@
+//! The command line's face: the clap types ([`cli`]) and one handler per
+//! subcommand, which turns flags into the stages' own option types, runs
+//! the stage and prints its result. No stage imports clap types; the binary
+//! (`main.rs`) only parses, calls [`run`] and maps the error to an exit code
+//! ([`crate::error::exit_code`]).
+
+pub mod cli;
+mod inspect;
+mod measure;
+mod serve;
+
+use anyhow::Context;
+
+use crate::corpus::{self, import::ImportOptions};
+use cli::{Cli, Command, CorpusCommand};
+
+/// Run the command `cli` names.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Corpus(CorpusCommand::Index { corpus }) => {
+            let s = corpus::index::build(&corpus.dir, quiet)
+                .with_context(|| format!("indexing corpus {}", corpus.dir.display()))?;
+            println!(
+                "{}: {} rows ({} hashed, {} unchanged)",
+                corpus.dir.join(corpus::index::INDEX_FILE).display(),
+                s.rows,
+                s.hashed,
+                s.unchanged
+            );
+        }
+        Command::Corpus(CorpusCommand::Variants {
+            corpus,
+            transforms,
+            items,
+            seed,
+        }) => {
+            let ts = corpus::transform::parse_specs(&transforms)?;
+            let r = corpus::variants::make(&corpus.dir, &ts, &items, seed, quiet)
+                .with_context(|| format!("making variants in {}", corpus.dir.display()))?;
+            for l in &r.made {
+                println!("{}\t{}\t{}", l.variant_id, l.transform, l.path);
+            }
+            eprintln!(
+                "{} variants written under {}; {} item/transform pairs did not fit and were skipped",
+                r.made.len(),
+                corpus.dir.join(corpus::variants::VARIANTS_DIR).display(),
+                r.skipped
+            );
+        }
+        Command::Corpus(CorpusCommand::Import {
+            corpus,
+            folder,
+            label,
+            topic,
+            source,
+            lang,
+            notes,
+        }) => {
+            let opts = ImportOptions {
+                label,
+                topic,
+                source,
+                lang,
+                notes,
+            };
+            let r = corpus::import::import(&corpus.dir, &folder, &opts, quiet)
+                .with_context(|| format!("importing {}", folder.display()))?;
+            for (id, path) in &r.added {
+                println!("added\t{id}\t{path}");
+            }
+            for (path, dup) in &r.duplicates {
+                println!(
+                    "skipped-duplicate\t{}\tsame content as {dup}",
+                    path.display()
+                );
+            }
+            for path in &r.unsupported {
+                println!("skipped-unsupported\t{}", path.display());
+            }
+            eprintln!(
+                "{} added, {} duplicates skipped, {} unsupported files skipped",
+                r.added.len(),
+                r.duplicates.len(),
+                r.unsupported.len()
+            );
+        }
+        Command::Testbed(args) => serve::testbed(args)?,
+        Command::Xmpp(args) => serve::xmpp(args)?,
+        Command::Send(args) => measure::send(args)?,
+        Command::Login(args) => measure::login(args)?,
+        Command::Analyze(args) => inspect::analyze(args)?,
+        Command::Plan(args) => inspect::plan(args)?,
+        Command::Designs => inspect::designs(),
+        Command::Run(args) => return measure::run_spec(args, quiet),
+        Command::Runs(args) => inspect::runs(args)?,
+    }
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

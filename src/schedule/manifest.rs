@@ -1,0 +1,103 @@
+//! run.json: a run's provenance and state (the run folder's manifest),
+//! and the run id a new run gets.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InputError;
+
+/// run.json's file name.
+pub const RUN_FILE: &str = "run.json";
+
+/// run.json: the provenance of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunManifest {
+    /// "chatprobe".
+    pub software: String,
+    /// Its version.
+    pub version: String,
+    /// Git revision it was built from (empty if unknown).
+    pub git_revision: String,
+    /// The run id (its folder's name).
+    pub run_id: String,
+    /// The spec's name.
+    pub spec_name: String,
+    /// The spec's path (absolute).
+    pub spec_path: String,
+    /// SHA-256 of the spec's text.
+    pub spec_sha256: String,
+    /// The spec's text.
+    pub spec_text: String,
+    /// SHA-256 of corpus/index.csv.
+    pub corpus_index_sha256: String,
+    /// The corpus folder.
+    pub corpus: String,
+    /// The profile's name.
+    pub profile: String,
+    /// `embedded-testbed` or `external`.
+    pub platform: String,
+    /// The policy of an embedded testbed (path).
+    pub policy: Option<String>,
+    /// WebDriver endpoint kind and timeouts.
+    pub webdriver: serde_json::Value,
+    /// The plan's seed.
+    pub seed: u64,
+    /// Limits used.
+    pub limits: serde_json::Value,
+    /// First start.
+    pub started_at: String,
+    /// Last stop (empty while running).
+    pub finished_at: String,
+    /// `running`, `complete` or `interrupted`.
+    pub state: String,
+    /// Why it stopped last: `complete`, `interrupted`, `max_runtime`.
+    pub stop_reason: String,
+    /// The process running it (to tell a crash from a live run).
+    pub pid: u32,
+    /// Trials planned and finished.
+    pub trials_planned: usize,
+    /// Trials finished.
+    pub trials_done: usize,
+    /// Sends planned.
+    pub sends_planned: usize,
+    /// Attempts by outcome.
+    pub counts: HashMap<String, u64>,
+    /// Times the run stopped before completion.
+    pub interrupted: Vec<String>,
+    /// Times it was resumed.
+    pub resumed: Vec<String>,
+    /// Starts that ended without a stop record (killed, crashed, power lost).
+    #[serde(default)]
+    pub crashes: usize,
+}
+
+pub(super) fn git_revision() -> String {
+    option_env!("CHATPROBE_GIT_REVISION")
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A fresh run id: UTC time and the spec's name.
+pub(super) fn new_run_id(results: &Path, name: &str) -> String {
+    let base = format!("{}-{name}", crate::clock::now().format("%Y%m%dT%H%M%SZ"));
+    let mut id = base.clone();
+    let mut k = 2;
+    while results.join(&id).exists() {
+        id = format!("{base}-{k}");
+        k += 1;
+    }
+    id
+}
+
+/// Read a run folder's run.json.
+pub fn read_manifest(dir: &Path) -> Result<RunManifest, InputError> {
+    let p = dir.join(RUN_FILE);
+    let text = std::fs::read_to_string(&p).map_err(|e| {
+        InputError::new(&p, format!("cannot read: {e}"))
+            .hint("pass a run folder made by `chatprobe run` (results/<run-id>)")
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| InputError::new(&p, format!("malformed run.json: {e}")).line(e.line() as u64))
+}

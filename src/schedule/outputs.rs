@@ -1,0 +1,88 @@
+//! The run's outputs, rewritten (atomically) from the state after every
+//! finished trial and at every stop: sends.csv, trials.csv and run.json.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::manifest::RUN_FILE;
+use super::state::{self, RunState};
+use super::Ctx;
+use crate::probe::plan::Plan;
+
+/// Rewrite sends.csv, trials.csv and run.json from the state; returns the
+/// number of finished trials.
+pub(super) fn write_outputs(
+    ctx: &mut Ctx,
+    plan: &Plan,
+    st: &RunState,
+    stop: Option<&str>,
+) -> anyhow::Result<usize> {
+    let sends = st.send_rows(&ctx.run_id, plan, &ctx.regions);
+    let trials = st.trial_rows(&ctx.run_id, plan);
+    write_csv(
+        &ctx.dir.join("sends.csv"),
+        &crate::dataset::SEND_COLUMNS,
+        &sends,
+    )?;
+    write_csv(
+        &ctx.dir.join("trials.csv"),
+        &crate::dataset::TRIAL_COLUMNS,
+        &trials,
+    )?;
+    let m = &mut ctx.manifest;
+    m.trials_done = trials.len();
+    m.trials_planned = plan.trials.len();
+    m.sends_planned = plan.sends();
+    m.counts = st
+        .counts()
+        .iter()
+        .map(|(o, n)| (format!("{o:?}").to_lowercase(), *n))
+        .collect();
+    // From the journal, so a start killed before it wrote run.json counts.
+    m.resumed = st
+        .starts
+        .iter()
+        .filter(|s| s.1)
+        .map(|s| state::rfc(Some(s.0)))
+        .collect();
+    m.interrupted = st
+        .stops
+        .iter()
+        .filter(|s| s.1 != "complete")
+        .map(|s| state::rfc(Some(s.0)))
+        .collect();
+    m.crashes = st.crashes;
+    if let Some(reason) = stop {
+        m.finished_at = state::rfc(Some(crate::clock::now()));
+        m.stop_reason = reason.to_string();
+        m.state = if reason == "complete" {
+            "complete"
+        } else {
+            "interrupted"
+        }
+        .into();
+    }
+    let json = serde_json::to_vec_pretty(m)?;
+    crate::fsutil::atomic_write_bytes(&ctx.dir.join(RUN_FILE), &json)
+        .with_context(|| format!("writing {}", ctx.dir.join(RUN_FILE).display()))?;
+    Ok(trials.len())
+}
+
+/// Write rows atomically; with no rows, the header alone (so the file still
+/// loads).
+fn write_csv<T: Serialize>(path: &Path, header: &[&str], rows: &[T]) -> anyhow::Result<()> {
+    crate::fsutil::atomic_write(path, |f| -> anyhow::Result<()> {
+        let mut w = csv::WriterBuilder::new().from_writer(f);
+        if rows.is_empty() {
+            w.write_record(header)?;
+        }
+        for r in rows {
+            w.serialize(r)?;
+        }
+        w.flush()?;
+        Ok(())
+    })
+    .with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,234 @@
+//! Before a run: load and check the spec, or the run to resume (its spec and
+//! corpus unchanged since it started), then make or reopen the run folder
+//! and hold its lock (one process per run folder).
+//!
+//! [`Prepared::load`] writes nothing; [`Prepared::open`] makes the folder,
+//! plan.csv and run.json (run.json first of all, so a run killed at any
+//! point can be resumed).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::journal::{self, Record};
+use super::lock::{self, RunLock};
+use super::manifest::{git_revision, new_run_id, read_manifest, RunManifest, RUN_FILE};
+use super::{state, RunOptions};
+use crate::error::InputError;
+use crate::platform::profile::Profile;
+use crate::probe::plan::Plan;
+use crate::probe::spec::Spec;
+
+/// A checked spec (and the run it resumes), nothing written yet.
+pub struct Prepared {
+    /// The spec.
+    pub spec: Spec,
+    /// Its profile.
+    pub profile: Profile,
+    /// Its plan (adaptive experiments: their first steps).
+    pub plan: Plan,
+    prior: Option<(PathBuf, RunManifest)>,
+    held: Option<RunLock>,
+}
+
+/// An open, locked run folder.
+pub struct Folder {
+    /// The folder.
+    pub dir: PathBuf,
+    /// The run id (the folder's name).
+    pub run_id: String,
+    /// run.json as of now.
+    pub manifest: RunManifest,
+    /// The spec.
+    pub spec: Spec,
+    /// Its profile.
+    pub profile: Profile,
+    /// The plan.
+    pub plan: Plan,
+    /// Whether this start resumes an earlier one.
+    pub resuming: bool,
+    _held: RunLock,
+}
+
+impl Prepared {
+    /// Load the spec of a new run, or of the run `--resume` names (checking
+    /// that neither it nor the corpus changed since).
+    pub fn load(opts: &RunOptions) -> anyhow::Result<Prepared> {
+        let mut held = None;
+        let (spec, prior) = match (&opts.resume, &opts.spec) {
+            (Some(dir), _) => {
+                let m = read_manifest(dir)?;
+                held = Some(RunLock::acquire(
+                    &dir.join(lock::LOCK_FILE),
+                    &format!("run {}", m.run_id),
+                )?);
+                let spec = Spec::load(Path::new(&m.spec_path))?;
+                if spec.sha256 != m.spec_sha256 {
+                    return Err(InputError::new(
+                        &m.spec_path,
+                        "the spec changed since this run started",
+                    )
+                    .hint("restore it (run.json holds its text), or start a new run")
+                    .into());
+                }
+                if spec.index_sha256 != m.corpus_index_sha256 {
+                    return Err(InputError::new(
+                        spec.corpus.join(crate::corpus::index::INDEX_FILE),
+                        "the corpus index changed since this run started, so the plan would differ",
+                    )
+                    .hint("restore the corpus, or start a new run")
+                    .into());
+                }
+                (spec, Some((dir.clone(), m)))
+            }
+            (None, Some(path)) => (Spec::load(path)?, None),
+            (None, None) => {
+                return Err(
+                    InputError::new("SPEC", "give a probe spec, or --resume RUN_DIR").into(),
+                )
+            }
+        };
+        let profile = Profile::load(&spec.profile_path)?;
+        let plan = Plan::build(&spec);
+        Ok(Prepared {
+            spec,
+            profile,
+            plan,
+            prior,
+            held,
+        })
+    }
+
+    /// The external platform's URL: `--base-url`, else the one the resumed
+    /// run started with (none: the profile's, or the embedded testbed).
+    pub fn base_url(&self, opts: &RunOptions) -> Result<Option<String>, InputError> {
+        if let Some(u) = &opts.base_url {
+            return Ok(Some(u.clone()));
+        }
+        match self.prior.as_ref().and_then(|(d, _)| external_url(d)) {
+            Some(u) if u.contains("***@") => Err(InputError::new(
+                "--base-url",
+                "this run's platform URL carried credentials, which chatprobe does not store",
+            )
+            .hint("pass the URL again with --base-url")),
+            other => Ok(other),
+        }
+    }
+
+    /// Make the run folder (a new run: plan.csv and run.json, naming the
+    /// platform `kind` and the testbed `policy`), or reopen the resumed one.
+    pub fn open(
+        self,
+        opts: &RunOptions,
+        kind: &str,
+        policy: Option<String>,
+    ) -> anyhow::Result<Folder> {
+        let Prepared {
+            spec,
+            profile,
+            plan,
+            prior,
+            held,
+        } = self;
+        let resuming = prior.is_some();
+        let (dir, run_id, mut manifest, held) = match (prior, held) {
+            (Some((dir, m)), Some(held)) => (dir, m.run_id.clone(), m, held),
+            _ => {
+                std::fs::create_dir_all(&opts.results)
+                    .with_context(|| format!("creating {}", opts.results.display()))?;
+                let run_id = new_run_id(&opts.results, &spec.name);
+                let dir = opts.results.join(&run_id);
+                std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                let held = RunLock::acquire(&dir.join(lock::LOCK_FILE), &format!("run {run_id}"))?;
+                let m = new_manifest(&spec, &profile, &plan, &run_id, kind, policy);
+                plan.save(&dir.join("plan.csv"))
+                    .with_context(|| format!("writing {}", dir.join("plan.csv").display()))?;
+                // run.json first of all, so a run killed at any point can be resumed.
+                crate::fsutil::atomic_write_bytes(
+                    &dir.join(RUN_FILE),
+                    &serde_json::to_vec_pretty(&m)?,
+                )
+                .with_context(|| format!("writing {}", dir.join(RUN_FILE).display()))?;
+                (dir, run_id, m, held)
+            }
+        };
+        manifest.pid = std::process::id();
+        manifest.state = "running".into();
+        Ok(Folder {
+            dir,
+            run_id,
+            manifest,
+            spec,
+            profile,
+            plan,
+            resuming,
+            _held: held,
+        })
+    }
+}
+
+fn new_manifest(
+    spec: &Spec,
+    profile: &Profile,
+    plan: &Plan,
+    run_id: &str,
+    kind: &str,
+    policy: Option<String>,
+) -> RunManifest {
+    let limits = &spec.limits;
+    RunManifest {
+        software: "chatprobe".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        git_revision: git_revision(),
+        run_id: run_id.to_string(),
+        spec_name: spec.name.clone(),
+        spec_path: std::fs::canonicalize(&spec.path)
+            .unwrap_or(spec.path.clone())
+            .display()
+            .to_string(),
+        spec_sha256: spec.sha256.clone(),
+        spec_text: spec.text.clone(),
+        corpus_index_sha256: spec.index_sha256.clone(),
+        corpus: spec.corpus.display().to_string(),
+        profile: profile.name.clone(),
+        platform: kind.to_string(),
+        policy,
+        webdriver: serde_json::Value::Null,
+        seed: spec.seed,
+        limits: serde_json::json!({
+            "sends_per_minute": limits.sends_per_minute,
+            "parallel_pairs": limits.parallel_pairs,
+            "deliver_timeout_s": limits.deliver_timeout_s,
+            "sentinel": limits.sentinel,
+            "retries": limits.retries,
+            "max_runtime_s": limits.max_runtime_s,
+            "after_sentinel_s": limits.after_sentinel_s,
+            "jitter": limits.jitter,
+        }),
+        started_at: state::rfc(Some(crate::clock::now())),
+        finished_at: String::new(),
+        state: "running".into(),
+        stop_reason: String::new(),
+        pid: std::process::id(),
+        trials_planned: plan.trials.len(),
+        trials_done: 0,
+        sends_planned: plan.sends(),
+        counts: HashMap::new(),
+        interrupted: Vec::new(),
+        resumed: Vec::new(),
+        crashes: 0,
+    }
+}
+
+/// The URL an external run first started with (from its journal).
+fn external_url(dir: &Path) -> Option<String> {
+    journal::read(dir).ok()?.into_iter().find_map(|r| match r {
+        Record::Start {
+            resume: false,
+            base_url,
+            ..
+        } => base_url,
+        _ => None,
+    })
+}

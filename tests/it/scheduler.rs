@@ -1,0 +1,435 @@
+//! The scheduler on the simulated platform, in virtual time (tokio's paused
+//! clock): every design runs and agrees with the platform's own decisions;
+//! rate limits, account exclusivity and parallelism hold; errors are retried
+//! without sending anything twice; and a run crashed right after any journal
+//! record resumes to the verdicts of a run that never crashed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use chatprobe::platform::sim::{SimConfig, SimPlatform};
+use chatprobe::probe::Spec;
+use chatprobe::schedule::journal::{self, Record, SimulatedCrash};
+use chatprobe::schedule::{run_on, RunOptions, RunSummary};
+use chrono::{DateTime, Utc};
+
+use crate::run::{check_against_truth, jsonl, markers, truth_by_marker, Campaign};
+use crate::util::{csv_maps, root};
+
+/// The limits of every run here: 30 sends a minute (2 s apart, in virtual
+/// time), two pairs at once.
+const LIMITS: &str = "sends_per_minute = 30\nparallel_pairs = 2\ndeliver_timeout_s = 10\nafter_sentinel_s = 1\nretries = 6\nmax_runtime_s = 864000";
+
+/// A platform that censors like the testbed's policy, in miniature: a few
+/// keywords, and the starter corpus's sensitive images and documents
+/// (`img-s…`, `doc-s…`) indexed 2 s after an inspection.
+fn sim_config(c: &Campaign) -> SimConfig {
+    let spec = Spec::load(&c.spec).unwrap();
+    let mut cfg = SimConfig::for_accounts(&spec.accounts);
+    cfg.keywords = vec!["六四".into(), "天安门".into(), "坦克人+烛光".into()];
+    cfg.sensitive_names = vec!["img-s".into(), "doc-s".into()];
+    cfg
+}
+
+/// One run (or resume) on `sim`, as `chatprobe run` would make it.
+async fn run(
+    c: &Campaign,
+    sim: &SimPlatform,
+    resume: Option<&Path>,
+    crash_after: Option<usize>,
+) -> anyhow::Result<RunSummary> {
+    run_in(c, &c.results(), sim, resume, crash_after).await
+}
+
+/// [`run`], with run folders under `results`.
+async fn run_in(
+    c: &Campaign,
+    results: &Path,
+    sim: &SimPlatform,
+    resume: Option<&Path>,
+    crash_after: Option<usize>,
+) -> anyhow::Result<RunSummary> {
+    let opts = RunOptions {
+        spec: resume.is_none().then(|| c.spec.clone()),
+        resume: resume.map(Path::to_path_buf),
+        results: results.to_path_buf(),
+        quiet: true,
+        crash_after,
+        ..RunOptions::default()
+    };
+    run_on(&opts, sim, "simulated", std::future::pending()).await
+}
+
+/// The platform's decisions as the testbed writes its ground truth, so the
+/// run tests' checks apply unchanged.
+fn write_truth(sim: &SimPlatform, path: &Path) {
+    let mut out = String::new();
+    for d in sim.truth() {
+        let key = if d.marker.contains('.') && !d.marker.contains(' ') {
+            "filename"
+        } else {
+            "text"
+        };
+        out.push_str(
+            &serde_json::json!({
+                "event": "transmission",
+                key: d.marker,
+                "sender": d.sender,
+                "receiver": d.receiver,
+                "decision": d.decision,
+            })
+            .to_string(),
+        );
+        out.push('\n');
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// trial_id → verdict.
+fn verdicts(run: &Path) -> HashMap<String, String> {
+    csv_maps(&run.join("trials.csv"))
+        .into_iter()
+        .map(|r| (r["trial_id"].clone(), r["verdict"].clone()))
+        .collect()
+}
+
+/// Every design of the golden spec, and an adaptive threshold search.
+fn every_design() -> Campaign {
+    let golden = std::fs::read_to_string(root().join("tests/golden/designs.toml")).unwrap();
+    let threshold = r#"
+[[experiment]]
+kind = "threshold"
+name = "crop"
+items = { id = ["img-s05"] }
+transform = "crop"
+blocked_at = 0
+evaded_at = 0.5
+steps = 3
+delay_s = 5
+seed_chat = { from = "intl-c", to = "intl-b" }
+test_chat = { from = "intl-c", to = "china-d" }
+"#;
+    Campaign::new("1.0", LIMITS, &format!("{golden}\n{threshold}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_design_runs_on_the_simulated_platform_and_agrees_with_its_decisions() {
+    let c = every_design();
+    let sim = SimPlatform::new(sim_config(&c));
+    let s = run(&c, &sim, None, None).await.unwrap();
+    assert_eq!(s.state, "complete", "{s:?}");
+    write_truth(&sim, &s.dir.join("truth.jsonl"));
+    let sends = check_against_truth(&s.dir, &s.dir.join("truth.jsonl"));
+    assert!(sends.len() > 100, "{} sends", sends.len());
+    let trials = csv_maps(&s.dir.join("trials.csv"));
+    assert_eq!(trials.len(), s.trials_planned);
+    let offsets: HashMap<String, f64> = sends
+        .iter()
+        .filter(|r| r["experiment"] == "latency" && r["role"] == "test")
+        .map(|r| (r["trial_id"].clone(), r["offset_s"].parse().unwrap()))
+        .collect();
+    let mut seen_designs = std::collections::BTreeSet::new();
+    for t in &trials {
+        seen_designs.insert(t["experiment"].clone());
+        let sensitive = t["item_id"].starts_with("img-s") || t["item_id"].starts_with("doc-s");
+        let expected = match t["experiment"].as_str() {
+            // Inspected 2 s after the seed, tested 5 s after it.
+            "surveillance" if sensitive => "surveilled",
+            "surveillance" => "not_surveilled",
+            // Indexed 2 s after the seed: the test's actual offset (the
+            // rate limit may have pushed it past the planned 1 s) decides.
+            "latency" if offsets[&t["trial_id"]] < 2.0 => "not_surveilled",
+            "latency" => "surveilled",
+            // A transformed copy has another MD5: the index misses it.
+            "transform" | "threshold" => "evaded",
+            "keyword" => {
+                let parts: Vec<&str> = t["parameter"].split('+').collect();
+                let hit = ["六四", "天安门"]
+                    .iter()
+                    .any(|k| parts.iter().any(|p| p.contains(k)))
+                    || (parts.iter().any(|p| p.contains("坦克人"))
+                        && parts.iter().any(|p| p.contains("烛光")));
+                if hit {
+                    "blocked"
+                } else {
+                    "evaded"
+                }
+            }
+            // Nothing ever leaves the index.
+            "expiry" => "still_blocked",
+            other => panic!("unexpected design {other}"),
+        };
+        assert_eq!(t["verdict"], expected, "{t:?}");
+    }
+    assert_eq!(
+        seen_designs.into_iter().collect::<Vec<_>>(),
+        [
+            "expiry",
+            "keyword",
+            "latency",
+            "surveillance",
+            "threshold",
+            "transform"
+        ]
+    );
+    // The search went on past its first step: each step halves the interval.
+    let crops: Vec<&str> = trials
+        .iter()
+        .filter(|t| t["experiment"] == "threshold")
+        .map(|t| t["parameter"].as_str())
+        .collect();
+    assert_eq!(crops, ["crop:0.25", "crop:0.125", "crop:0.0625"]);
+
+    // The platform's clock: each account's probes at least 2 s apart.
+    let mut by_sender: HashMap<String, Vec<tokio::time::Instant>> = HashMap::new();
+    for d in sim.truth() {
+        if !d.marker.starts_with("chatprobe sentinel") {
+            by_sender.entry(d.sender.clone()).or_default().push(d.at);
+        }
+    }
+    for (sender, mut times) in by_sender {
+        times.sort();
+        for w in times.windows(2) {
+            let gap = w[1] - w[0];
+            assert!(
+                gap >= std::time::Duration::from_millis(1999),
+                "{sender}: probes {gap:?} apart"
+            );
+        }
+    }
+
+    // The journal's clock: no account in two sends at once, never more
+    // than two sends in flight, and two at some point.
+    let records = journal::read(&s.dir).unwrap();
+    let accounts: HashMap<String, [String; 2]> = sends
+        .iter()
+        .map(|r| {
+            (
+                r["send_id"].clone(),
+                [r["sender"].clone(), r["receiver"].clone()],
+            )
+        })
+        .collect();
+    let mut open: HashMap<(String, u32), DateTime<Utc>> = HashMap::new();
+    let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>, &[String; 2])> = Vec::new();
+    for r in &records {
+        match r {
+            Record::Intent {
+                send_id,
+                attempt,
+                at,
+                ..
+            } => {
+                open.insert((send_id.clone(), *attempt), *at);
+            }
+            Record::Outcome {
+                send_id,
+                attempt,
+                at,
+                ..
+            }
+            | Record::NotSent {
+                send_id,
+                attempt,
+                at,
+            } => {
+                let from = open.remove(&(send_id.clone(), *attempt)).unwrap();
+                spans.push((from, *at, &accounts[send_id]));
+            }
+            _ => {}
+        }
+    }
+    assert!(open.is_empty(), "intents without an outcome: {open:?}");
+    for (i, a) in spans.iter().enumerate() {
+        for b in &spans[i + 1..] {
+            if b.0 < a.1 && a.0 < b.1 {
+                assert!(
+                    !a.2.iter().any(|x| b.2.contains(x)),
+                    "sends of {:?} and {:?} overlap in time",
+                    a.2,
+                    b.2
+                );
+            }
+        }
+    }
+    // Most in flight at once: a sweep over starts and ends (an end before a
+    // start at the same instant).
+    let mut events: Vec<(DateTime<Utc>, i32)> =
+        spans.iter().flat_map(|s| [(s.0, 1), (s.1, -1)]).collect();
+    events.sort();
+    let (mut now, mut most) = (0, 0);
+    for (_, d) in events {
+        now += d;
+        most = most.max(now);
+    }
+    assert_eq!(most, 2, "most sends in flight at once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_sends_are_retried_and_nothing_is_sent_twice() {
+    let c = Campaign::new(
+        "1.0",
+        LIMITS,
+        r#"
+[[experiment]]
+kind = "surveillance"
+items = { id = ["img-s01", "img-b01", "doc-s01", "doc-b01"] }
+seed_chat = { from = "intl-a", to = "intl-b" }
+test_chat = { from = "intl-a", to = "china-c" }
+delay_s = 5
+
+[[experiment]]
+kind = "keyword"
+keywords = "../corpus/keywords.csv"
+items = { topic = ["june4"] }
+"#,
+    );
+    let mut cfg = sim_config(&c);
+    // Failures before sending are retried; after, settled from the chats.
+    cfg.fail_before = 0.3;
+    cfg.fail_after = 0.1;
+    cfg.seed = 11;
+    let sim = SimPlatform::new(cfg);
+    let s = run(&c, &sim, None, None).await.unwrap();
+    assert_eq!(s.state, "complete");
+    write_truth(&sim, &s.dir.join("truth.jsonl"));
+    // One transmission per send, the outcome the platform's decision.
+    let finals = check_final_against_truth(&s.dir, &s.dir.join("truth.jsonl"));
+    let retried = finals.iter().filter(|r| r["attempt"] != "1").count();
+    assert!(retried >= 2, "{retried} sends needed a second attempt");
+    let records = journal::read(&s.dir).unwrap();
+    let after_error = records
+        .iter()
+        .filter(|r| matches!(r, Record::Outcome { settled: Some(s), .. } if s == "after_error"))
+        .count();
+    assert!(
+        after_error >= 1,
+        "no send that failed after going out was settled from the chats"
+    );
+    for t in csv_maps(&s.dir.join("trials.csv")) {
+        assert_ne!(t["verdict"], "inconclusive", "{t:?}");
+    }
+}
+
+/// With retries, sends.csv holds a row per attempt: each send's last
+/// attempt is no error, all its attempts together reached the platform
+/// exactly once, and its outcome is the platform's decision. Returns the
+/// last attempts.
+fn check_final_against_truth(run: &Path, truth: &Path) -> Vec<HashMap<String, String>> {
+    let by_marker = truth_by_marker(&jsonl(truth));
+    let markers = markers(run);
+    let mut last: HashMap<String, HashMap<String, String>> = HashMap::new();
+    for r in csv_maps(&run.join("sends.csv")) {
+        let n: u32 = r["attempt"].parse().unwrap();
+        let newer = last
+            .get(&r["send_id"])
+            .is_none_or(|l| l["attempt"].parse::<u32>().unwrap() < n);
+        if newer {
+            last.insert(r["send_id"].clone(), r);
+        }
+    }
+    for (id, r) in &last {
+        assert_ne!(r["outcome"], "error", "{r:?}");
+        let sent: Vec<_> = markers[id]
+            .iter()
+            .flat_map(|m| by_marker.get(m).into_iter().flatten())
+            .collect();
+        assert_eq!(
+            sent.len(),
+            1,
+            "{id} reached the platform {} times",
+            sent.len()
+        );
+        assert_eq!(sent[0]["decision"].as_str().unwrap(), r["outcome"], "{r:?}");
+    }
+    last.into_values().collect()
+}
+
+/// A spec small enough to crash at every journal position: two document
+/// surveillance trials, two keywords, and a two-step threshold search.
+fn small() -> Campaign {
+    let c = Campaign::new(
+        "1.0",
+        LIMITS,
+        r#"
+[[experiment]]
+kind = "surveillance"
+items = { id = ["doc-s01", "doc-b01"] }
+seed_chat = { from = "intl-a", to = "intl-b" }
+test_chat = { from = "intl-a", to = "china-c" }
+delay_s = 5
+
+[[experiment]]
+kind = "keyword"
+keywords = "../corpus/kw-small.csv"
+
+[[experiment]]
+kind = "threshold"
+items = { id = ["img-s02"] }
+transform = "crop"
+blocked_at = 0
+evaded_at = 0.5
+steps = 2
+delay_s = 5
+seed_chat = { from = "intl-c", to = "intl-b" }
+test_chat = { from = "intl-c", to = "china-d" }
+"#,
+    );
+    std::fs::write(
+        c.dir.path().join("corpus/kw-small.csv"),
+        "keyword,lang,topic,source,label\n六四,zh-Hans,june4,test,sensitive\n今天天气,zh-Hans,weather,test,benign\n",
+    )
+    .unwrap();
+    c
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_crashed_after_any_journal_record_resumes_to_the_same_verdicts() {
+    let c = small();
+    let whole = {
+        let sim = SimPlatform::new(sim_config(&c));
+        let s = run(&c, &sim, None, None).await.unwrap();
+        assert_eq!(s.state, "complete");
+        s.dir
+    };
+    let expected = verdicts(&whole);
+    assert_eq!(expected.len(), 6, "{expected:?}");
+    let records = journal::read(&whole).unwrap().len();
+    assert!(records > 30, "{records} journal records");
+    // Crash right after record k (the start is record 1; k = 0: before
+    // it), then resume.
+    for k in 0..records {
+        let results = c.dir.path().join(format!("crash-{k}"));
+        let sim = SimPlatform::new(sim_config(&c));
+        let err = run_in(&c, &results, &sim, None, Some(k)).await.unwrap_err();
+        assert!(
+            err.chain().any(|e| e
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<SimulatedCrash>())),
+            "crash after {k}: {err:#}"
+        );
+        let dir = only_run(&results);
+        assert_eq!(journal::read(&dir).unwrap().len(), k);
+        let s = run_in(&c, &results, &sim, Some(&dir), None).await.unwrap();
+        assert_eq!(s.state, "complete", "crash after {k}");
+        assert_eq!(verdicts(&dir), expected, "crash after {k}");
+        write_truth(&sim, &dir.join("truth.jsonl"));
+        // Nothing sent twice, nothing the journal does not know of, every
+        // outcome the platform's decision.
+        check_against_truth(&dir, &dir.join("truth.jsonl"));
+        let m = chatprobe::schedule::read_manifest(&dir).unwrap();
+        assert_eq!(m.crashes, usize::from(k > 0), "crash after {k}");
+    }
+}
+
+/// The one run folder under `results`.
+fn only_run(results: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
