@@ -104,7 +104,7 @@ pub struct AnalyzeArgs {
     pub out: Option<PathBuf>,
     /// Interval for proportions.
     #[arg(long, value_enum, default_value = "wilson")]
-    pub interval: crate::stats::analyze::Interval,
+    pub interval: IntervalArg,
 }
 
 /// `chatprobe login …`
@@ -307,4 +307,22 @@ pub enum CorpusCommand {
 
 fn parse_label(s: &str) -> Result<Label, String> {
     s.parse()
+}
+
+/// `--interval`: which interval for proportions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IntervalArg {
+    /// Wilson score (default).
+    Wilson,
+    /// Clopper–Pearson.
+    Exact,
+}
+
+impl From<IntervalArg> for crate::stats::analyze::Interval {
+    fn from(a: IntervalArg) -> Self {
+        match a {
+            IntervalArg::Wilson => crate::stats::analyze::Interval::Wilson,
+            IntervalArg::Exact => crate::stats::analyze::Interval::Exact,
+        }
+    }
 }

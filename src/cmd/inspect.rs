@@ -42,11 +42,12 @@ pub(super) fn designs() {
     use crate::probe::design::{COMMON_KEYS, DESIGNS};
     for d in DESIGNS {
         println!(
-            "{}\n    {}\n    keys: {}, {}",
+            "{}\n    {}\n    keys: {}, {}\n    verdicts: {}, inconclusive",
             d.name,
             d.about,
             COMMON_KEYS[1..].join(", "),
-            d.keys.join(", ")
+            d.keys.join(", "),
+            d.verdicts.join(", ")
         );
     }
 }
@@ -64,7 +65,12 @@ pub(super) fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             base.join("analysis")
         }
     };
-    let t = crate::stats::analyze::run(&args.inputs, &out, args.interval)?;
+    let t = crate::report::publish(
+        &args.inputs,
+        &out,
+        args.interval.into(),
+        &crate::probe::design::analyses(),
+    )?;
     println!(
         "{}: {} sends, {} trials read; {} surveillance rows, {} latency rows, {} transforms",
         out.display(),

@@ -55,7 +55,7 @@ pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
             c[2].1,
             c[3].1
         );
-        if s.state != "complete" {
+        if s.state != crate::schedule::RunStatus::Complete {
             interrupted = true;
             eprintln!(
                 "stopped ({}); continue with: chatprobe run --resume {}",

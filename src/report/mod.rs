@@ -2,18 +2,21 @@
 //! self-contained page with the run's provenance, every table, the plots
 //! (inline SVG) and a plain-language summary of what the data shows.
 //!
-//! It reads only [`Tables`] (the analysis) and run.json, so a dataset made
-//! elsewhere gets the same report. Plots with no data are left out, not
+//! It reads only [`Tables`] (the analysis, computed by `stats`, which never
+//! calls back here) and run.json, so a dataset made elsewhere gets the same
+//! report; [`publish`] is `chatprobe analyze`: tables, CSVs, plots and page
+//! into one folder, atomically. Plots with no data are left out, not
 //! drawn empty. Text in PNGs is drawn with the embedded DejaVu Sans (see
 //! FONT-LICENSE.txt), so no system font is needed.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::stats::analyze::Tables;
+use crate::stats::analyze::{Interval, Tables};
+use crate::stats::design_analysis::DesignAnalysis;
 
 const FONT: &[u8] = include_bytes!("DejaVuSans.ttf");
 const W: u32 = 720;
@@ -570,6 +573,14 @@ pub fn write_html(
     ] {
         h.push_str(&table(dir, f));
     }
+    // Each design's own tables: its part of the page.
+    for d in &t.designs {
+        if d.rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(h, "<h2>{}</h2>\n<p>{}</p>", esc(&d.title), esc(&d.about));
+        h.push_str(&table(dir, &d.file));
+    }
     let _ = writeln!(
         h,
         "<p><small>{} sends and {} trials read. Made by chatprobe {}.</small></p></body></html>",
@@ -579,4 +590,51 @@ pub fn write_html(
     );
     std::fs::write(dir.join("report.html"), h)?;
     Ok(())
+}
+
+/// `chatprobe analyze`: compute the tables (stats), write them as CSV, draw
+/// the plots and write report.html into `out`, replacing it only on success
+/// (everything is made in a temporary folder beside it, then renamed).
+pub fn publish(
+    inputs: &[PathBuf],
+    out: &Path,
+    interval: Interval,
+    analyses: &[DesignAnalysis],
+) -> anyhow::Result<Tables> {
+    use anyhow::Context;
+    if out.exists() && !out.is_dir() {
+        return Err(crate::error::InputError::new(
+            out,
+            "is a file; analyze writes a folder of tables, plots and report.html",
+        )
+        .key("--out")
+        .hint("name a folder (it is replaced if it exists)")
+        .into());
+    }
+    let tables = crate::stats::analyze::compute_with(inputs, interval, analyses)?;
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".chatprobe-analysis-")
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a folder in {}", parent.display()))?;
+    let d = tmp.path();
+    crate::stats::analyze::write_tables(d, &tables)?;
+    let plots = plots(&tables, d).context("drawing the plots")?;
+    let manifest = inputs
+        .iter()
+        .find(|i| i.is_dir())
+        .and_then(|i| std::fs::read_to_string(i.join("run.json")).ok())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    write_html(d, &tables, &plots, manifest.as_ref()).context("writing report.html")?;
+    if out.is_dir() {
+        std::fs::remove_dir_all(out).with_context(|| format!("replacing {}", out.display()))?;
+    }
+    // On failure the temporary folder is dropped, and removed with it.
+    std::fs::rename(tmp.path(), out).with_context(|| format!("writing {}", out.display()))?;
+    let _ = tmp.keep();
+    Ok(tables)
 }

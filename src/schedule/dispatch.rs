@@ -18,6 +18,7 @@ use rand::{Rng, SeedableRng};
 
 use super::files::{prepare_file, transmission};
 use super::journal::{Journal, Record};
+use super::manifest::StopReason;
 use super::outputs::write_outputs;
 use super::state::{self, RunState, TrialStatus};
 use super::{ledger, record, Ctx};
@@ -54,7 +55,7 @@ pub(super) async fn execute<P: Platform>(
     jr: &mut Journal,
     quiet: bool,
     interrupt: impl Future<Output = ()>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<StopReason> {
     let spec = ctx.spec;
     let lim = &spec.limits;
     let limits = platform::Limits {
@@ -213,11 +214,11 @@ pub(super) async fn execute<P: Platform>(
     let mut inflight: FuturesUnordered<std::pin::Pin<Box<dyn Future<Output = Done> + '_>>> =
         FuturesUnordered::new();
     let mut interrupt = std::pin::pin!(interrupt);
-    let mut stopping: Option<String> = None;
+    let mut stopping: Option<StopReason> = None;
     loop {
         let now = crate::clock::now();
         if stopping.is_none() && tokio::time::Instant::now() >= deadline {
-            stopping = Some("max_runtime".into());
+            stopping = Some(StopReason::MaxRuntime);
         }
         if stopping.is_none() {
             // Dispatch what is due, then admit new trials into idle time.
@@ -408,14 +409,14 @@ pub(super) async fn execute<P: Platform>(
                 pb.set_message(format!("{} · {}", counts_msg(st), eta(plan, st, &active, &pending, est_send_s)));
             }
             _ = &mut interrupt, if stopping.is_none() => {
-                stopping = Some("interrupted".into());
+                stopping = Some(StopReason::Interrupted);
                 pb.println("stopping: letting the sends in flight finish");
             }
             _ = tokio::time::sleep(wake) => {}
         }
     }
     pb.finish_and_clear();
-    Ok(stopping.unwrap_or_else(|| "complete".into()))
+    Ok(stopping.unwrap_or(StopReason::Complete))
 }
 
 /// Add the trials adaptive experiments ask for after what `st` holds, and

@@ -10,7 +10,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use super::runs::list_runs;
-use super::{lock, run, state, RunOptions, RunSummary};
+use super::{lock, run, state, RunOptions, RunSummary, StopReason};
 use crate::error::InputError;
 use crate::probe::spec::Spec;
 
@@ -99,7 +99,7 @@ pub async fn run_every(
             }
         };
         let r = r?;
-        let interrupted = r.state != "complete" && r.stop_reason == "interrupted";
+        let interrupted = r.stop_reason == StopReason::Interrupted;
         eprintln!(
             "run {}: {} ({} of {} trials)",
             r.run_id, r.state, r.trials_done, r.trials_planned

@@ -133,7 +133,7 @@ pub enum Record {
         /// When.
         at: DateTime<Utc>,
         /// `complete`, `interrupted` or `max_runtime`.
-        reason: String,
+        reason: super::manifest::StopReason,
     },
 }
 

@@ -8,6 +8,94 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
 
+/// Where a run stands (run.json `state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// A process is running it (or was, and crashed: `chatprobe runs`
+    /// tells by its pid).
+    Running,
+    /// Every trial finished.
+    Complete,
+    /// Stopped before every trial finished; `--resume` continues it.
+    Interrupted,
+}
+
+/// Why a run stopped (run.json `stop_reason`, the journal's `stop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// Every trial finished.
+    Complete,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// The spec's `max_runtime_s` ran out.
+    MaxRuntime,
+}
+
+impl RunStatus {
+    /// The name run.json uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Complete => "complete",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl StopReason {
+    /// The name run.json and the journal use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Complete => "complete",
+            StopReason::Interrupted => "interrupted",
+            StopReason::MaxRuntime => "max_runtime",
+        }
+    }
+
+    /// The state a run is left in by this stop.
+    pub fn status(self) -> RunStatus {
+        match self {
+            StopReason::Complete => RunStatus::Complete,
+            StopReason::Interrupted | StopReason::MaxRuntime => RunStatus::Interrupted,
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// run.json keeps `stop_reason` a string, empty while running.
+mod empty_is_none {
+    use super::StopReason;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<StopReason>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(r) => r.serialize(s),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<StopReason>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        StopReason::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(&text)).map(Some)
+    }
+}
+
 /// run.json's file name.
 pub const RUN_FILE: &str = "run.json";
 
@@ -51,9 +139,11 @@ pub struct RunManifest {
     /// Last stop (empty while running).
     pub finished_at: String,
     /// `running`, `complete` or `interrupted`.
-    pub state: String,
-    /// Why it stopped last: `complete`, `interrupted`, `max_runtime`.
-    pub stop_reason: String,
+    pub state: RunStatus,
+    /// Why it stopped last: `complete`, `interrupted`, `max_runtime` (empty
+    /// while running).
+    #[serde(with = "empty_is_none")]
+    pub stop_reason: Option<StopReason>,
     /// The process running it (to tell a crash from a live run).
     pub pid: u32,
     /// Trials planned and finished.

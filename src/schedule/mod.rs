@@ -47,7 +47,7 @@ use crate::probe::spec::Spec;
 pub use every::{next_due, parse_period, run_every};
 pub use files::fresh_copy;
 use journal::{Journal, Record};
-pub use manifest::{read_manifest, RunManifest, RUN_FILE};
+pub use manifest::{read_manifest, RunManifest, RunStatus, StopReason, RUN_FILE};
 use prepare::{Folder, Prepared};
 pub use runs::{list_runs, RunListing};
 use state::RunState;
@@ -84,9 +84,9 @@ pub struct RunSummary {
     /// The run id.
     pub run_id: String,
     /// `complete` or `interrupted`.
-    pub state: String,
+    pub state: RunStatus,
     /// Why it stopped.
-    pub stop_reason: String,
+    pub stop_reason: StopReason,
     /// Trials finished / planned.
     pub trials_done: usize,
     /// Trials planned.
@@ -223,14 +223,14 @@ async fn drive<P: Platform>(
     .await?;
     let stop = Record::Stop {
         at: crate::clock::now(),
-        reason: reason.clone(),
+        reason,
     };
     record(&mut jr, &mut st, &stop)?;
-    let done = outputs::write_outputs(&mut ctx, plan, &st, Some(&reason))?;
+    let done = outputs::write_outputs(&mut ctx, plan, &st, Some(reason))?;
     Ok(RunSummary {
         dir,
         run_id: ctx.run_id.clone(),
-        state: ctx.manifest.state.clone(),
+        state: ctx.manifest.state,
         stop_reason: reason,
         trials_done: done,
         trials_planned: plan.trials.len(),

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::manifest::RUN_FILE;
+use super::manifest::{StopReason, RUN_FILE};
 use super::state::{self, RunState};
 use super::Ctx;
 use crate::probe::plan::Plan;
@@ -17,7 +17,7 @@ pub(super) fn write_outputs(
     ctx: &mut Ctx,
     plan: &Plan,
     st: &RunState,
-    stop: Option<&str>,
+    stop: Option<StopReason>,
 ) -> anyhow::Result<usize> {
     let sends = st.send_rows(&ctx.run_id, plan, &ctx.regions);
     let trials = st.trial_rows(&ctx.run_id, plan);
@@ -50,19 +50,14 @@ pub(super) fn write_outputs(
     m.interrupted = st
         .stops
         .iter()
-        .filter(|s| s.1 != "complete")
+        .filter(|s| s.1 != StopReason::Complete)
         .map(|s| state::rfc(Some(s.0)))
         .collect();
     m.crashes = st.crashes;
     if let Some(reason) = stop {
         m.finished_at = state::rfc(Some(crate::clock::now()));
-        m.stop_reason = reason.to_string();
-        m.state = if reason == "complete" {
-            "complete"
-        } else {
-            "interrupted"
-        }
-        .into();
+        m.stop_reason = Some(reason);
+        m.state = reason.status();
     }
     let json = serde_json::to_vec_pretty(m)?;
     crate::fsutil::atomic_write_bytes(&ctx.dir.join(RUN_FILE), &json)

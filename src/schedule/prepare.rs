@@ -13,7 +13,7 @@ use anyhow::Context;
 
 use super::journal::{self, Record};
 use super::lock::{self, RunLock};
-use super::manifest::{git_revision, new_run_id, read_manifest, RunManifest, RUN_FILE};
+use super::manifest::{git_revision, new_run_id, read_manifest, RunManifest, RunStatus, RUN_FILE};
 use super::{state, RunOptions};
 use crate::error::InputError;
 use crate::platform::profile::Profile;
@@ -154,7 +154,7 @@ impl Prepared {
             }
         };
         manifest.pid = std::process::id();
-        manifest.state = "running".into();
+        manifest.state = RunStatus::Running;
         Ok(Folder {
             dir,
             run_id,
@@ -208,8 +208,8 @@ fn new_manifest(
         }),
         started_at: state::rfc(Some(crate::clock::now())),
         finished_at: String::new(),
-        state: "running".into(),
-        stop_reason: String::new(),
+        state: RunStatus::Running,
+        stop_reason: None,
         pid: std::process::id(),
         trials_planned: plan.trials.len(),
         trials_done: 0,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::manifest::read_manifest;
+use super::manifest::{read_manifest, RunStatus};
 
 /// A row of `chatprobe runs`.
 #[derive(Debug, Clone, Serialize)]
@@ -19,7 +19,7 @@ pub struct RunListing {
     /// Last stop.
     pub finished_at: String,
     /// complete | interrupted | running.
-    pub state: String,
+    pub state: RunStatus,
     /// Trials done.
     pub trials_done: usize,
     /// Trials planned.
@@ -49,11 +49,12 @@ pub fn list_runs(results: &Path) -> Vec<RunListing> {
         let Ok(m) = read_manifest(&e.path()) else {
             continue;
         };
-        let state = if m.state == "running" && !(alive(m.pid) && m.pid != std::process::id()) {
-            "interrupted".to_string()
-        } else {
-            m.state.clone()
-        };
+        let state =
+            if m.state == RunStatus::Running && !(alive(m.pid) && m.pid != std::process::id()) {
+                RunStatus::Interrupted
+            } else {
+                m.state
+            };
         let c = |k: &str| m.counts.get(k).copied().unwrap_or(0);
         out.push(RunListing {
             run_id: m.run_id.clone(),

@@ -116,7 +116,7 @@ pub struct RunState {
     /// Starts (time, resume).
     pub starts: Vec<(DateTime<Utc>, bool)>,
     /// Stops (time, reason).
-    pub stops: Vec<(DateTime<Utc>, String)>,
+    pub stops: Vec<(DateTime<Utc>, super::manifest::StopReason)>,
     /// Starts followed by another start with no stop between (killed,
     /// crashed, power lost): counted in journal order, not by timestamps,
     /// which a clock set back (or virtual time) can make equal or reversed.
@@ -255,7 +255,7 @@ impl RunState {
                 self.abandoned.insert(trial_id.clone(), reason.clone());
             }
             Record::Stop { at, reason } => {
-                self.stops.push((*at, reason.clone()));
+                self.stops.push((*at, *reason));
                 self.running = false;
             }
         }

@@ -1,8 +1,8 @@
 //! `chatprobe analyze`: the tables a paper needs, from sends.csv and
 //! trials.csv (one run or several, or files made elsewhere that follow
 //! docs/DATASET.md). Input is streamed, aggregated into counts, and only the
-//! counts are kept. Output goes to a temporary folder that replaces the
-//! output folder only when everything succeeded.
+//! counts are kept. [`compute`] gives the tables and [`write_tables`] writes
+//! them; `report::publish` puts them, the plots and report.html in place.
 //!
 //! Tables: `surveillance.csv` (seeded vs control, Fisher, Holm),
 //! `latency.csv` (+ `latency_median.csv`, the offset of 50 % blocking from a
@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::design_analysis::{Analysis, DesignAnalysis};
 use crate::dataset::{self, Outcome};
 use crate::error::InputError;
 
 /// Which interval for proportions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interval {
     /// Wilson score (default).
     Wilson,
@@ -28,7 +29,8 @@ pub enum Interval {
 }
 
 impl Interval {
-    fn ci(self, k: u64, n: u64) -> (Option<f64>, Option<f64>) {
+    /// The 95 % interval of k successes in n.
+    pub fn ci(self, k: u64, n: u64) -> (Option<f64>, Option<f64>) {
         let r = match self {
             Interval::Wilson => super::wilson(k, n, 0.95),
             Interval::Exact => super::clopper_pearson(k, n, 0.95),
@@ -163,6 +165,8 @@ pub struct Tables {
     pub keywords: Vec<KeywordRow>,
     pub expiry: Vec<ExpiryRow>,
     pub trend: Vec<TrendRow>,
+    /// The designs' own tables ([`super::design_analysis`]).
+    pub designs: Vec<super::design_analysis::Table>,
     /// The (pHash distance, blocked) points of the threshold fit, for its plot.
     pub threshold_points: Vec<(f64, bool)>,
     /// Rows read.
@@ -212,6 +216,18 @@ struct Counts {
 
 /// Read every input and compute the tables.
 pub fn compute(inputs: &[PathBuf], interval: Interval) -> Result<Tables, InputError> {
+    compute_with(inputs, interval, &[])
+}
+
+/// [`compute`], feeding each design's trials to its registered analysis too
+/// (their tables go to [`Tables::designs`]).
+pub fn compute_with(
+    inputs: &[PathBuf],
+    interval: Interval,
+    analyses: &[DesignAnalysis],
+) -> Result<Tables, InputError> {
+    let mut own: Vec<(&str, Box<dyn Analysis>)> =
+        analyses.iter().map(|a| (a.design, (a.make)())).collect();
     let mut surv: BTreeMap<SurvKey, (u64, u64, u64)> = BTreeMap::new();
     let mut lat: BTreeMap<(String, u64), Counts> = BTreeMap::new();
     let mut lat_points: BTreeMap<String, (Vec<f64>, Vec<bool>)> = BTreeMap::new();
@@ -226,6 +242,11 @@ pub fn compute(inputs: &[PathBuf], interval: Interval) -> Result<Tables, InputEr
         let (sends, trials) = input_files(input)?;
         if let Some(t) = trials {
             tables.trials += dataset::for_each_trial(&t, |r| {
+                for (design, a) in own.iter_mut() {
+                    if r.experiment == *design {
+                        a.trial(&r);
+                    }
+                }
                 if r.experiment == "keyword" && r.verdict != "inconclusive" {
                     let c = kw
                         .entry((r.experiment_name.clone(), r.parameter.clone()))
@@ -466,6 +487,9 @@ pub fn compute(inputs: &[PathBuf], interval: Interval) -> Result<Tables, InputEr
         ci_high: ci.map(|c| c.1),
         n: tx.len() as u64,
     });
+    for (_, a) in own {
+        tables.designs.extend(a.finish(interval));
+    }
     Ok(tables)
 }
 
@@ -494,29 +518,8 @@ fn write_csv<T: Serialize>(
     w.flush()
 }
 
-/// Compute and write the tables into `out`, replacing it only on success.
-pub fn run(inputs: &[PathBuf], out: &Path, interval: Interval) -> anyhow::Result<Tables> {
-    use anyhow::Context;
-    if out.exists() && !out.is_dir() {
-        return Err(crate::error::InputError::new(
-            out,
-            "is a file; analyze writes a folder of tables, plots and report.html",
-        )
-        .key("--out")
-        .hint("name a folder (it is replaced if it exists)")
-        .into());
-    }
-    let tables = compute(inputs, interval)?;
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".chatprobe-analysis-")
-        .tempdir_in(parent)
-        .with_context(|| format!("creating a folder in {}", parent.display()))?;
-    let d = tmp.path();
+/// Write every table as CSV into `dir` (the analysis folder being made).
+pub fn write_tables(d: &Path, tables: &Tables) -> anyhow::Result<()> {
     write_csv(
         d,
         "surveillance.csv",
@@ -637,19 +640,13 @@ pub fn run(inputs: &[PathBuf], out: &Path, interval: Interval) -> anyhow::Result
         ],
         &tables.trend,
     )?;
-    let plots = crate::report::plots(&tables, d).context("drawing the plots")?;
-    let manifest = inputs
-        .iter()
-        .find(|i| i.is_dir())
-        .and_then(|i| std::fs::read_to_string(i.join("run.json")).ok())
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-    crate::report::write_html(d, &tables, &plots, manifest.as_ref())
-        .context("writing report.html")?;
-    if out.is_dir() {
-        std::fs::remove_dir_all(out).with_context(|| format!("replacing {}", out.display()))?;
+    for t in &tables.designs {
+        let mut w = csv::Writer::from_path(d.join(&t.file))?;
+        w.write_record(&t.header)?;
+        for r in &t.rows {
+            w.write_record(r)?;
+        }
+        w.flush()?;
     }
-    // On failure the temporary folder is dropped, and removed with it.
-    std::fs::rename(tmp.path(), out).with_context(|| format!("writing {}", out.display()))?;
-    let _ = tmp.keep();
-    Ok(tables)
+    Ok(())
 }

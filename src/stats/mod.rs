@@ -17,6 +17,7 @@
 //! tests/reference/.
 
 pub mod analyze;
+pub mod design_analysis;
 
 use statrs::distribution::{Beta, ContinuousCDF, Normal};
 use statrs::function::factorial::ln_factorial;

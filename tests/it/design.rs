@@ -113,6 +113,13 @@ fn designs_lists_every_design_with_its_keys() {
             "{out}"
         );
         assert!(out.contains(&d.keys.join(", ")), "{out}");
+        assert!(
+            out.contains(&format!(
+                "verdicts: {}, inconclusive",
+                d.verdicts.join(", ")
+            )),
+            "{out}"
+        );
     }
 }
 
@@ -244,17 +251,37 @@ fn check_searches(run: &std::path::Path) {
     for v in ["blocked", "evaded"] {
         assert!(trials.iter().any(|t| t["verdict"] == v), "no {v} step");
     }
+    // The design's own table, from `chatprobe analyze`: each search's
+    // nearest blocked and evading steps and the threshold between them.
+    chatprobe_ok(&["analyze", s(run)]);
+    let searches: HashMap<String, HashMap<String, String>> =
+        csv_maps(&run.join("analysis/threshold_search.csv"))
+            .into_iter()
+            .map(|r| (r["item_id"].clone(), r))
+            .collect();
+    assert_eq!(searches.len(), 2, "{searches:?}");
+    let report = std::fs::read_to_string(run.join("analysis/report.html")).unwrap();
+    assert!(report.contains("Threshold searches"));
     for (item, mut steps) in by_item {
         steps.sort_by_key(|s| s.0.to_string());
         let (mut lo, mut hi) = (0.0f64, 0.5f64);
+        let (mut blocked, mut evaded) = (None, None);
         for (id, crop, verdict) in &steps {
             assert_eq!(*crop, (lo + hi) / 2.0, "{item}: {id}");
             match *verdict {
-                "blocked" => lo = *crop,
-                "evaded" => hi = *crop,
+                "blocked" => (lo, blocked) = (*crop, Some(*crop)),
+                "evaded" => (hi, evaded) = (*crop, Some(*crop)),
                 other => assert_eq!(other, "inconclusive"),
             }
         }
         assert_eq!(steps.len(), 3, "{item}: {steps:?}");
+        let row = &searches[item];
+        let cell = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
+        assert_eq!(row["blocked_nearest"], cell(blocked), "{row:?}");
+        assert_eq!(row["evaded_nearest"], cell(evaded), "{row:?}");
+        let mid = blocked.zip(evaded).map(|(b, e)| (b + e) / 2.0);
+        assert_eq!(row["threshold"], cell(mid), "{row:?}");
+        assert_eq!(row["consistent"], "true");
+        assert_eq!(row["steps"], "3");
     }
 }

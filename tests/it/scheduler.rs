@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use chatprobe::platform::sim::{SimConfig, SimPlatform};
 use chatprobe::probe::Spec;
 use chatprobe::schedule::journal::{self, Record, SimulatedCrash};
-use chatprobe::schedule::{run_on, RunOptions, RunSummary};
+use chatprobe::schedule::{run_on, RunOptions, RunStatus, RunSummary};
 use chrono::{DateTime, Utc};
 
 use crate::run::{check_against_truth, jsonl, markers, truth_by_marker, Campaign};
-use crate::util::{csv_maps, root};
+use crate::util::{chatprobe_ok, csv_maps, root};
 
 /// The limits of every run here: 30 sends a minute (2 s apart, in virtual
 /// time), two pairs at once.
@@ -117,7 +117,8 @@ async fn every_design_runs_on_the_simulated_platform_and_agrees_with_its_decisio
     let c = every_design();
     let sim = SimPlatform::new(sim_config(&c));
     let s = run(&c, &sim, None, None).await.unwrap();
-    assert_eq!(s.state, "complete", "{s:?}");
+    assert_eq!(s.state, RunStatus::Complete, "{s:?}");
+    let s_dir = s.dir.clone();
     write_truth(&sim, &s.dir.join("truth.jsonl"));
     let sends = check_against_truth(&s.dir, &s.dir.join("truth.jsonl"));
     assert!(sends.len() > 100, "{} sends", sends.len());
@@ -179,6 +180,22 @@ async fn every_design_runs_on_the_simulated_platform_and_agrees_with_its_decisio
         .map(|t| t["parameter"].as_str())
         .collect();
     assert_eq!(crops, ["crop:0.25", "crop:0.125", "crop:0.0625"]);
+    // Its analysis: every step evaded, so no threshold, only how far down
+    // the search went.
+    chatprobe_ok(&["analyze", crate::util::s(&s_dir)]);
+    let search = csv_maps(&s_dir.join("analysis/threshold_search.csv"));
+    assert_eq!(search.len(), 1, "{search:?}");
+    assert_eq!(
+        [
+            search[0]["transform"].as_str(),
+            &search[0]["steps"],
+            &search[0]["blocked_nearest"],
+            &search[0]["evaded_nearest"],
+            &search[0]["threshold"],
+            &search[0]["consistent"],
+        ],
+        ["crop", "3", "", "0.0625", "", "true"]
+    );
 
     // The platform's clock: each account's probes at least 2 s apart.
     let mut by_sender: HashMap<String, Vec<tokio::time::Instant>> = HashMap::new();
@@ -291,7 +308,7 @@ items = { topic = ["june4"] }
     cfg.seed = 11;
     let sim = SimPlatform::new(cfg);
     let s = run(&c, &sim, None, None).await.unwrap();
-    assert_eq!(s.state, "complete");
+    assert_eq!(s.state, RunStatus::Complete);
     write_truth(&sim, &s.dir.join("truth.jsonl"));
     // One transmission per send, the outcome the platform's decision.
     let finals = check_final_against_truth(&s.dir, &s.dir.join("truth.jsonl"));
@@ -389,7 +406,7 @@ async fn a_run_crashed_after_any_journal_record_resumes_to_the_same_verdicts() {
     let whole = {
         let sim = SimPlatform::new(sim_config(&c));
         let s = run(&c, &sim, None, None).await.unwrap();
-        assert_eq!(s.state, "complete");
+        assert_eq!(s.state, RunStatus::Complete);
         s.dir
     };
     let expected = verdicts(&whole);
@@ -412,7 +429,7 @@ async fn a_run_crashed_after_any_journal_record_resumes_to_the_same_verdicts() {
         let dir = only_run(&results);
         assert_eq!(journal::read(&dir).unwrap().len(), k);
         let s = run_in(&c, &results, &sim, Some(&dir), None).await.unwrap();
-        assert_eq!(s.state, "complete", "crash after {k}");
+        assert_eq!(s.state, RunStatus::Complete, "crash after {k}");
         assert_eq!(verdicts(&dir), expected, "crash after {k}");
         write_truth(&sim, &dir.join("truth.jsonl"));
         // Nothing sent twice, nothing the journal does not know of, every

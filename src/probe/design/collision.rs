@@ -18,6 +18,8 @@ pub const DESIGN: Design = Design {
     about: "two files with one MD5: seed the first, test the second",
     keys: &["pairs", "seed_chat", "delay_s"],
     parse,
+    verdicts: &["blocked", "evaded"],
+    analysis: None,
 };
 
 #[derive(Debug)]

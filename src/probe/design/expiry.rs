@@ -20,6 +20,8 @@ pub const DESIGN: Design = Design {
     about: "how long a blocked hash stays blocked (retests after a confirmed block)",
     keys: &["items", "seed_chat", "delay_s", "retest_every_s", "retests"],
     parse,
+    verdicts: &["expired", "still_blocked"],
+    analysis: None,
 };
 
 #[derive(Debug)]

@@ -19,6 +19,8 @@ pub const DESIGN: Design = Design {
     about: "texts from keyword lists and their combinations",
     keys: &["items", "keywords", "combinations"],
     parse,
+    verdicts: &["blocked", "evaded"],
+    analysis: None,
 };
 
 #[derive(Debug)]

@@ -21,6 +21,8 @@ pub const DESIGN: Design = Design {
     about: "seed fresh copies, test each once at its offset: when does blocking start",
     keys: &["items", "seed_chat", "offsets_s"],
     parse,
+    verdicts: &["surveilled", "not_surveilled"],
+    analysis: None,
 };
 
 #[derive(Debug)]

@@ -43,6 +43,11 @@ pub struct Design {
     pub keys: &'static [&'static str],
     /// Read and validate one experiment.
     pub parse: fn(&ParseCx) -> Result<Arc<dyn Experiment>, InputError>,
+    /// The verdicts its trials get besides `inconclusive` (trials.csv).
+    pub verdicts: &'static [&'static str],
+    /// Its own analysis tables, if it has any (`chatprobe analyze` writes
+    /// them and the report shows them; see `stats::design_analysis`).
+    pub analysis: Option<fn() -> Box<dyn crate::stats::design_analysis::Analysis>>,
 }
 
 /// Every design, in the order docs/SPEC.md lists them.
@@ -55,6 +60,20 @@ pub const DESIGNS: &[Design] = &[
     collision::DESIGN,
     threshold::DESIGN,
 ];
+
+/// The analyses of every design that has one, for `chatprobe analyze`.
+pub fn analyses() -> Vec<crate::stats::design_analysis::DesignAnalysis> {
+    DESIGNS
+        .iter()
+        .filter_map(|d| {
+            d.analysis
+                .map(|make| crate::stats::design_analysis::DesignAnalysis {
+                    design: d.name,
+                    make,
+                })
+        })
+        .collect()
+}
 
 /// The design named `kind`.
 pub fn find(kind: &str) -> Option<&'static Design> {
@@ -203,5 +222,23 @@ mod tests {
                 assert!(!COMMON_KEYS.contains(k), "{}: {k}", d.name);
             }
         }
+    }
+
+    /// trials.csv is read with a closed verdict list (`dataset::VERDICTS`,
+    /// docs/DATASET.md): it must hold exactly the designs' verdicts, so a
+    /// design with a new verdict word fails here until the list and the docs
+    /// say it.
+    #[test]
+    fn the_dataset_verdicts_are_the_designs_verdicts() {
+        let mut designs: Vec<&str> = DESIGNS
+            .iter()
+            .flat_map(|d| d.verdicts.iter().copied())
+            .chain([INCONCLUSIVE])
+            .collect();
+        designs.sort_unstable();
+        designs.dedup();
+        let mut dataset = crate::dataset::VERDICTS.to_vec();
+        dataset.sort_unstable();
+        assert_eq!(designs, dataset);
     }
 }

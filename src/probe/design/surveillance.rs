@@ -22,6 +22,8 @@ pub const DESIGN: Design = Design {
     about: "seed in an intl-only chat, then test the seeded file and an unseeded control",
     keys: &["items", "seed_chat", "delay_s"],
     parse,
+    verdicts: &["surveilled", "not_surveilled", "filtered_realtime"],
+    analysis: None,
 };
 
 #[derive(Debug)]

@@ -8,6 +8,10 @@
 //! Transforms with whole-number parameters (`jpeg`, `border`, `tile`,
 //! `brightness`, `noise`) are searched over whole numbers and stop when the
 //! two ends are adjacent.
+//!
+//! Its analysis table, `threshold_search.csv`: per search (experiment,
+//! item, replicate), the blocked and the evading value closest to each
+//! other, and the threshold estimate between them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,6 +43,8 @@ pub const DESIGN: Design = Design {
         "steps",
     ],
     parse,
+    verdicts: &["blocked", "evaded"],
+    analysis: Some(|| Box::new(Searches::default())),
 };
 
 /// Most steps of one search.
@@ -259,5 +265,162 @@ mod tests {
         assert_eq!(t.mid(0.0, 0.5), Some(0.25));
         assert_eq!(spec_of("crop", 0.1 + 0.2, false), "crop:0.3");
         assert_eq!(spec_of("jpeg", 50.4, true), "jpeg:50");
+    }
+}
+
+/// The analysis: every search's steps, by (experiment_name, item_id,
+/// replicate).
+#[derive(Default)]
+struct Searches {
+    steps: std::collections::BTreeMap<(String, String, String), Search>,
+}
+
+/// One search's steps.
+#[derive(Default)]
+struct Search {
+    /// The transform's name.
+    transform: String,
+    /// (value, blocked) of each conclusive step.
+    steps: Vec<(f64, bool)>,
+    /// Inconclusive steps.
+    inconclusive: u64,
+}
+
+impl crate::stats::design_analysis::Analysis for Searches {
+    fn trial(&mut self, t: &crate::dataset::TrialRow) {
+        // `crop:0.25`; trial ids end in `/sK/rR`.
+        let Some((name, value)) = t.parameter.split_once(':') else {
+            return;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            return;
+        };
+        let replicate = t
+            .trial_id
+            .rsplit('/')
+            .next()
+            .and_then(|r| r.strip_prefix('r'))
+            .unwrap_or("1")
+            .to_string();
+        let e = self
+            .steps
+            .entry((t.experiment_name.clone(), t.item_id.clone(), replicate))
+            .or_insert_with(|| Search {
+                transform: name.to_string(),
+                ..Search::default()
+            });
+        match t.verdict.as_str() {
+            "blocked" => e.steps.push((value, true)),
+            "evaded" => e.steps.push((value, false)),
+            _ => e.inconclusive += 1,
+        }
+    }
+
+    fn finish(
+        self: Box<Self>,
+        _interval: crate::stats::analyze::Interval,
+    ) -> Vec<crate::stats::design_analysis::Table> {
+        let header = [
+            "experiment_name",
+            "item_id",
+            "replicate",
+            "transform",
+            "steps",
+            "inconclusive",
+            "blocked_nearest",
+            "evaded_nearest",
+            "threshold",
+            "consistent",
+        ];
+        let fmt = |x: Option<f64>| x.map(|v| format!("{v}")).unwrap_or_default();
+        let rows = self
+            .steps
+            .into_iter()
+            .map(|((name, item, rep), search)| {
+                let Search {
+                    transform,
+                    steps,
+                    inconclusive,
+                } = search;
+                let found = bracket(&steps);
+                let (b, e) = found.unwrap_or((None, None));
+                let threshold = b.zip(e).map(|(b, e)| (b + e) / 2.0);
+                let consistent = found.is_some();
+                vec![
+                    name,
+                    item,
+                    rep,
+                    transform,
+                    (steps.len() as u64 + inconclusive).to_string(),
+                    inconclusive.to_string(),
+                    fmt(b),
+                    fmt(e),
+                    fmt(threshold),
+                    consistent.to_string(),
+                ]
+            })
+            .collect();
+        vec![crate::stats::design_analysis::Table {
+            file: "threshold_search.csv".into(),
+            title: "Threshold searches".into(),
+            about: "Each row is one bisection (design threshold): the transform's blocked and evading values closest to each other, and the threshold estimate halfway between. consistent = false: the blocked and evading values interleave (a filter that is not monotone in the parameter, or noise), so there is no single threshold.".into(),
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows,
+        }]
+    }
+}
+
+/// The blocked and the evading value nearest each other, if every blocked
+/// value lies on one side of every evading one (either direction); one side
+/// alone if the search saw only one; `None` if they interleave.
+fn bracket(steps: &[(f64, bool)]) -> Option<(Option<f64>, Option<f64>)> {
+    let blocked: Vec<f64> = steps.iter().filter(|s| s.1).map(|s| s.0).collect();
+    let evaded: Vec<f64> = steps.iter().filter(|s| !s.1).map(|s| s.0).collect();
+    let max = |v: &[f64]| v.iter().copied().reduce(f64::max);
+    let min = |v: &[f64]| v.iter().copied().reduce(f64::min);
+    match (blocked.is_empty(), evaded.is_empty()) {
+        (true, true) => Some((None, None)),
+        // One side only: which end is nearer the threshold depends on the
+        // search's direction, unknown here; the value a bisection reaches
+        // last is the extreme one in practice (it moves one way).
+        (false, true) => Some((max(&blocked), None)),
+        (true, false) => Some((None, min(&evaded))),
+        (false, false) => {
+            let (bmax, bmin, emax, emin) = (
+                max(&blocked).expect("some"),
+                min(&blocked).expect("some"),
+                max(&evaded).expect("some"),
+                min(&evaded).expect("some"),
+            );
+            if bmax < emin {
+                Some((Some(bmax), Some(emin)))
+            } else if bmin > emax {
+                Some((Some(bmin), Some(emax)))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod analysis_tests {
+    use super::bracket;
+
+    #[test]
+    fn brackets_either_direction_and_refuses_interleaving() {
+        let up = [
+            (0.25, true),
+            (0.375, false),
+            (0.3125, false),
+            (0.28125, true),
+        ];
+        assert_eq!(bracket(&up), Some((Some(0.28125), Some(0.3125))));
+        let down = [(40.0, false), (70.0, true), (55.0, true), (47.0, false)];
+        assert_eq!(bracket(&down), Some((Some(55.0), Some(47.0))));
+        let noisy = [(0.2, true), (0.3, false), (0.4, true)];
+        assert_eq!(bracket(&noisy), None);
+        let one_side = [(0.25, false), (0.125, false)];
+        assert_eq!(bracket(&one_side), Some((None, Some(0.125))));
     }
 }

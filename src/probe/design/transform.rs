@@ -21,6 +21,8 @@ pub const DESIGN: Design = Design {
     about: "variants of a blocked image: which transforms evade the filter",
     keys: &["items", "seed_chat", "prime", "delay_s", "transforms"],
     parse,
+    verdicts: &["blocked", "evaded"],
+    analysis: None,
 };
 
 #[derive(Debug)]
