@@ -4,8 +4,9 @@
 //! the journal says exactly which sends may have happened and which did.
 //! sends.csv, trials.csv and run.json are rebuilt from it.
 //!
-//! A line cut short by a crash (the last one) is ignored on reading; a
-//! malformed line anywhere else is an error naming the line.
+//! A line cut short by a crash (the last one) is ignored on reading, and cut
+//! off when the journal is next opened for appending; a malformed line
+//! anywhere else is an error naming the line.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -158,18 +159,18 @@ impl Journal {
     pub fn open(dir: &Path) -> std::io::Result<Journal> {
         let path = dir.join(JOURNAL_FILE);
         let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
-        // A crash may have cut the last line: end it, so the next record
-        // starts on a line of its own.
-        let len = file.metadata()?.len();
-        if len > 0 {
-            use std::io::{Read, Seek, SeekFrom};
-            let mut r = File::open(&path)?;
-            r.seek(SeekFrom::Start(len - 1))?;
-            let mut last = [0u8; 1];
-            r.read_exact(&mut last)?;
-            if last[0] != b'\n' {
+        // A crash may have cut the last line. A whole record that only
+        // lacks its newline is ended; a torn one (it never counted: `read`
+        // skips it) is cut off, so that it cannot end up in the middle of
+        // the journal, where it would read as corruption.
+        let (offset, tail) = last_line(&path)?;
+        if !tail.is_empty() {
+            if serde_json::from_slice::<Record>(&tail).is_ok() {
                 file.write_all(b"\n")?;
+            } else {
+                file.set_len(offset)?;
             }
+            file.sync_data()?;
         }
         Ok(Journal {
             file,
@@ -206,6 +207,32 @@ impl Journal {
     }
 }
 
+/// The offset and bytes of the file's last line if it lacks its newline
+/// (empty if it ends with one). Reads from the end, 1 MiB at a time.
+fn last_line(path: &Path) -> std::io::Result<(u64, Vec<u8>)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut start = len;
+    let mut tail: Vec<u8> = Vec::new();
+    while start > 0 {
+        let step = start.min(1 << 20);
+        start -= step;
+        let mut chunk = vec![0u8; step as usize];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut chunk)?;
+        chunk.extend_from_slice(&tail);
+        tail = chunk;
+        if tail.last() == Some(&b'\n') {
+            return Ok((len, Vec::new()));
+        }
+        if let Some(i) = tail.iter().rposition(|b| *b == b'\n') {
+            return Ok((start + i as u64 + 1, tail.split_off(i + 1)));
+        }
+    }
+    Ok((0, tail))
+}
+
 /// Read every record of `dir/journal.jsonl`.
 pub fn read(dir: &Path) -> Result<Vec<Record>, InputError> {
     let path = dir.join(JOURNAL_FILE);
@@ -213,20 +240,23 @@ pub fn read(dir: &Path) -> Result<Vec<Record>, InputError> {
         InputError::new(&path, format!("cannot read the journal: {e}"))
             .hint("pass a run folder made by `chatprobe run` (results/<run-id>)")
     })?;
-    let lines: Vec<String> = BufReader::new(f)
-        .lines()
+    // Bytes, not text: a crash can cut a line inside a character (texts are
+    // often Chinese), and that torn line must not make the rest unreadable.
+    let lines: Vec<Vec<u8>> = BufReader::new(f)
+        .split(b'\n')
         .collect::<Result<_, _>>()
         .map_err(|e| InputError::new(&path, format!("cannot read the journal: {e}")))?;
+    let blank = |l: &[u8]| l.iter().all(u8::is_ascii_whitespace);
     let mut out = Vec::with_capacity(lines.len());
-    let last = lines.iter().rposition(|l| !l.trim().is_empty());
+    let last = lines.iter().rposition(|l| !blank(l));
     for (i, l) in lines.iter().enumerate() {
-        if l.trim().is_empty() {
+        if blank(l) {
             continue;
         }
-        match serde_json::from_str::<Record>(l) {
+        match serde_json::from_slice::<Record>(l) {
             Ok(r) => out.push(r),
             // A line cut short by a crash: it never finished, so it never counted.
-            Err(_) if Some(i) == last || !l.ends_with('}') => {}
+            Err(_) if Some(i) == last || l.trim_ascii_end().last() != Some(&b'}') => {}
             Err(e) => {
                 return Err(InputError::new(&path, format!("malformed record: {e}"))
                     .line(i as u64 + 1)

@@ -18,7 +18,7 @@ fn static_plans_are_byte_for_byte_the_golden_plan() {
     assert_eq!(plan, golden);
 }
 
-const THRESHOLD: &str = r#"
+pub const THRESHOLD: &str = r#"
 [[experiment]]
 kind = "threshold"
 name = "crop"

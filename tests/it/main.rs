@@ -10,6 +10,7 @@ mod corpus;
 mod design;
 mod driver;
 mod faults;
+mod props;
 mod run;
 mod scheduler;
 mod sim;
