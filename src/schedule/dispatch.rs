@@ -5,26 +5,35 @@
 //! record every intent and outcome; back off and retry errors; grow the
 //! plan as adaptive experiments ask; stop cleanly on an interrupt or at
 //! `max_runtime_s`.
+//!
+//! [`execute`] builds a [`Scheduler`] and runs it: [`Scheduler::settle_open`]
+//! (start-up), then the loop of [`Scheduler::pick`] (what goes next),
+//! [`Scheduler::dispatch`] (intent, then the send in flight) and
+//! [`Scheduler::finished`] (outcome, back-off, follow-ups, outputs).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use super::files::{prepare_file, transmission};
 use super::journal::{Journal, Record};
+use super::ledger::Ledger;
 use super::manifest::StopReason;
 use super::outputs::write_outputs;
 use super::state::{self, RunState, TrialStatus};
-use super::{ledger, record, Ctx};
+use super::{record, Ctx};
 use crate::corpus::hash::PerceptualHasher;
 use crate::platform::{self, Observation, Platform};
 use crate::probe::plan::{Content, Plan, Trial};
+use crate::probe::spec::Limits;
 
 /// One trial in the scheduler.
 struct Active {
@@ -34,19 +43,25 @@ struct Active {
     busy: bool,
 }
 
-type Done = (
-    usize,
-    usize,
-    u32,
-    Observation,
-    Vec<String>,
-    Option<&'static str>,
-);
+/// A send that came back: trial, send, attempt, what was observed, the
+/// accounts it held, and how an error was settled.
+struct Done {
+    idx: usize,
+    s: usize,
+    attempt: u32,
+    obs: Observation,
+    locked: Vec<String>,
+    settled: Option<&'static str>,
+}
+
+/// A send in flight.
+type InFlight<'p> = Pin<Box<dyn Future<Output = Done> + 'p>>;
 
 /// `settled` of an outcome found in the chats after a harness error.
 const SETTLED_AFTER_ERROR: &str = "after_error";
 
-#[allow(clippy::too_many_arguments)]
+/// Carry out `plan` on `wd` until every trial is done, `interrupt` fires, or
+/// `max_runtime_s` runs out.
 pub(super) async fn execute<P: Platform>(
     ctx: &mut Ctx<'_>,
     plan: &mut Plan,
@@ -56,116 +71,437 @@ pub(super) async fn execute<P: Platform>(
     quiet: bool,
     interrupt: impl Future<Output = ()>,
 ) -> anyhow::Result<StopReason> {
-    let spec = ctx.spec;
-    let lim = &spec.limits;
-    let limits = platform::Limits {
-        deliver_timeout: Duration::from_secs_f64(lim.deliver_timeout_s),
-        after_sentinel: Duration::from_secs_f64(lim.after_sentinel_s),
-        poll: Duration::from_millis(ctx.poll_ms),
-    };
-    // How long a send whose outcome an error left unknown is looked for.
-    let settle_budget = Duration::from_secs_f64((4.0 * lim.deliver_timeout_s).max(60.0));
-    let mut ledger = ledger::Ledger::open(&spec.corpus)?;
-    let hasher = PerceptualHasher::new();
-    let mut rng = rand_chacha::ChaCha8Rng::from_os_rng();
-    std::fs::create_dir_all(ctx.dir.join("files/sent"))?;
-    // Log every account in at once rather than one by one on first use.
-    let mut aliases: Vec<&str> = plan
-        .trials
-        .iter()
-        .flat_map(|t| t.sends.iter())
-        .flat_map(|s| [s.chat.from.as_str(), s.chat.observer.as_str()])
-        .collect();
-    aliases.sort_unstable();
-    aliases.dedup();
-    futures_util::future::join_all(aliases.iter().map(|a| wd.ensure_session(a))).await;
-    // Settle what a crash left open.
-    let mut active: Vec<Active> = Vec::new();
-    let mut pending: VecDeque<usize> = VecDeque::new();
-    for (i, t) in plan.trials.iter().enumerate() {
-        match st.trial_status(t) {
-            TrialStatus::Done => {}
-            TrialStatus::Pending(s, attempt) => {
-                let tr = transmission(ctx, st, t, s, attempt, lim.sentinel)?;
-                let nonce = attempt_nonce(st, &t.sends[s].send_id, attempt);
-                let send_id = &t.sends[s].send_id;
-                let r = match platform::settle_patiently(wd, &tr, &limits, &nonce, settle_budget)
-                    .await
-                {
-                    Ok(None) => Record::NotSent {
-                        send_id: send_id.clone(),
-                        attempt,
-                        at: crate::clock::now(),
-                    },
-                    Ok(Some(o)) => outcome_record(
-                        send_id,
-                        attempt,
-                        &o,
-                        Some(if o.sentinel_observed_at.is_some() {
-                            "sentinel"
-                        } else {
-                            "history"
-                        }),
-                    ),
-                    // Whether it went out is unknown: never send it again.
-                    Err(e) => outcome_record(send_id, attempt, &e, Some(state::UNSETTLED)),
-                };
-                record(jr, st, &r)?;
-                if st.trial_status(t) != TrialStatus::Done {
-                    active.push(Active {
-                        idx: i,
-                        t0: st.t0(t),
-                        not_before: crate::clock::now(),
-                        busy: false,
-                    });
+    let mut s = Scheduler::new(ctx, plan, wd, st, jr)?;
+    s.log_in().await;
+    s.settle_open().await?;
+    s.run(quiet, interrupt).await
+}
+
+/// The scheduler's state.
+struct Scheduler<'r, 'a, P> {
+    ctx: &'r mut Ctx<'a>,
+    plan: &'r mut Plan,
+    wd: &'r P,
+    st: &'r mut RunState,
+    jr: &'r mut Journal,
+    lim: &'a Limits,
+    limits: platform::Limits,
+    /// How long a send whose outcome an error left unknown is looked for.
+    settle_budget: Duration,
+    ledger: Ledger,
+    hasher: PerceptualHasher,
+    rng: ChaCha8Rng,
+    /// Trials started (or settled at start-up) and not done.
+    active: Vec<Active>,
+    /// Trials not started, in plan order.
+    pending: VecDeque<usize>,
+    /// When each account may send next (the rate limit).
+    next_allowed: HashMap<String, DateTime<Utc>>,
+    /// Accounts a send in flight holds.
+    busy: HashSet<String>,
+    /// Seconds a send takes, smoothed.
+    est_send_s: f64,
+    min_gap: chrono::Duration,
+}
+
+impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
+    fn new(
+        ctx: &'r mut Ctx<'a>,
+        plan: &'r mut Plan,
+        wd: &'r P,
+        st: &'r mut RunState,
+        jr: &'r mut Journal,
+    ) -> anyhow::Result<Self> {
+        let spec = ctx.spec;
+        let lim = &spec.limits;
+        std::fs::create_dir_all(ctx.dir.join("files/sent"))?;
+        Ok(Scheduler {
+            limits: platform::Limits {
+                deliver_timeout: Duration::from_secs_f64(lim.deliver_timeout_s),
+                after_sentinel: Duration::from_secs_f64(lim.after_sentinel_s),
+                poll: Duration::from_millis(ctx.poll_ms),
+            },
+            settle_budget: Duration::from_secs_f64((4.0 * lim.deliver_timeout_s).max(60.0)),
+            ledger: Ledger::open(&spec.corpus)?,
+            hasher: PerceptualHasher::new(),
+            rng: ChaCha8Rng::from_os_rng(),
+            active: Vec::new(),
+            pending: VecDeque::new(),
+            next_allowed: HashMap::new(),
+            busy: HashSet::new(),
+            est_send_s: 2.0,
+            min_gap: chrono::Duration::milliseconds((60_000.0 / lim.sends_per_minute) as i64),
+            lim,
+            ctx,
+            plan,
+            wd,
+            st,
+            jr,
+        })
+    }
+
+    /// Log every account in at once rather than one by one on first use.
+    async fn log_in(&self) {
+        let mut aliases: Vec<&str> = self
+            .plan
+            .trials
+            .iter()
+            .flat_map(|t| t.sends.iter())
+            .flat_map(|s| [s.chat.from.as_str(), s.chat.observer.as_str()])
+            .collect();
+        aliases.sort_unstable();
+        aliases.dedup();
+        futures_util::future::join_all(aliases.iter().map(|a| self.wd.ensure_session(a))).await;
+    }
+
+    /// Settle what a crash left open (by looking, never by sending again),
+    /// and sort the trials into active (started) and pending.
+    async fn settle_open(&mut self) -> anyhow::Result<()> {
+        for i in 0..self.plan.trials.len() {
+            let t = &self.plan.trials[i];
+            match self.st.trial_status(t) {
+                TrialStatus::Done => {}
+                TrialStatus::Pending(s, attempt) => {
+                    let tr = transmission(self.ctx, self.st, t, s, attempt, self.lim.sentinel)?;
+                    let send_id = &t.sends[s].send_id;
+                    let nonce = attempt_nonce(self.st, send_id, attempt);
+                    let settled = platform::settle_patiently(
+                        self.wd,
+                        &tr,
+                        &self.limits,
+                        &nonce,
+                        self.settle_budget,
+                    )
+                    .await;
+                    let r = match settled {
+                        Ok(None) => Record::NotSent {
+                            send_id: send_id.clone(),
+                            attempt,
+                            at: crate::clock::now(),
+                        },
+                        Ok(Some(o)) => outcome_record(
+                            send_id,
+                            attempt,
+                            &o,
+                            Some(if o.sentinel_observed_at.is_some() {
+                                "sentinel"
+                            } else {
+                                "history"
+                            }),
+                        ),
+                        // Whether it went out is unknown: never send it again.
+                        Err(e) => outcome_record(send_id, attempt, &e, Some(state::UNSETTLED)),
+                    };
+                    record(self.jr, self.st, &r)?;
+                    if self.st.trial_status(t) != TrialStatus::Done {
+                        self.activate(i, self.st.t0(t));
+                    }
                 }
-            }
-            TrialStatus::Next(..) => {
-                if st.started(t) {
-                    active.push(Active {
-                        idx: i,
-                        t0: st.t0(t),
-                        not_before: crate::clock::now(),
-                        busy: false,
-                    });
-                } else {
-                    pending.push_back(i);
+                TrialStatus::Next(..) => {
+                    if self.st.started(t) {
+                        self.activate(i, self.st.t0(t));
+                    } else {
+                        self.pending.push_back(i);
+                    }
                 }
             }
         }
+        // A trial settled just now may be one an adaptive experiment follows up.
+        let added = grow_plan(&self.ctx.dir, self.plan, self.st)?;
+        self.pending.extend(added);
+        Ok(())
     }
-    // A trial settled just now may be one an adaptive experiment follows up.
-    pending.extend(grow_plan(&ctx.dir, plan, st)?);
-    let mut done_trials = write_outputs(ctx, plan, st, None)?;
-    let total = plan.trials.len();
-    // Our own ETA (below): a rate of finished trials says little while
-    // trials wait out their delays side by side.
-    let pb = crate::fsutil::progress_bar_with(
-        total as u64,
-        "trials [{elapsed_precise}] {bar:30} {pos}/{len} · {msg}",
-        quiet,
-    );
-    pb.set_position(done_trials as u64);
-    let counts_msg = |st: &RunState| {
-        let c = st.counts();
-        format!(
-            "{} delivered, {} blocked, {} lost, {} error",
-            c[0].1, c[1].1, c[2].1, c[3].1
+
+    fn activate(&mut self, idx: usize, t0: Option<DateTime<Utc>>) {
+        self.active.push(Active {
+            idx,
+            t0,
+            not_before: crate::clock::now(),
+            busy: false,
+        });
+    }
+
+    /// The loop: dispatch what is due, wait for a send to finish, the next
+    /// due time, or a stop.
+    async fn run(
+        mut self,
+        quiet: bool,
+        interrupt: impl Future<Output = ()>,
+    ) -> anyhow::Result<StopReason> {
+        let done_trials = write_outputs(self.ctx, self.plan, self.st, None)?;
+        // Our own ETA (below): a rate of finished trials says little while
+        // trials wait out their delays side by side.
+        let pb = crate::fsutil::progress_bar_with(
+            self.plan.trials.len() as u64,
+            "trials [{elapsed_precise}] {bar:30} {pos}/{len} · {msg}",
+            quiet,
+        );
+        pb.set_position(done_trials as u64);
+        pb.set_message(self.progress());
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs_f64(self.lim.max_runtime_s);
+        let mut inflight: FuturesUnordered<InFlight<'r>> = FuturesUnordered::new();
+        let mut interrupt = std::pin::pin!(interrupt);
+        let mut stopping: Option<StopReason> = None;
+        loop {
+            if stopping.is_none() && tokio::time::Instant::now() >= deadline {
+                stopping = Some(StopReason::MaxRuntime);
+            }
+            if stopping.is_none() {
+                let now = crate::clock::now();
+                while inflight.len() < self.lim.parallel_pairs as usize {
+                    let Some(k) = self.pick(now) else { break };
+                    match self.dispatch(k, now)? {
+                        Some(f) => inflight.push(f),
+                        None => break,
+                    }
+                }
+                if self.active.is_empty() && self.pending.is_empty() && inflight.is_empty() {
+                    break;
+                }
+            } else if inflight.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(done) = inflight.next(), if !inflight.is_empty() => {
+                    if let Some(n) = self.finished(done)? {
+                        pb.set_length(self.plan.trials.len() as u64);
+                        pb.set_position(n as u64);
+                    }
+                    pb.set_message(self.progress());
+                }
+                _ = &mut interrupt, if stopping.is_none() => {
+                    stopping = Some(StopReason::Interrupted);
+                    pb.println("stopping: letting the sends in flight finish");
+                }
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+        pb.finish_and_clear();
+        Ok(stopping.unwrap_or(StopReason::Complete))
+    }
+
+    /// Whether send `s` of `t` could go now: neither account busy, and the
+    /// sender's rate limit passed.
+    fn free(&self, t: &Trial, s: usize, now: DateTime<Utc>) -> bool {
+        let c = &t.sends[s].chat;
+        !self.busy.contains(&c.from)
+            && !self.busy.contains(&c.observer)
+            && self.next_allowed.get(&c.from).is_none_or(|at| *at <= now)
+    }
+
+    /// What goes next: the earliest due send of an active trial, else the
+    /// first of the next few pending trials whose first send can go now and
+    /// whose timings the promised work leaves room for (it is made active).
+    /// Returns its index in `active`.
+    fn pick(&mut self, now: DateTime<Utc>) -> Option<usize> {
+        let mut best: Option<(usize, DateTime<Utc>)> = None;
+        for (k, a) in self.active.iter().enumerate() {
+            if a.busy {
+                continue;
+            }
+            let t = &self.plan.trials[a.idx];
+            let TrialStatus::Next(s, _) = self.st.trial_status(t) else {
+                continue;
+            };
+            let due = due_at(a, t, s).max(a.not_before);
+            if due <= now && self.free(t, s, now) && best.is_none_or(|b| due < b.1) {
+                best = Some((k, due));
+            }
+        }
+        if let Some((k, _)) = best {
+            return Some(k);
+        }
+        let promised: f64 = self
+            .active
+            .iter()
+            .map(|a| {
+                let t = &self.plan.trials[a.idx];
+                match self.st.trial_status(t) {
+                    TrialStatus::Next(s, _) | TrialStatus::Pending(s, _) => {
+                        (t.sends.len() - s) as f64
+                    }
+                    TrialStatus::Done => 0.0,
+                }
+            })
+            .sum::<f64>()
+            * self.est_send_s
+            / self.lim.parallel_pairs as f64;
+        let q = self.pending.iter().take(8).position(|&i| {
+            let t = &self.plan.trials[i];
+            let gap = t
+                .sends
+                .iter()
+                .map(|s| s.at_s)
+                .filter(|x| *x > 0.0)
+                .fold(f64::INFINITY, f64::min);
+            let room = self.active.is_empty() || t.sends.len() == 1 || promised <= gap;
+            room && self.free(t, 0, now)
+        })?;
+        let i = self.pending.remove(q).expect("index in range");
+        self.active.push(Active {
+            idx: i,
+            t0: None,
+            not_before: now,
+            busy: false,
+        });
+        Some(self.active.len() - 1)
+    }
+
+    /// Make the next send of active trial `k` go: its file, its intent in
+    /// the journal, the accounts held and the rate limit set; returns the
+    /// send to run (none if the trial has nothing ready after all).
+    fn dispatch(&mut self, k: usize, now: DateTime<Utc>) -> anyhow::Result<Option<InFlight<'r>>> {
+        let a = &self.active[k];
+        let idx = a.idx;
+        let t = &self.plan.trials[idx];
+        let TrialStatus::Next(s, attempt) = self.st.trial_status(t) else {
+            return Ok(None);
+        };
+        let send = &t.sends[s];
+        // Make the file and write the intent before anything is sent.
+        let file_key = prepare_file(
+            self.ctx,
+            self.st,
+            self.jr,
+            &mut self.ledger,
+            &self.hasher,
+            t,
+            &send.content,
         )
-    };
-    pb.set_message(counts_msg(st));
-    let gap_s = 60.0 / lim.sends_per_minute;
-    let eta = |plan: &Plan,
-               st: &RunState,
-               active: &[Active],
-               pending: &VecDeque<usize>,
-               est: f64|
-     -> String {
+        .with_context(|| format!("making the probe file of {}", send.send_id))?;
+        let nonce = new_nonce(&self.ctx.run_id, &send.send_id, attempt);
+        let scheduled = if s == 0 { now } else { due_at(a, t, s) };
+        let text = match &send.content {
+            Content::Text(words) => Some(platform::identity::tagged(words, &nonce)),
+            _ => None,
+        };
+        let intent = Record::Intent {
+            send_id: send.send_id.clone(),
+            trial_id: t.trial_id.clone(),
+            attempt,
+            at: crate::clock::now(),
+            scheduled_at: scheduled,
+            file: file_key.clone(),
+            text,
+            nonce: nonce.clone(),
+        };
+        if let Some(key) = &file_key {
+            let f = &self.st.files[&(t.trial_id.clone(), key.clone())];
+            self.ledger
+                .record(&f.md5, &send.item_id, &self.ctx.run_id, &send.send_id)?;
+        }
+        record(self.jr, self.st, &intent)?;
+        let tr = transmission(self.ctx, self.st, t, s, attempt, self.lim.sentinel)?;
+        let c = &send.chat;
+        let locked = vec![c.from.clone(), c.observer.clone()];
+        self.busy.extend(locked.iter().cloned());
+        let jitter = 1.0 + self.lim.jitter * self.rng.random::<f64>();
+        self.next_allowed.insert(
+            c.from.clone(),
+            now + chrono::Duration::milliseconds(
+                (self.min_gap.num_milliseconds() as f64 * jitter) as i64,
+            ),
+        );
+        self.active[k].busy = true;
+        let (wd, limits, budget) = (self.wd, self.limits, self.settle_budget);
+        Ok(Some(Box::pin(async move {
+            let started = tokio::time::Instant::now();
+            let obs = platform::transmit_checked(wd, &tr, &limits, &nonce).await;
+            // Never retry blind: a probe that may have gone out is
+            // first looked for in the chats (the accounts stay locked
+            // meanwhile).
+            let (mut obs, after) =
+                platform::settle_after_error(wd, &tr, &limits, &nonce, obs, budget).await;
+            obs.waited_ms = started.elapsed().as_millis() as u64;
+            let settled = match after {
+                platform::AfterError::NotSent => None,
+                platform::AfterError::Settled => Some(SETTLED_AFTER_ERROR),
+                platform::AfterError::Unsettled => Some(state::UNSETTLED),
+            };
+            Done {
+                idx,
+                s,
+                attempt,
+                obs,
+                locked,
+                settled,
+            }
+        })))
+    }
+
+    /// A send came back: free its accounts, set the sender's rate limit from
+    /// when the platform had the probe, journal the outcome, back off after
+    /// an error; a trial now done may be followed up (adaptive designs), and
+    /// the outputs are rewritten. Returns the trials done, if that changed.
+    fn finished(&mut self, d: Done) -> anyhow::Result<Option<usize>> {
+        for l in &d.locked {
+            self.busy.remove(l);
+        }
+        // The limit counts between probes as the platform got them.
+        let t = &self.plan.trials[d.idx];
+        let from = &t.sends[d.s].chat.from;
+        let base = d.obs.confirmed_at.unwrap_or_else(crate::clock::now);
+        let jitter = 1.0 + self.lim.jitter * self.rng.random::<f64>();
+        let next = base
+            + chrono::Duration::milliseconds(
+                (self.min_gap.num_milliseconds() as f64 * jitter) as i64,
+            );
+        let e = self.next_allowed.entry(from.clone()).or_insert(next);
+        *e = (*e).max(next);
+        self.est_send_s = 0.8 * self.est_send_s + 0.2 * (d.obs.waited_ms as f64 / 1000.0);
+        let r = outcome_record(&t.sends[d.s].send_id, d.attempt, &d.obs, d.settled);
+        record(self.jr, self.st, &r)?;
+        let k = self
+            .active
+            .iter()
+            .position(|a| a.idx == d.idx)
+            .expect("active trial");
+        self.active[k].busy = false;
+        if d.s == 0 && d.obs.outcome != platform::Outcome::Error {
+            self.active[k].t0 = d.obs.sent_at;
+        }
+        if d.obs.outcome == platform::Outcome::Error {
+            // Back off: a platform that restarts, or a browser that is
+            // being rebuilt, needs a moment; 2, 4, 8 … 60 s.
+            let wait = 2i64.saturating_pow(d.attempt.min(6)).min(60);
+            self.active[k].not_before = crate::clock::now() + chrono::Duration::seconds(wait);
+        }
+        if self.st.trial_status(t) != TrialStatus::Done {
+            return Ok(None);
+        }
+        self.active.remove(k);
+        // An adaptive experiment may follow up on this trial.
+        let added = grow_plan(&self.ctx.dir, self.plan, self.st)?;
+        self.pending.extend(added);
+        Ok(Some(write_outputs(self.ctx, self.plan, self.st, None)?))
+    }
+
+    /// The progress line: counts and an ETA.
+    fn progress(&self) -> String {
+        let c = self.st.counts();
+        format!(
+            "{} delivered, {} blocked, {} lost, {} error · {}",
+            c[0].1,
+            c[1].1,
+            c[2].1,
+            c[3].1,
+            self.eta()
+        )
+    }
+
+    /// The time left: the sends to go over the pairs, or the busiest
+    /// account's sends spaced by the rate limit, whichever is longer, plus
+    /// the span of the last trial to start, and never less than the last
+    /// due time of a started trial.
+    fn eta(&self) -> String {
         let now = crate::clock::now();
+        let gap_s = 60.0 / self.lim.sends_per_minute;
         let mut sends = 0usize;
         let mut floor = 0.0f64;
+        // account → (sends it takes part in, sends it makes)
         let mut per_account: HashMap<String, (usize, usize)> = HashMap::new();
-        let mut count = |t: &'_ Trial, from: usize| {
+        let mut count = |t: &Trial, from: usize| {
             for s in &t.sends[from..] {
                 let e = per_account.entry(s.chat.from.clone()).or_default();
                 e.0 += 1;
@@ -174,9 +510,9 @@ pub(super) async fn execute<P: Platform>(
             }
             t.sends.len() - from
         };
-        for a in active {
-            let t = &plan.trials[a.idx];
-            if let TrialStatus::Next(i, _) | TrialStatus::Pending(i, _) = st.trial_status(t) {
+        for a in &self.active {
+            let t = &self.plan.trials[a.idx];
+            if let TrialStatus::Next(i, _) | TrialStatus::Pending(i, _) = self.st.trial_status(t) {
                 sends += count(t, i);
                 let last = due_at(a, t, t.sends.len() - 1);
                 if a.t0.is_some() {
@@ -186,237 +522,21 @@ pub(super) async fn execute<P: Platform>(
         }
         // The last trial to start still has its whole span ahead of it.
         let mut tail = 0.0f64;
-        for &i in pending {
-            let t = &plan.trials[i];
+        for &i in &self.pending {
+            let t = &self.plan.trials[i];
             sends += count(t, 0);
             tail = tail.max(t.span_s());
         }
+        let est = self.est_send_s;
         // The busiest account: its sends one at a time, spaced by the rate limit.
         let busiest = per_account
             .values()
             .map(|(busy, sent)| (*busy as f64 * est).max(*sent as f64 * gap_s))
             .fold(0.0, f64::max);
         let secs =
-            ((sends as f64 * est / lim.parallel_pairs as f64).max(busiest) + tail).max(floor);
+            ((sends as f64 * est / self.lim.parallel_pairs as f64).max(busiest) + tail).max(floor);
         format!("eta ~{}m{:02}s", secs as u64 / 60, secs as u64 % 60)
-    };
-    pb.set_message(format!(
-        "{} · {}",
-        counts_msg(st),
-        eta(plan, st, &active, &pending, 2.0)
-    ));
-    let began = tokio::time::Instant::now();
-    let deadline = began + Duration::from_secs_f64(lim.max_runtime_s);
-    let min_gap = chrono::Duration::milliseconds((60_000.0 / lim.sends_per_minute) as i64);
-    let mut next_allowed: HashMap<String, DateTime<Utc>> = HashMap::new();
-    let mut busy_accounts: HashSet<String> = HashSet::new();
-    let mut est_send_s = 2.0f64;
-    let mut inflight: FuturesUnordered<std::pin::Pin<Box<dyn Future<Output = Done> + '_>>> =
-        FuturesUnordered::new();
-    let mut interrupt = std::pin::pin!(interrupt);
-    let mut stopping: Option<StopReason> = None;
-    loop {
-        let now = crate::clock::now();
-        if stopping.is_none() && tokio::time::Instant::now() >= deadline {
-            stopping = Some(StopReason::MaxRuntime);
-        }
-        if stopping.is_none() {
-            // Dispatch what is due, then admit new trials into idle time.
-            loop {
-                if inflight.len() >= lim.parallel_pairs as usize {
-                    break;
-                }
-                let free = |t: &Trial,
-                            s: usize,
-                            busy: &HashSet<String>,
-                            na: &HashMap<String, DateTime<Utc>>| {
-                    let c = &t.sends[s].chat;
-                    !busy.contains(&c.from)
-                        && !busy.contains(&c.observer)
-                        && na.get(&c.from).is_none_or(|at| *at <= now)
-                };
-                // Due sends of active trials, earliest first.
-                let mut best: Option<(usize, DateTime<Utc>)> = None;
-                for (k, a) in active.iter().enumerate() {
-                    if a.busy {
-                        continue;
-                    }
-                    let t = &plan.trials[a.idx];
-                    let TrialStatus::Next(s, _) = st.trial_status(t) else {
-                        continue;
-                    };
-                    let due = due_at(a, t, s).max(a.not_before);
-                    if due <= now
-                        && free(t, s, &busy_accounts, &next_allowed)
-                        && best.is_none_or(|b| due < b.1)
-                    {
-                        best = Some((k, due));
-                    }
-                }
-                let pick = if let Some((k, _)) = best {
-                    Some(k)
-                } else {
-                    // Admit: the first of the next few pending trials whose
-                    // first send can go now and whose timings the promised
-                    // work leaves room for.
-                    let promised: f64 = active
-                        .iter()
-                        .map(|a| {
-                            let t = &plan.trials[a.idx];
-                            match st.trial_status(t) {
-                                TrialStatus::Next(s, _) | TrialStatus::Pending(s, _) => {
-                                    (t.sends.len() - s) as f64
-                                }
-                                TrialStatus::Done => 0.0,
-                            }
-                        })
-                        .sum::<f64>()
-                        * est_send_s
-                        / lim.parallel_pairs as f64;
-                    let mut admitted = None;
-                    for (q, &i) in pending.iter().enumerate().take(8) {
-                        let t = &plan.trials[i];
-                        let gap = t
-                            .sends
-                            .iter()
-                            .map(|s| s.at_s)
-                            .filter(|x| *x > 0.0)
-                            .fold(f64::INFINITY, f64::min);
-                        let room = active.is_empty() || t.sends.len() == 1 || promised <= gap;
-                        if room && free(t, 0, &busy_accounts, &next_allowed) {
-                            admitted = Some(q);
-                            break;
-                        }
-                    }
-                    admitted.map(|q| {
-                        let i = pending.remove(q).expect("index in range");
-                        active.push(Active {
-                            idx: i,
-                            t0: None,
-                            not_before: now,
-                            busy: false,
-                        });
-                        active.len() - 1
-                    })
-                };
-                let Some(k) = pick else { break };
-                let a = &mut active[k];
-                let t = &plan.trials[a.idx];
-                let TrialStatus::Next(s, attempt) = st.trial_status(t) else {
-                    break;
-                };
-                let send = &t.sends[s];
-                // Make the file and write the intent before anything is sent.
-                let file_key = prepare_file(ctx, st, jr, &mut ledger, &hasher, t, &send.content)
-                    .with_context(|| format!("making the probe file of {}", send.send_id))?;
-                let nonce = new_nonce(&ctx.run_id, &send.send_id, attempt);
-                let scheduled = if s == 0 { now } else { due_at(a, t, s) };
-                let text = match &send.content {
-                    Content::Text(words) => Some(platform::identity::tagged(words, &nonce)),
-                    _ => None,
-                };
-                let intent = Record::Intent {
-                    send_id: send.send_id.clone(),
-                    trial_id: t.trial_id.clone(),
-                    attempt,
-                    at: crate::clock::now(),
-                    scheduled_at: scheduled,
-                    file: file_key.clone(),
-                    text: text.clone(),
-                    nonce: nonce.clone(),
-                };
-                if let Some(k) = &file_key {
-                    let f = &st.files[&(t.trial_id.clone(), k.clone())];
-                    ledger.record(&f.md5, &send.item_id, &ctx.run_id, &send.send_id)?;
-                }
-                record(jr, st, &intent)?;
-                let tr = transmission(ctx, st, t, s, attempt, lim.sentinel)?;
-                let c = &send.chat;
-                let locked = vec![c.from.clone(), c.observer.clone()];
-                for l in &locked {
-                    busy_accounts.insert(l.clone());
-                }
-                let jitter = 1.0 + lim.jitter * rng.random::<f64>();
-                next_allowed.insert(
-                    c.from.clone(),
-                    now + chrono::Duration::milliseconds(
-                        (min_gap.num_milliseconds() as f64 * jitter) as i64,
-                    ),
-                );
-                a.busy = true;
-                let idx = a.idx;
-                inflight.push(Box::pin(async move {
-                    let started = tokio::time::Instant::now();
-                    let obs = platform::transmit_checked(wd, &tr, &limits, &nonce).await;
-                    // Never retry blind: a probe that may have gone out is
-                    // first looked for in the chats (the accounts stay
-                    // locked meanwhile).
-                    let (mut obs, after) =
-                        platform::settle_after_error(wd, &tr, &limits, &nonce, obs, settle_budget)
-                            .await;
-                    obs.waited_ms = started.elapsed().as_millis() as u64;
-                    let settled = match after {
-                        platform::AfterError::NotSent => None,
-                        platform::AfterError::Settled => Some(SETTLED_AFTER_ERROR),
-                        platform::AfterError::Unsettled => Some(state::UNSETTLED),
-                    };
-                    (idx, s, attempt, obs, locked, settled)
-                }));
-            }
-            if active.is_empty() && pending.is_empty() && inflight.is_empty() {
-                break;
-            }
-        } else if inflight.is_empty() {
-            break;
-        }
-        // Wait for a send to finish, the next due time, or a stop.
-        let wake = Duration::from_millis(250);
-        tokio::select! {
-            Some((idx, s, attempt, obs, locked, settled)) = inflight.next(), if !inflight.is_empty() => {
-                for l in &locked {
-                    busy_accounts.remove(l);
-                }
-                // The limit counts between probes as the platform got them.
-                let from = &plan.trials[idx].sends[s].chat.from;
-                let base = obs.confirmed_at.unwrap_or_else(crate::clock::now);
-                let jitter = 1.0 + lim.jitter * rng.random::<f64>();
-                let next = base + chrono::Duration::milliseconds((min_gap.num_milliseconds() as f64 * jitter) as i64);
-                let e = next_allowed.entry(from.clone()).or_insert(next);
-                *e = (*e).max(next);
-                est_send_s = 0.8 * est_send_s + 0.2 * (obs.waited_ms as f64 / 1000.0);
-                let t = &plan.trials[idx];
-                let r = outcome_record(&t.sends[s].send_id, attempt, &obs, settled);
-                record(jr, st, &r)?;
-                let k = active.iter().position(|a| a.idx == idx).expect("active trial");
-                active[k].busy = false;
-                if s == 0 && obs.outcome != platform::Outcome::Error {
-                    active[k].t0 = obs.sent_at;
-                }
-                if obs.outcome == platform::Outcome::Error {
-                    // Back off: a platform that restarts, or a browser that
-                    // is being rebuilt, needs a moment; 2, 4, 8 … 60 s.
-                    let wait = 2i64.saturating_pow(attempt.min(6)).min(60);
-                    active[k].not_before = crate::clock::now() + chrono::Duration::seconds(wait);
-                }
-                if st.trial_status(t) == TrialStatus::Done {
-                    active.remove(k);
-                    // An adaptive experiment may follow up on this trial.
-                    pending.extend(grow_plan(&ctx.dir, plan, st)?);
-                    pb.set_length(plan.trials.len() as u64);
-                    done_trials = write_outputs(ctx, plan, st, None)?;
-                    pb.set_position(done_trials as u64);
-                }
-                pb.set_message(format!("{} · {}", counts_msg(st), eta(plan, st, &active, &pending, est_send_s)));
-            }
-            _ = &mut interrupt, if stopping.is_none() => {
-                stopping = Some(StopReason::Interrupted);
-                pb.println("stopping: letting the sends in flight finish");
-            }
-            _ = tokio::time::sleep(wake) => {}
-        }
     }
-    pb.finish_and_clear();
-    Ok(stopping.unwrap_or(StopReason::Complete))
 }
 
 /// Add the trials adaptive experiments ask for after what `st` holds, and
