@@ -257,6 +257,14 @@ async fn every_design_runs_on_the_simulated_platform_and_agrees_with_its_decisio
         }
     }
     assert!(open.is_empty(), "intents without an outcome: {open:?}");
+    let first = spans.iter().map(|s| s.0).min().unwrap();
+    let last = spans.iter().map(|s| s.1).max().unwrap();
+    eprintln!(
+        "{} sends, {} trials, {} s of virtual time",
+        sends.len(),
+        trials.len(),
+        (last - first).num_seconds()
+    );
     for (i, a) in spans.iter().enumerate() {
         for b in &spans[i + 1..] {
             if b.0 < a.1 && a.0 < b.1 {
@@ -413,6 +421,7 @@ async fn a_run_crashed_after_any_journal_record_resumes_to_the_same_verdicts() {
     assert_eq!(expected.len(), 6, "{expected:?}");
     let records = journal::read(&whole).unwrap().len();
     assert!(records > 30, "{records} journal records");
+    eprintln!("crashing after each of {records} journal positions");
     // Crash right after record k (the start is record 1; k = 0: before
     // it), then resume.
     for k in 0..records {
