@@ -411,27 +411,8 @@ pub fn summary(t: &Tables) -> Vec<String> {
             ));
         }
     }
-    if !t.keywords.is_empty() {
-        let blocked = t.keywords.iter().filter(|k| k.blocked > 0).count();
-        let minimal: Vec<&str> = t
-            .keywords
-            .iter()
-            .filter(|k| k.minimal_trigger && k.parts > 1)
-            .map(|k| k.keyword.as_str())
-            .collect();
-        out.push(format!(
-            "Keywords: {} of {} tested keywords and combinations were blocked in texts.{}",
-            blocked,
-            t.keywords.len(),
-            if minimal.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " Combinations blocked although no part of them was blocked alone: {}.",
-                    minimal.join(", ")
-                )
-            }
-        ));
+    for d in &t.designs {
+        out.extend(d.summary.iter().cloned());
     }
     let mut medians: Vec<(&str, f64)> = t
         .expiry
@@ -567,7 +548,6 @@ pub fn write_html(
         "latency_median.csv",
         "transforms.csv",
         "threshold.csv",
-        "keywords.csv",
         "expiry.csv",
         "trend.csv",
     ] {

@@ -6,9 +6,10 @@
 //!
 //! Tables: `surveillance.csv` (seeded vs control, Fisher, Holm),
 //! `latency.csv` (+ `latency_median.csv`, the offset of 50 % blocking from a
-//! logistic fit), `transforms.csv`, `threshold.csv`, `keywords.csv` (with
-//! minimal triggering combinations), `expiry.csv` (Kaplan–Meier) and
-//! `trend.csv` (per run and date).
+//! logistic fit), `transforms.csv`, `threshold.csv`, `expiry.csv`
+//! (Kaplan–Meier) and `trend.csv` (per run and date). Designs with tables of
+//! their own (`keywords.csv`, `threshold_search.csv`) compute them in their
+//! modules, through [`super::design_analysis`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,7 +40,8 @@ impl Interval {
     }
 }
 
-fn rate(k: u64, n: u64) -> Option<f64> {
+/// k of n as a rate (none of none: no rate).
+pub fn rate(k: u64, n: u64) -> Option<f64> {
     (n > 0).then(|| k as f64 / n as f64)
 }
 
@@ -112,21 +114,6 @@ pub struct ThresholdRow {
     pub n: u64,
 }
 
-/// A row of keywords.csv.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct KeywordRow {
-    pub experiment_name: String,
-    pub keyword: String,
-    pub parts: usize,
-    pub n: u64,
-    pub blocked: u64,
-    pub rate: Option<f64>,
-    pub ci_low: Option<f64>,
-    pub ci_high: Option<f64>,
-    /// Blocked, and no tested combination of a proper subset of its parts was.
-    pub minimal_trigger: bool,
-}
-
 /// A row of expiry.csv (one step of the Kaplan–Meier curve).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ExpiryRow {
@@ -162,7 +149,6 @@ pub struct Tables {
     pub latency_median: Vec<LatencyMedianRow>,
     pub transforms: Vec<TransformRow>,
     pub threshold: Vec<ThresholdRow>,
-    pub keywords: Vec<KeywordRow>,
     pub expiry: Vec<ExpiryRow>,
     pub trend: Vec<TrendRow>,
     /// The designs' own tables ([`super::design_analysis`]).
@@ -233,7 +219,6 @@ pub fn compute_with(
     let mut lat_points: BTreeMap<String, (Vec<f64>, Vec<bool>)> = BTreeMap::new();
     let mut trans: BTreeMap<String, (Counts, f64, u64)> = BTreeMap::new();
     let (mut tx, mut ty) = (Vec::new(), Vec::new());
-    let mut kw: BTreeMap<(String, String), Counts> = BTreeMap::new();
     // (experiment_name, trial) → (first offset delivered, last offset seen)
     let mut exp: BTreeMap<(String, String, String), (Option<f64>, f64)> = BTreeMap::new();
     let mut trend: BTreeMap<(String, String, String), Counts> = BTreeMap::new();
@@ -246,13 +231,6 @@ pub fn compute_with(
                     if r.experiment == *design {
                         a.trial(&r);
                     }
-                }
-                if r.experiment == "keyword" && r.verdict != "inconclusive" {
-                    let c = kw
-                        .entry((r.experiment_name.clone(), r.parameter.clone()))
-                        .or_default();
-                    c.n += 1;
-                    c.k += u64::from(r.verdict == "blocked");
                 }
                 if r.experiment == "surveillance" {
                     if let (Some(s), Some(c)) = (r.seeded_outcome, r.control_outcome) {
@@ -403,32 +381,6 @@ pub fn compute_with(
             mean_phash_distance: (nd > 0).then(|| sum / nd as f64),
         });
     }
-    // Keywords: a combination is a minimal trigger when it was blocked and no
-    // tested keyword made of a proper subset of its parts was.
-    let blocked_sets: Vec<(String, std::collections::BTreeSet<String>)> = kw
-        .iter()
-        .filter(|(_, c)| c.k > 0)
-        .map(|((e, k), _)| (e.clone(), parts(k)))
-        .collect();
-    for ((name, keyword), c) in &kw {
-        let mine = parts(keyword);
-        let minimal = c.k > 0
-            && !blocked_sets
-                .iter()
-                .any(|(e, other)| e == name && other.len() < mine.len() && other.is_subset(&mine));
-        let (lo, hi) = interval.ci(c.k, c.n);
-        tables.keywords.push(KeywordRow {
-            experiment_name: name.clone(),
-            keyword: keyword.clone(),
-            parts: mine.len(),
-            n: c.n,
-            blocked: c.k,
-            rate: rate(c.k, c.n),
-            ci_low: lo,
-            ci_high: hi,
-            minimal_trigger: minimal,
-        });
-    }
     // Expiry: time until a blocked item was delivered again (censored at the
     // last retest when it never was).
     let mut by_exp: BTreeMap<String, Vec<(f64, bool)>> = BTreeMap::new();
@@ -491,15 +443,6 @@ pub fn compute_with(
         tables.designs.extend(a.finish(interval));
     }
     Ok(tables)
-}
-
-/// The parts of a keyword combination (`A+B`), trimmed.
-fn parts(keyword: &str) -> std::collections::BTreeSet<String> {
-    keyword
-        .split('+')
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty())
-        .collect()
 }
 
 fn write_csv<T: Serialize>(
@@ -592,22 +535,6 @@ pub fn write_tables(d: &Path, tables: &Tables) -> anyhow::Result<()> {
             "n",
         ],
         &tables.threshold,
-    )?;
-    write_csv(
-        d,
-        "keywords.csv",
-        &[
-            "experiment_name",
-            "keyword",
-            "parts",
-            "n",
-            "blocked",
-            "rate",
-            "ci_low",
-            "ci_high",
-            "minimal_trigger",
-        ],
-        &tables.keywords,
     )?;
     write_csv(
         d,

@@ -22,6 +22,43 @@ pub struct Table {
     pub header: Vec<String>,
     /// The rows, formatted (numbers as they should appear in the CSV).
     pub rows: Vec<Vec<String>>,
+    /// Plain-language sentences for the report's summary ("What this run
+    /// shows").
+    pub summary: Vec<String>,
+}
+
+impl Table {
+    /// A table whose rows are serialized as every chatprobe CSV is (so
+    /// numbers read the same as in the other tables); no summary.
+    pub fn from_rows<T: serde::Serialize>(
+        file: &str,
+        title: &str,
+        about: &str,
+        header: &[&str],
+        rows: &[T],
+    ) -> Table {
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        for r in rows {
+            w.serialize(r).expect("a row serializes");
+        }
+        let bytes = w.into_inner().expect("in memory");
+        let rows = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(bytes.as_slice())
+            .records()
+            .map(|r| r.expect("just written").iter().map(String::from).collect())
+            .collect();
+        Table {
+            file: file.into(),
+            title: title.into(),
+            about: about.into(),
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows,
+            summary: Vec::new(),
+        }
+    }
 }
 
 /// A design's analysis, fed its rows one at a time (the input is

@@ -20,7 +20,7 @@ pub const DESIGN: Design = Design {
     keys: &["items", "keywords", "combinations"],
     parse,
     verdicts: &["blocked", "evaded"],
-    analysis: None,
+    analysis: Some(|| Box::new(KeywordTable::default())),
 };
 
 #[derive(Debug)]
@@ -96,5 +96,127 @@ impl Experiment for KeywordDesign {
 
     fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> Verdict {
         blocked_or_evaded(o, true, None)
+    }
+}
+
+/// The analysis: `keywords.csv`, one row per experiment and keyword (or
+/// `A+B` combination), inconclusive trials left out.
+#[derive(Default)]
+struct KeywordTable {
+    /// (experiment_name, keyword) → (trials, blocked).
+    counts: std::collections::BTreeMap<(String, String), (u64, u64)>,
+}
+
+/// A row of keywords.csv.
+#[derive(serde::Serialize)]
+struct KeywordRow {
+    experiment_name: String,
+    keyword: String,
+    parts: usize,
+    n: u64,
+    blocked: u64,
+    rate: Option<f64>,
+    ci_low: Option<f64>,
+    ci_high: Option<f64>,
+    /// Blocked, and no tested combination of a proper subset of its parts was.
+    minimal_trigger: bool,
+}
+
+/// The parts of a keyword combination (`A+B`), trimmed.
+fn parts(keyword: &str) -> std::collections::BTreeSet<String> {
+    keyword
+        .split('+')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+impl crate::stats::design_analysis::Analysis for KeywordTable {
+    fn trial(&mut self, t: &crate::dataset::TrialRow) {
+        if t.verdict == super::INCONCLUSIVE {
+            return;
+        }
+        let c = self
+            .counts
+            .entry((t.experiment_name.clone(), t.parameter.clone()))
+            .or_default();
+        c.0 += 1;
+        c.1 += u64::from(t.verdict == "blocked");
+    }
+
+    fn finish(
+        self: Box<Self>,
+        interval: crate::stats::analyze::Interval,
+    ) -> Vec<crate::stats::design_analysis::Table> {
+        // A combination is a minimal trigger when it was blocked and no
+        // tested keyword made of a proper subset of its parts was.
+        let blocked_sets: Vec<(&String, std::collections::BTreeSet<String>)> = self
+            .counts
+            .iter()
+            .filter(|(_, c)| c.1 > 0)
+            .map(|((e, k), _)| (e, parts(k)))
+            .collect();
+        let rows: Vec<KeywordRow> = self
+            .counts
+            .iter()
+            .map(|((name, keyword), &(n, k))| {
+                let mine = parts(keyword);
+                let minimal = k > 0
+                    && !blocked_sets.iter().any(|(e, other)| {
+                        *e == name && other.len() < mine.len() && other.is_subset(&mine)
+                    });
+                let (lo, hi) = interval.ci(k, n);
+                KeywordRow {
+                    experiment_name: name.clone(),
+                    keyword: keyword.clone(),
+                    parts: mine.len(),
+                    n,
+                    blocked: k,
+                    rate: crate::stats::analyze::rate(k, n),
+                    ci_low: lo,
+                    ci_high: hi,
+                    minimal_trigger: minimal,
+                }
+            })
+            .collect();
+        let mut table = crate::stats::design_analysis::Table::from_rows(
+            "keywords.csv",
+            "Keywords",
+            "Each row is a keyword or an A+B combination sent as text (design keyword): how often it was blocked, with its interval; minimal_trigger: blocked, and no tested keyword made of a proper subset of its parts was.",
+            &[
+                "experiment_name",
+                "keyword",
+                "parts",
+                "n",
+                "blocked",
+                "rate",
+                "ci_low",
+                "ci_high",
+                "minimal_trigger",
+            ],
+            &rows,
+        );
+        if !rows.is_empty() {
+            let blocked = rows.iter().filter(|k| k.blocked > 0).count();
+            let minimal: Vec<&str> = rows
+                .iter()
+                .filter(|k| k.minimal_trigger && k.parts > 1)
+                .map(|k| k.keyword.as_str())
+                .collect();
+            table.summary.push(format!(
+                "Keywords: {} of {} tested keywords and combinations were blocked in texts.{}",
+                blocked,
+                rows.len(),
+                if minimal.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " Combinations blocked although no part of them was blocked alone: {}.",
+                        minimal.join(", ")
+                    )
+                }
+            ));
+        }
+        vec![table]
     }
 }

@@ -366,6 +366,7 @@ impl crate::stats::design_analysis::Analysis for Searches {
             about: "Each row is one bisection (design threshold): the transform's blocked and evading values closest to each other, and the threshold estimate halfway between. consistent = false: the blocked and evading values interleave (a filter that is not monotone in the parameter, or noise), so there is no single threshold.".into(),
             header: header.iter().map(|h| h.to_string()).collect(),
             rows,
+            summary: Vec::new(),
         }]
     }
 }
