@@ -335,6 +335,30 @@ pub fn send(
     }
 }
 
+/// The seed (fresh copy `A`, `seed_chat`, at 0) and the prime (the same
+/// copy into `test_chat` at `delay_s`) that start every design whose test
+/// needs the seeded copy confirmed blocked first (transform, expiry,
+/// threshold).
+pub fn seed_and_prime(
+    trial: &str,
+    seed_chat: &Chat,
+    test_chat: &Chat,
+    delay_s: f64,
+    it: &CorpusItem,
+) -> [PlannedSend; 2] {
+    [
+        send(trial, Role::Seed, 0.0, seed_chat, Content::Fresh('A'), it),
+        send(
+            trial,
+            Role::Prime,
+            delay_s,
+            test_chat,
+            Content::Fresh('A'),
+            it,
+        ),
+    ]
+}
+
 /// The test send of a text.
 pub fn send_text(trial: &str, chat: &Chat, text: String) -> PlannedSend {
     PlannedSend {

@@ -93,23 +93,34 @@ fn verdicts(run: &Path) -> HashMap<String, String> {
         .collect()
 }
 
-/// Every design of the golden spec, and an adaptive threshold search.
-fn every_design() -> Campaign {
-    let golden = std::fs::read_to_string(root().join("tests/golden/designs.toml")).unwrap();
-    let threshold = r#"
+/// A threshold search over crops of `item` between 0 and 0.5, in chats of
+/// its own (intl-c seeds, china-d tests).
+fn crop_search(item: &str, steps: u32) -> String {
+    format!(
+        r#"
 [[experiment]]
 kind = "threshold"
 name = "crop"
-items = { id = ["img-s05"] }
+items = {{ id = ["{item}"] }}
 transform = "crop"
 blocked_at = 0
 evaded_at = 0.5
-steps = 3
+steps = {steps}
 delay_s = 5
-seed_chat = { from = "intl-c", to = "intl-b" }
-test_chat = { from = "intl-c", to = "china-d" }
-"#;
-    Campaign::new("1.0", LIMITS, &format!("{golden}\n{threshold}"))
+seed_chat = {{ from = "intl-c", to = "intl-b" }}
+test_chat = {{ from = "intl-c", to = "china-d" }}
+"#
+    )
+}
+
+/// Every design of the golden spec, and an adaptive threshold search.
+fn every_design() -> Campaign {
+    let golden = std::fs::read_to_string(root().join("tests/golden/designs.toml")).unwrap();
+    Campaign::new(
+        "1.0",
+        LIMITS,
+        &format!("{golden}\n{}", crop_search("img-s05", 3)),
+    )
 }
 
 #[tokio::test(start_paused = true)]
@@ -373,10 +384,7 @@ fn check_final_against_truth(run: &Path, truth: &Path) -> Vec<HashMap<String, St
 /// A spec small enough to crash at every journal position: two document
 /// surveillance trials, two keywords, and a two-step threshold search.
 fn small() -> Campaign {
-    let c = Campaign::new(
-        "1.0",
-        LIMITS,
-        r#"
+    let body = r#"
 [[experiment]]
 kind = "surveillance"
 items = { id = ["doc-s01", "doc-b01"] }
@@ -387,19 +395,10 @@ delay_s = 5
 [[experiment]]
 kind = "keyword"
 keywords = "../corpus/kw-small.csv"
-
-[[experiment]]
-kind = "threshold"
-items = { id = ["img-s02"] }
-transform = "crop"
-blocked_at = 0
-evaded_at = 0.5
-steps = 2
-delay_s = 5
-seed_chat = { from = "intl-c", to = "intl-b" }
-test_chat = { from = "intl-c", to = "china-d" }
-"#,
-    );
+"#
+    .to_string()
+        + &crop_search("img-s02", 2);
+    let c = Campaign::new("1.0", LIMITS, &body);
     std::fs::write(
         c.dir.path().join("corpus/kw-small.csv"),
         "keyword,lang,topic,source,label\n六四,zh-Hans,june4,test,sensitive\n今天天气,zh-Hans,weather,test,benign\n",

@@ -11,7 +11,7 @@ use crate::dataset::Outcome;
 use crate::error::InputError;
 use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
-use crate::probe::plan::{num, send, trial, Content, Role, Trial};
+use crate::probe::plan::{num, seed_and_prime, send, trial, Content, Role, Trial};
 use crate::probe::spec::{MAX_LIST, MAX_SPAN_S};
 
 /// The registry entry.
@@ -80,24 +80,14 @@ impl Experiment for Expiry {
         for rep in 1..=self.common.replicates {
             for it in &self.items {
                 let id = format!("{}/{}/r{rep}", self.common.name, it.item.id);
-                let mut sends = vec![
-                    send(
-                        &id,
-                        Role::Seed,
-                        0.0,
-                        &self.seed_chat,
-                        Content::Fresh('A'),
-                        it,
-                    ),
-                    send(
-                        &id,
-                        Role::Prime,
-                        self.delay_s,
-                        &self.common.test_chat,
-                        Content::Fresh('A'),
-                        it,
-                    ),
-                ];
+                let mut sends = seed_and_prime(
+                    &id,
+                    &self.seed_chat,
+                    &self.common.test_chat,
+                    self.delay_s,
+                    it,
+                )
+                .to_vec();
                 for k in 1..=self.retests {
                     let at = self.delay_s + k as f64 * self.retest_every_s;
                     let mut s = send(

@@ -26,7 +26,7 @@ use crate::dataset::Outcome;
 use crate::error::InputError;
 use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
-use crate::probe::plan::{num, send, trial, Content, Role, Trial};
+use crate::probe::plan::{num, seed_and_prime, send, trial, Content, Role, Trial};
 
 /// The registry entry.
 pub const DESIGN: Design = Design {
@@ -128,23 +128,10 @@ impl Threshold {
         let t: Transform = spec.parse().expect("checked when the spec was read");
         let id = format!("{}/{}/s{k}/r{rep}", self.common.name, it.item.id);
         let d = self.delay_s;
+        let [seed, prime] = seed_and_prime(&id, &self.seed_chat, &self.common.test_chat, d, it);
         let sends = vec![
-            send(
-                &id,
-                Role::Seed,
-                0.0,
-                &self.seed_chat,
-                Content::Fresh('A'),
-                it,
-            ),
-            send(
-                &id,
-                Role::Prime,
-                d,
-                &self.common.test_chat,
-                Content::Fresh('A'),
-                it,
-            ),
+            seed,
+            prime,
             send(
                 &id,
                 Role::Test,

@@ -13,7 +13,7 @@ use crate::dataset::Outcome;
 use crate::error::InputError;
 use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
-use crate::probe::plan::{send, trial, Content, Role, Trial};
+use crate::probe::plan::{seed_and_prime, send, trial, Content, Role, Trial};
 
 /// The registry entry.
 pub const DESIGN: Design = Design {
@@ -92,20 +92,11 @@ impl Experiment for TransformDesign {
                     let mut sends = Vec::new();
                     let mut at = 0.0;
                     if self.prime {
-                        sends.push(send(
+                        sends.extend(seed_and_prime(
                             &id,
-                            Role::Seed,
-                            0.0,
                             &self.seed_chat,
-                            Content::Fresh('A'),
-                            it,
-                        ));
-                        sends.push(send(
-                            &id,
-                            Role::Prime,
-                            self.delay_s,
                             &self.common.test_chat,
-                            Content::Fresh('A'),
+                            self.delay_s,
                             it,
                         ));
                         at = self.delay_s;
