@@ -71,14 +71,22 @@ pub(super) fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         args.interval.into(),
         &crate::probe::design::analyses(),
     )?;
+    let filled: Vec<String> = t
+        .tables
+        .iter()
+        .filter(|t| !t.rows.is_empty())
+        .map(|t| format!("{} ({} rows)", t.file, t.rows.len()))
+        .collect();
     println!(
-        "{}: {} sends, {} trials read; {} surveillance rows, {} latency rows, {} transforms",
+        "{}: {} sends, {} trials read; {}",
         out.display(),
         t.sends,
         t.trials,
-        t.surveillance.len(),
-        t.latency.len(),
-        t.transforms.len()
+        if filled.is_empty() {
+            "no table has rows".to_string()
+        } else {
+            filled.join(", ")
+        }
     );
     Ok(())
 }

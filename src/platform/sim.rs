@@ -146,8 +146,12 @@ pub struct SimPlatform {
 }
 
 impl SimPlatform {
-    /// A platform behaving as `config` says.
+    /// A platform behaving as `config` says. It anchors this thread's clock
+    /// to virtual time (`clock::anchor_to_virtual_time`): build it on the
+    /// thread of the paused runtime that will use it.
     pub fn new(config: SimConfig) -> SimPlatform {
+        // Timestamps in exact virtual time (see `clock`).
+        crate::clock::anchor_to_virtual_time();
         let rng = ChaCha8Rng::seed_from_u64(config.seed);
         SimPlatform {
             config,

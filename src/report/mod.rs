@@ -2,21 +2,25 @@
 //! self-contained page with the run's provenance, every table, the plots
 //! (inline SVG) and a plain-language summary of what the data shows.
 //!
-//! It reads only [`Tables`] (the analysis, computed by `stats`, which never
-//! calls back here) and run.json, so a dataset made elsewhere gets the same
-//! report; [`publish`] is `chatprobe analyze`: tables, CSVs, plots and page
-//! into one folder, atomically. Plots with no data are left out, not
-//! drawn empty. Text in PNGs is drawn with the embedded DejaVu Sans (see
+//! It reads only [`Tables`] (the analysis, computed by `stats` and the
+//! designs, which never call back here) and run.json, so a dataset made
+//! elsewhere gets the same report; [`publish`] is `chatprobe analyze`:
+//! tables, CSVs, plots and page into one folder, atomically. Each table
+//! brings its figures as data (`stats::design_analysis::Figure`); this
+//! module draws each kind of chart one way, for every design. Plots with no
+//! data are left out, not drawn empty. Text in PNGs is drawn with the embedded DejaVu Sans (see
 //! FONT-LICENSE.txt), so no system font is needed.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use plotters::chart::MeshStyle;
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::stats::analyze::{Interval, Tables};
-use crate::stats::design_analysis::DesignAnalysis;
+use crate::stats::design_analysis::{Bar, Chart, DesignAnalysis, Figure, Series, Table};
 
 const FONT: &[u8] = include_bytes!("DejaVuSans.ttf");
 const W: u32 = 720;
@@ -34,23 +38,11 @@ type DrawResult = Result<(), Box<dyn std::error::Error>>;
 type DrawSvg<'a> = Box<dyn for<'b> Fn(&DrawingArea<SVGBackend<'b>, Shift>) -> DrawResult + 'a>;
 type DrawPng<'a> = Box<dyn for<'b> Fn(&DrawingArea<BitMapBackend<'b>, Shift>) -> DrawResult + 'a>;
 
-/// A plot: a name and how to draw it on either backend.
+/// A figure and how to draw it on either backend.
 struct Plot<'a> {
-    name: &'static str,
-    title: &'static str,
+    figure: &'a Figure,
     draw: DrawSvg<'a>,
     draw_png: DrawPng<'a>,
-}
-
-macro_rules! plot {
-    ($name:expr, $title:expr, $f:expr) => {
-        Plot {
-            name: $name,
-            title: $title,
-            draw: Box::new(move |a| $f(a)),
-            draw_png: Box::new(move |a| $f(a)),
-        }
-    };
 }
 
 const COLOURS: [RGBColor; 6] = [
@@ -62,57 +54,91 @@ const COLOURS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-fn latency<DB: DrawingBackend>(t: &Tables, area: &DrawingArea<DB, Shift>) -> DrawResult
+/// Draw `f` on `area`, whatever its chart.
+fn draw<DB: DrawingBackend>(f: &Figure, area: &DrawingArea<DB, Shift>) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
     area.fill(&WHITE)?;
-    let xmax = t.latency.iter().map(|r| r.offset_s).fold(1.0, f64::max) * 1.05;
+    match &f.chart {
+        Chart::Curves(series) => curves(f, series, area)?,
+        Chart::Categories { labels, series } => categories(f, labels, series, area)?,
+        Chart::Bars(bars) => bars_chart(f, bars, area)?,
+        Chart::Logistic { points, fit } => logistic(f, points, *fit, area)?,
+    }
+    area.present()?;
+    Ok(())
+}
+
+/// The x axis's label, when there is one (an empty one would still take
+/// room).
+fn axis_label<'m, 'a, 'b, X, Y, DB>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+    label: &str,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    DB: DrawingBackend,
+{
+    if !label.is_empty() {
+        mesh.x_desc(label);
+    }
+    mesh
+}
+
+/// The label of category `x` (a tick at a whole index), or nothing.
+fn category_label(labels: &[String], x: f64) -> String {
+    let i = x.round();
+    if (x - i).abs() < 1e-6 && i >= 0.0 {
+        labels.get(i as usize).cloned().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
+fn curves<DB: DrawingBackend>(
+    f: &Figure,
+    series: &[Series],
+    area: &DrawingArea<DB, Shift>,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let xmax = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.x))
+        .fold(1.0, f64::max)
+        * 1.05;
     let mut c = ChartBuilder::on(area)
-        .caption(
-            "Blocked fraction by time since the seed",
-            ("sans-serif", 18),
-        )
+        .caption(&f.heading, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
         .build_cartesian_2d(0.0..xmax, 0.0..1.0)?;
     c.configure_mesh()
-        .x_desc("seconds after the seed send")
-        .y_desc("blocked (95% CI)")
+        .x_desc(&f.x_label)
+        .y_desc(&f.y_label)
         .draw()?;
-    let mut names: Vec<&str> = t
-        .latency
-        .iter()
-        .map(|r| r.experiment_name.as_str())
-        .collect();
-    names.dedup();
-    for (k, name) in names.iter().enumerate() {
+    for (k, s) in series.iter().enumerate() {
         let col = COLOURS[k % COLOURS.len()];
-        let rows: Vec<_> = t
-            .latency
+        let mut band: Vec<(f64, f64)> = s
+            .points
             .iter()
-            .filter(|r| r.experiment_name == *name)
+            .map(|p| (p.x, p.hi.unwrap_or(0.0)))
             .collect();
-        let mut band: Vec<(f64, f64)> = rows
-            .iter()
-            .map(|r| (r.offset_s, r.ci_high.unwrap_or(0.0)))
-            .collect();
-        band.extend(
-            rows.iter()
-                .rev()
-                .map(|r| (r.offset_s, r.ci_low.unwrap_or(0.0))),
-        );
+        band.extend(s.points.iter().rev().map(|p| (p.x, p.lo.unwrap_or(0.0))));
         c.draw_series(std::iter::once(Polygon::new(band, col.mix(0.2))))?;
         c.draw_series(LineSeries::new(
-            rows.iter().map(|r| (r.offset_s, r.rate.unwrap_or(0.0))),
+            s.points.iter().map(|p| (p.x, p.y.unwrap_or(0.0))),
             col.stroke_width(2),
         ))?
-        .label(name.to_string())
+        .label(s.name.clone())
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2)));
         c.draw_series(
-            rows.iter()
-                .map(|r| Circle::new((r.offset_s, r.rate.unwrap_or(0.0)), 4, col.filled())),
+            s.points
+                .iter()
+                .map(|p| Circle::new((p.x, p.y.unwrap_or(0.0)), 4, col.filled())),
         )?;
     }
     c.configure_series_labels()
@@ -120,162 +146,45 @@ where
         .border_style(BLACK)
         .position(SeriesLabelPosition::LowerRight)
         .draw()?;
-    area.present()?;
     Ok(())
 }
 
-fn transforms<DB: DrawingBackend>(t: &Tables, area: &DrawingArea<DB, Shift>) -> DrawResult
+fn categories<DB: DrawingBackend>(
+    f: &Figure,
+    labels: &[String],
+    series: &[Series],
+    area: &DrawingArea<DB, Shift>,
+) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
-    area.fill(&WHITE)?;
-    let n = t.transforms.len();
-    let names: Vec<String> = t.transforms.iter().map(|r| r.transform.clone()).collect();
+    let n = labels.len();
     let mut c = ChartBuilder::on(area)
-        .caption("Evasion rate by transform", ("sans-serif", 18))
+        .caption(&f.heading, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
         .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..1.0)?;
-    c.configure_mesh()
-        .x_labels(n)
-        .x_label_formatter(&|x| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 {
-                names.get(i as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
-        .disable_x_mesh()
-        .y_desc("evaded (95% CI)")
-        .draw()?;
-    let col = COLOURS[0];
-    c.draw_series(t.transforms.iter().enumerate().map(|(i, r)| {
-        let x = i as f64;
-        Rectangle::new(
-            [(x - 0.3, 0.0), (x + 0.3, r.evasion_rate.unwrap_or(0.0))],
-            col.mix(0.6).filled(),
-        )
-    }))?;
-    c.draw_series(t.transforms.iter().enumerate().map(|(i, r)| {
-        ErrorBar::new_vertical(
-            i as f64,
-            r.ci_low.unwrap_or(0.0),
-            r.evasion_rate.unwrap_or(0.0),
-            r.ci_high.unwrap_or(0.0),
-            BLACK.stroke_width(1),
-            10,
-        )
-    }))?;
-    area.present()?;
-    Ok(())
-}
-
-fn threshold<DB: DrawingBackend>(t: &Tables, area: &DrawingArea<DB, Shift>) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    area.fill(&WHITE)?;
-    let xmax = t.threshold_points.iter().map(|p| p.0).fold(8.0, f64::max) + 2.0;
-    let mut c = ChartBuilder::on(area)
-        .caption("Blocked against pHash distance", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(-1.0..xmax, -0.05..1.05)?;
-    c.configure_mesh()
-        .x_desc("pHash distance from the original (bits)")
-        .y_desc("blocked (1) / evaded (0)")
-        .draw()?;
-    // Jitter the 0/1 points vertically so repeated ones stay visible.
-    c.draw_series(t.threshold_points.iter().enumerate().map(|(i, (x, b))| {
-        let j = ((i * 37) % 11) as f64 / 11.0 * 0.06 - 0.03;
-        Circle::new(
-            (*x, if *b { 1.0 } else { 0.0 } + j),
-            3,
-            COLOURS[1].mix(0.6).filled(),
-        )
-    }))?;
-    if let Some(fit) = t.threshold.first() {
-        if let (Some(a), Some(b)) = (fit.intercept, fit.slope) {
-            let steps = 200;
-            c.draw_series(LineSeries::new(
-                (0..=steps).map(|k| {
-                    let x = -1.0 + (xmax + 1.0) * k as f64 / steps as f64;
-                    (x, 1.0 / (1.0 + (-(a + b * x)).exp()))
-                }),
-                COLOURS[0].stroke_width(2),
-            ))?;
-        }
-    }
-    area.present()?;
-    Ok(())
-}
-
-fn trend<DB: DrawingBackend>(t: &Tables, area: &DrawingArea<DB, Shift>) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    area.fill(&WHITE)?;
-    let mut dates: Vec<String> = t
-        .trend
-        .iter()
-        .map(|r| format!("{} {}", r.date, r.run_id))
-        .collect();
-    dates.sort();
-    dates.dedup();
-    let labels: Vec<String> = dates
-        .iter()
-        .map(|d| d[..10.min(d.len())].to_string())
-        .collect();
-    let n = dates.len();
-    let mut c = ChartBuilder::on(area)
-        .caption("Blocked rate of test sends, run by run", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..1.0)?;
-    c.configure_mesh()
-        .x_labels(n.min(12))
-        .x_label_formatter(&|x| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 {
-                labels.get(i as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
-        .y_desc("blocked (95% CI)")
-        .draw()?;
-    let mut names: Vec<&str> = t.trend.iter().map(|r| r.experiment_name.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
-    for (k, name) in names.iter().enumerate() {
+    let fmt = |x: &f64| category_label(labels, *x);
+    let mut mesh = c.configure_mesh();
+    mesh.x_labels(n.min(12))
+        .x_label_formatter(&fmt)
+        .y_desc(&f.y_label);
+    axis_label(&mut mesh, &f.x_label).draw()?;
+    for (k, s) in series.iter().enumerate() {
         let col = COLOURS[k % COLOURS.len()];
-        let pos = |r: &crate::stats::analyze::TrendRow| {
-            dates
-                .iter()
-                .position(|d| *d == format!("{} {}", r.date, r.run_id))
-                .unwrap_or(0) as f64
-        };
-        let rows: Vec<_> = t
-            .trend
-            .iter()
-            .filter(|r| r.experiment_name == *name)
-            .collect();
         c.draw_series(LineSeries::new(
-            rows.iter().map(|r| (pos(r), r.rate.unwrap_or(0.0))),
+            s.points.iter().map(|p| (p.x, p.y.unwrap_or(0.0))),
             col.stroke_width(2),
         ))?
-        .label(name.to_string())
+        .label(s.name.clone())
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2)));
-        c.draw_series(rows.iter().map(|r| {
+        c.draw_series(s.points.iter().map(|p| {
             ErrorBar::new_vertical(
-                pos(r),
-                r.ci_low.unwrap_or(0.0),
-                r.rate.unwrap_or(0.0),
-                r.ci_high.unwrap_or(0.0),
+                p.x,
+                p.lo.unwrap_or(0.0),
+                p.y.unwrap_or(0.0),
+                p.hi.unwrap_or(0.0),
                 col.stroke_width(1),
                 8,
             )
@@ -286,41 +195,125 @@ where
         .border_style(BLACK)
         .position(SeriesLabelPosition::UpperRight)
         .draw()?;
-    area.present()?;
     Ok(())
 }
 
-/// Draw every plot that has data into `dir` (`NAME.svg`, `NAME.png`);
-/// returns (name, title, svg text) of each.
+fn bars_chart<DB: DrawingBackend>(
+    f: &Figure,
+    bars: &[Bar],
+    area: &DrawingArea<DB, Shift>,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let n = bars.len();
+    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    let mut c = ChartBuilder::on(area)
+        .caption(&f.heading, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..1.0)?;
+    let fmt = |x: &f64| category_label(&labels, *x);
+    let mut mesh = c.configure_mesh();
+    mesh.x_labels(n)
+        .x_label_formatter(&fmt)
+        .disable_x_mesh()
+        .y_desc(&f.y_label);
+    axis_label(&mut mesh, &f.x_label).draw()?;
+    let col = COLOURS[0];
+    c.draw_series(bars.iter().enumerate().map(|(i, b)| {
+        let x = i as f64;
+        Rectangle::new(
+            [(x - 0.3, 0.0), (x + 0.3, b.y.unwrap_or(0.0))],
+            col.mix(0.6).filled(),
+        )
+    }))?;
+    c.draw_series(bars.iter().enumerate().map(|(i, b)| {
+        ErrorBar::new_vertical(
+            i as f64,
+            b.lo.unwrap_or(0.0),
+            b.y.unwrap_or(0.0),
+            b.hi.unwrap_or(0.0),
+            BLACK.stroke_width(1),
+            10,
+        )
+    }))?;
+    Ok(())
+}
+
+fn logistic<DB: DrawingBackend>(
+    f: &Figure,
+    points: &[(f64, bool)],
+    fit: Option<(f64, f64)>,
+    area: &DrawingArea<DB, Shift>,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let xmax = points.iter().map(|p| p.0).fold(8.0, f64::max) + 2.0;
+    let mut c = ChartBuilder::on(area)
+        .caption(&f.heading, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(-1.0..xmax, -0.05..1.05)?;
+    c.configure_mesh()
+        .x_desc(&f.x_label)
+        .y_desc(&f.y_label)
+        .draw()?;
+    // Jitter the 0/1 points vertically so repeated ones stay visible.
+    c.draw_series(points.iter().enumerate().map(|(i, (x, b))| {
+        let j = ((i * 37) % 11) as f64 / 11.0 * 0.06 - 0.03;
+        Circle::new(
+            (*x, if *b { 1.0 } else { 0.0 } + j),
+            3,
+            COLOURS[1].mix(0.6).filled(),
+        )
+    }))?;
+    if let Some((a, b)) = fit {
+        let steps = 200;
+        c.draw_series(LineSeries::new(
+            (0..=steps).map(|k| {
+                let x = -1.0 + (xmax + 1.0) * k as f64 / steps as f64;
+                (x, 1.0 / (1.0 + (-(a + b * x)).exp()))
+            }),
+            COLOURS[0].stroke_width(2),
+        ))?;
+    }
+    Ok(())
+}
+
+/// Draw every figure of every table that has data into `dir` (`NAME.svg`,
+/// `NAME.png`); returns (name, title, svg text) of each.
 pub fn plots(t: &Tables, dir: &Path) -> anyhow::Result<Vec<(String, String, String)>> {
     register_font();
-    let mut list: Vec<Plot> = Vec::new();
-    if !t.latency.is_empty() {
-        list.push(plot!("latency", "Latency", |a| latency(t, a)));
-    }
-    if !t.transforms.is_empty() {
-        list.push(plot!("transforms", "Transforms", |a| transforms(t, a)));
-    }
-    if !t.threshold_points.is_empty() {
-        list.push(plot!("threshold", "Threshold", |a| threshold(t, a)));
-    }
-    if !t.trend.is_empty() {
-        list.push(plot!("trend", "Trend", |a| trend(t, a)));
-    }
+    let list: Vec<Plot> = t
+        .tables
+        .iter()
+        .flat_map(|t| &t.figures)
+        .filter(|f| f.has_data())
+        .map(|f| Plot {
+            figure: f,
+            draw: Box::new(move |a| draw(f, a)),
+            draw_png: Box::new(move |a| draw(f, a)),
+        })
+        .collect();
     let mut out = Vec::new();
     for p in list {
+        let name = &p.figure.name;
         let mut svg = String::new();
         {
             let area = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
-            (p.draw)(&area).map_err(|e| anyhow::anyhow!("drawing {}: {e}", p.name))?;
+            (p.draw)(&area).map_err(|e| anyhow::anyhow!("drawing {name}: {e}"))?;
         }
-        std::fs::write(dir.join(format!("{}.svg", p.name)), &svg)?;
-        let png = dir.join(format!("{}.png", p.name));
+        std::fs::write(dir.join(format!("{name}.svg")), &svg)?;
+        let png = dir.join(format!("{name}.png"));
         {
             let area = BitMapBackend::new(&png, (W, H)).into_drawing_area();
-            (p.draw_png)(&area).map_err(|e| anyhow::anyhow!("drawing {}: {e}", p.name))?;
+            (p.draw_png)(&area).map_err(|e| anyhow::anyhow!("drawing {name}: {e}"))?;
         }
-        out.push((p.name.to_string(), p.title.to_string(), svg));
+        out.push((name.clone(), p.figure.title.clone(), svg));
     }
     Ok(out)
 }
@@ -332,154 +325,57 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn pct(x: Option<f64>) -> String {
-    x.map_or("–".into(), |x| format!("{:.0}%", x * 100.0))
-}
-
-fn ci(lo: Option<f64>, hi: Option<f64>) -> String {
-    match (lo, hi) {
-        (Some(l), Some(h)) => format!("95% CI {:.0}–{:.0}%", l * 100.0, h * 100.0),
-        _ => "no interval".into(),
-    }
-}
-
-fn p_value(p: Option<f64>) -> String {
-    match p {
-        Some(p) if p < 0.001 => "p < 0.001".into(),
-        Some(p) => format!("p = {p:.3}"),
-        None => "p –".into(),
-    }
-}
-
-/// The plain-language summary: one sentence per finding.
+/// The plain-language summary: every table's sentences, in order.
 pub fn summary(t: &Tables) -> Vec<String> {
-    let mut out = Vec::new();
-    for r in &t.surveillance {
-        let evidence = r.p_holm.is_some_and(|p| p < 0.05) && r.seeded_rate > r.control_rate;
-        out.push(format!(
-            "{} ({} {}s, {} chats): seeded copies were blocked in {} of {} trials ({}, {}), unseeded controls in {} of {} ({}); Fisher {}, Holm-adjusted {}. {}",
-            r.experiment_name,
-            r.label,
-            r.content_kind,
-            r.channel,
-            r.seeded_blocked,
-            r.n,
-            pct(r.seeded_rate),
-            ci(r.seeded_ci_low, r.seeded_ci_high),
-            r.control_blocked,
-            r.n,
-            pct(r.control_rate),
-            p_value(r.fisher_p),
-            p_value(r.p_holm),
-            if evidence {
-                "Evidence that transmissions in the intl-only seed chat were inspected and their content then censored."
-            } else {
-                "No significant evidence of surveillance here."
-            }
-        ));
-    }
-    for r in &t.latency_median {
-        if let Some(m) = r.median_s {
-            out.push(format!(
-                "{}: half of the seeded copies were blocked about {:.0} s after the seed ({}); {} tests.",
-                r.experiment_name,
-                m,
-                match (r.ci_low, r.ci_high) {
-                    (Some(l), Some(h)) => format!("95% CI {l:.0}–{h:.0} s"),
-                    _ => "no interval".into(),
-                },
-                r.n
-            ));
-        }
-    }
-    if !t.transforms.is_empty() {
-        let parts: Vec<String> = t
-            .transforms
-            .iter()
-            .map(|r| format!("{} {} of {}", r.transform, r.evaded, r.n))
-            .collect();
-        out.push(format!(
-            "Transforms of blocked images that evaded the filter: {}.",
-            parts.join(", ")
-        ));
-    }
-    if let Some(th) = t.threshold.first() {
-        if let Some(d) = th.distance_at_50 {
-            out.push(format!(
-                "Blocking falls to 50% at a pHash distance of about {d:.1} bits (logistic fit, {} sends).",
-                th.n
-            ));
-        }
-    }
-    for d in &t.designs {
-        out.extend(d.summary.iter().cloned());
-    }
-    let mut medians: Vec<(&str, f64)> = t
-        .expiry
-        .iter()
-        .filter_map(|r| r.median_s.map(|m| (r.experiment_name.as_str(), m)))
-        .collect();
-    medians.dedup_by(|a, b| a.0 == b.0);
-    for (name, m) in medians {
-        out.push(format!(
-            "{name}: blocked hashes stayed blocked for a median of {m:.0} s (Kaplan–Meier)."
-        ));
-    }
+    let mut out: Vec<String> = t.tables.iter().flat_map(|t| t.summary.clone()).collect();
     if out.is_empty() {
         out.push("The input holds no trial that a table could use.".into());
     }
     out
 }
 
-fn table(dir: &Path, file: &str) -> String {
-    let Ok(mut rdr) = csv::Reader::from_path(dir.join(file)) else {
-        return String::new();
-    };
-    let header: Vec<String> = rdr
-        .headers()
-        .map(|h| h.iter().map(String::from).collect())
-        .unwrap_or_default();
-    let rows: Vec<Vec<String>> = rdr
-        .records()
-        .flatten()
-        .map(|r| {
-            r.iter()
-                .map(|v| match v.parse::<f64>() {
-                    Ok(x) if v.contains('.') => format!("{x:.4}"),
-                    _ => v.to_string(),
-                })
-                .collect()
-        })
-        .collect();
-    if rows.is_empty() {
+/// One table as HTML (at most 500 rows; numbers with a decimal point to
+/// four places), under its file name, title and description; nothing for a
+/// table without rows.
+fn table(t: &Table) -> String {
+    if t.rows.is_empty() {
         return String::new();
     }
-    let mut h = format!("<h3>{}</h3>\n<table>\n<tr>", esc(file));
-    for c in &header {
+    let mut h = format!(
+        "<h3>{}</h3>\n<p><b>{}.</b> {}</p>\n<table>\n<tr>",
+        esc(&t.file),
+        esc(&t.title),
+        esc(&t.about)
+    );
+    for c in &t.header {
         let _ = write!(h, "<th>{}</th>", esc(c));
     }
     h.push_str("</tr>\n");
-    for r in rows.iter().take(500) {
+    for r in t.rows.iter().take(500) {
         h.push_str("<tr>");
         for v in r {
-            let _ = write!(h, "<td>{}</td>", esc(v));
+            let v = match v.parse::<f64>() {
+                Ok(x) if v.contains('.') => format!("{x:.4}"),
+                _ => v.clone(),
+            };
+            let _ = write!(h, "<td>{}</td>", esc(&v));
         }
         h.push_str("</tr>\n");
     }
     h.push_str("</table>\n");
-    if rows.len() > 500 {
+    if t.rows.len() > 500 {
         let _ = writeln!(
             h,
             "<p>… {} more rows in {}</p>",
-            rows.len() - 500,
-            esc(file)
+            t.rows.len() - 500,
+            esc(&t.file)
         );
     }
     h
 }
 
-/// Write `dir/report.html` from the tables already written to `dir`, the
-/// plots, and run.json (`manifest`, if the input was a run folder).
+/// Write `dir/report.html` from the tables, the plots, and run.json
+/// (`manifest`, if the input was a run folder).
 pub fn write_html(
     dir: &Path,
     t: &Tables,
@@ -542,24 +438,8 @@ pub fn write_html(
         }
     }
     h.push_str("<h2>Tables</h2>\n<p>Intervals are 95% Wilson score intervals unless the analysis was run with <code>--interval exact</code>; Fisher p values are two-sided. docs/DATASET.md describes every column.</p>\n");
-    for f in [
-        "surveillance.csv",
-        "latency.csv",
-        "latency_median.csv",
-        "transforms.csv",
-        "threshold.csv",
-        "expiry.csv",
-        "trend.csv",
-    ] {
-        h.push_str(&table(dir, f));
-    }
-    // Each design's own tables: its part of the page.
-    for d in &t.designs {
-        if d.rows.is_empty() {
-            continue;
-        }
-        let _ = writeln!(h, "<h2>{}</h2>\n<p>{}</p>", esc(&d.title), esc(&d.about));
-        h.push_str(&table(dir, &d.file));
+    for t in &t.tables {
+        h.push_str(&table(t));
     }
     let _ = writeln!(
         h,

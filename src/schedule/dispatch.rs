@@ -104,6 +104,16 @@ struct Scheduler<'r, 'a, P> {
     min_gap: chrono::Duration,
 }
 
+/// The generator of the rate limit's jitter: from the spec's seed, so that
+/// a run on the simulated platform is repeatable in its timings too, on a
+/// stream of its own per start of the run (the plan draws from stream 0;
+/// a resume does not replay the first start's jitter).
+fn jitter_rng(seed: u64, starts: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(starts as u64 + 1);
+    rng
+}
+
 impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
     fn new(
         ctx: &'r mut Ctx<'a>,
@@ -124,7 +134,7 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
             settle_budget: Duration::from_secs_f64((4.0 * lim.deliver_timeout_s).max(60.0)),
             ledger: Ledger::open(&spec.corpus)?,
             hasher: PerceptualHasher::new(),
-            rng: ChaCha8Rng::from_os_rng(),
+            rng: jitter_rng(spec.seed, st.starts.len()),
             active: Vec::new(),
             pending: VecDeque::new(),
             next_allowed: HashMap::new(),

@@ -1,15 +1,20 @@
-//! A design's own analysis: a design that has tables of its own implements
-//! [`Analysis`] (it is fed its design's trials.csv rows and gives its
-//! [`Table`]s), and names it in its registry entry
+//! The parts of an analysis. Each design that has tables of its own
+//! implements [`Analysis`]: it is fed its design's trials.csv and sends.csv
+//! rows and gives its [`Table`]s, each with its summary sentences and its
+//! [`Figure`]s, and names it in its registry entry
 //! (`probe::design::Design::analysis`). `chatprobe analyze` feeds every
-//! registered analysis, writes each table as CSV beside the others, and the
-//! report shows each as the design's part of the page, so a new design's
-//! tables need no edit here, in `analyze` or in `report`.
+//! registered analysis, writes each table as CSV, and the report shows each
+//! table, its sentences and its plots, so a new design's analysis needs no
+//! edit in `stats` or in `report`.
+//!
+//! A [`Figure`] is data, not drawing: a design says what to plot (curves with
+//! intervals, bars, 0/1 outcomes with a logistic fit, series over runs) and
+//! `report` draws it with plotters, the same way for every design.
 
 use super::analyze::Interval;
-use crate::dataset::TrialRow;
+use crate::dataset::{SendRow, TrialRow};
 
-/// A table a design computed.
+/// A table an analysis computed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
     /// Its CSV file's name in the analysis folder.
@@ -25,11 +30,17 @@ pub struct Table {
     /// Plain-language sentences for the report's summary ("What this run
     /// shows").
     pub summary: Vec<String>,
+    /// Its plots (drawn only when they have data).
+    pub figures: Vec<Figure>,
 }
 
 impl Table {
     /// A table whose rows are serialized as every chatprobe CSV is (so
-    /// numbers read the same as in the other tables); no summary.
+    /// numbers read the same as in the other tables); no summary, no plots.
+    ///
+    /// # Panics
+    /// When the rows' field names are not `header` (a programming error,
+    /// caught by any test that analyses a row).
     pub fn from_rows<T: serde::Serialize>(
         file: &str,
         title: &str,
@@ -37,26 +48,122 @@ impl Table {
         header: &[&str],
         rows: &[T],
     ) -> Table {
-        let mut w = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(Vec::new());
+        let mut w = csv::Writer::from_writer(Vec::new());
         for r in rows {
             w.serialize(r).expect("a row serializes");
         }
         let bytes = w.into_inner().expect("in memory");
-        let rows = csv::ReaderBuilder::new()
+        let mut records = csv::ReaderBuilder::new()
             .has_headers(false)
             .from_reader(bytes.as_slice())
-            .records()
-            .map(|r| r.expect("just written").iter().map(String::from).collect())
-            .collect();
+            .into_records()
+            .map(|r| -> Vec<String> {
+                r.expect("just written").iter().map(String::from).collect()
+            });
+        if let Some(names) = records.next() {
+            assert_eq!(
+                names, header,
+                "{file}: the row type's fields are not its header"
+            );
+        }
         Table {
             file: file.into(),
             title: title.into(),
             about: about.into(),
             header: header.iter().map(|h| h.to_string()).collect(),
-            rows,
+            rows: records.collect(),
             summary: Vec::new(),
+            figures: Vec::new(),
+        }
+    }
+}
+
+/// A plot, as data: `report` draws it as `NAME.svg` and `NAME.png`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    /// The files' stem (unique in the analysis folder).
+    pub name: String,
+    /// Its caption in the report.
+    pub title: String,
+    /// The heading drawn above the chart.
+    pub heading: String,
+    /// The x axis's label.
+    pub x_label: String,
+    /// The y axis's label.
+    pub y_label: String,
+    /// What is drawn.
+    pub chart: Chart,
+}
+
+/// The kinds of chart a design can ask for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chart {
+    /// Rates over a numeric x, one line per series, with a shaded interval.
+    Curves(Vec<Series>),
+    /// Rates over named categories (runs, dates), one line per series,
+    /// with error bars; each point's `x` is its category's index.
+    Categories {
+        /// The categories' labels, in order.
+        labels: Vec<String>,
+        /// The series.
+        series: Vec<Series>,
+    },
+    /// One bar per category with its interval.
+    Bars(Vec<Bar>),
+    /// 0/1 outcomes against x, with the logistic curve
+    /// `1 / (1 + exp(-(intercept + slope x)))` when there is a fit.
+    Logistic {
+        /// (x, outcome is 1).
+        points: Vec<(f64, bool)>,
+        /// (intercept, slope).
+        fit: Option<(f64, f64)>,
+    },
+}
+
+/// A named series of rates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Its legend entry.
+    pub name: String,
+    /// Its points, in x order.
+    pub points: Vec<Point>,
+}
+
+/// A rate and its interval at `x`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    /// Where.
+    pub x: f64,
+    /// The rate (none of none: no rate).
+    pub y: Option<f64>,
+    /// The interval's low end.
+    pub lo: Option<f64>,
+    /// The interval's high end.
+    pub hi: Option<f64>,
+}
+
+/// A bar: a category's rate and its interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bar {
+    /// The category.
+    pub label: String,
+    /// The rate.
+    pub y: Option<f64>,
+    /// The interval's low end.
+    pub lo: Option<f64>,
+    /// The interval's high end.
+    pub hi: Option<f64>,
+}
+
+impl Figure {
+    /// Whether there is anything to draw.
+    pub fn has_data(&self) -> bool {
+        match &self.chart {
+            Chart::Curves(s) | Chart::Categories { series: s, .. } => {
+                s.iter().any(|s| !s.points.is_empty())
+            }
+            Chart::Bars(b) => !b.is_empty(),
+            Chart::Logistic { points, .. } => !points.is_empty(),
         }
     }
 }
@@ -65,12 +172,19 @@ impl Table {
 /// streamed: keep counts, not rows, where the design allows).
 pub trait Analysis {
     /// One trials.csv row of this design.
-    fn trial(&mut self, t: &TrialRow);
+    fn trial(&mut self, t: &TrialRow) {
+        let _ = t;
+    }
+    /// One sends.csv row of this design.
+    fn send(&mut self, s: &SendRow) {
+        let _ = s;
+    }
     /// The tables, once every row is read.
     fn finish(self: Box<Self>, interval: Interval) -> Vec<Table>;
 }
 
-/// A registered analysis: the design (trials.csv `experiment`) and a maker.
+/// A registered analysis: the design (the datasets' `experiment`) and a
+/// maker.
 #[derive(Clone, Copy)]
 pub struct DesignAnalysis {
     /// The design's name.

@@ -18,6 +18,7 @@
 
 pub mod analyze;
 pub mod design_analysis;
+pub mod words;
 
 use statrs::distribution::{Beta, ContinuousCDF, Normal};
 use statrs::function::factorial::ln_factorial;

@@ -352,6 +352,8 @@ fn analyze_draws_the_plots_and_a_self_contained_report() {
     ] {
         assert!(html.contains(&format!("<h3>{t}</h3>")), "{t}");
     }
+    // Each table under its title and what a row of it is.
+    assert!(html.contains("<b>Surveillance.</b> Each row is one experiment"));
     assert!(
         html.contains("seeded copies were blocked in 10 of 12 trials (83%"),
         "{html}"

@@ -2,17 +2,20 @@
 //! seeded, confirmed blocked (`prime`) after `delay_s`, then retested every
 //! `retest_every_s`, `retests` times.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
 use super::{Common, Design, Experiment, ParseCx, TrialOutcomes, Verdict, INCONCLUSIVE};
-use crate::dataset::Outcome;
+use crate::dataset::{Outcome, SendRow};
 use crate::error::InputError;
 use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
 use crate::probe::plan::{num, seed_and_prime, send, trial, Content, Role, Trial};
 use crate::probe::spec::{MAX_LIST, MAX_SPAN_S};
+use crate::stats::analyze::Interval;
+use crate::stats::design_analysis::{Analysis, Table};
 
 /// The registry entry.
 pub const DESIGN: Design = Design {
@@ -21,7 +24,7 @@ pub const DESIGN: Design = Design {
     keys: &["items", "seed_chat", "delay_s", "retest_every_s", "retests"],
     parse,
     verdicts: &["expired", "still_blocked"],
-    analysis: None,
+    analysis: Some(|| Box::new(ExpiryTable::default())),
 };
 
 #[derive(Debug)]
@@ -128,5 +131,105 @@ impl Experiment for Expiry {
             seeded: last,
             control: prime,
         }
+    }
+}
+
+/// The analysis: `expiry.csv`, the Kaplan–Meier estimate of "still
+/// blocked" over the retests. A trial's event is its first delivered
+/// retest; it is censored at its last retest if it never was.
+#[derive(Default)]
+struct ExpiryTable {
+    /// (experiment_name, run_id, trial_id) → (first offset delivered, last
+    /// offset seen).
+    trials: BTreeMap<(String, String, String), (Option<f64>, f64)>,
+}
+
+/// A row of expiry.csv (one step of the curve).
+#[derive(serde::Serialize)]
+struct ExpiryRow {
+    experiment_name: String,
+    time_s: f64,
+    at_risk: u64,
+    expired: u64,
+    censored: u64,
+    still_blocked: f64,
+    ci_low: f64,
+    ci_high: f64,
+    median_s: Option<f64>,
+}
+
+impl Analysis for ExpiryTable {
+    fn send(&mut self, r: &SendRow) {
+        let Some(outcome) = r.outcome.filter(|o| o.conclusive()) else {
+            return;
+        };
+        let (true, Some(off)) = (r.role == "retest", r.offset_s) else {
+            return;
+        };
+        let e = self
+            .trials
+            .entry((
+                r.experiment_name.clone(),
+                r.run_id.clone(),
+                r.trial_id.clone(),
+            ))
+            .or_insert((None, off));
+        e.1 = e.1.max(off);
+        if outcome != Outcome::Blocked {
+            e.0 = Some(e.0.map_or(off, |f: f64| f.min(off)));
+        }
+    }
+
+    fn finish(self: Box<Self>, _interval: Interval) -> Vec<Table> {
+        let mut by_exp: BTreeMap<String, Vec<(f64, bool)>> = BTreeMap::new();
+        for ((name, _, _), (first, last)) in self.trials {
+            by_exp
+                .entry(name)
+                .or_default()
+                .push(first.map_or((last, false), |t| (t, true)));
+        }
+        let mut rows = Vec::new();
+        let mut summary = Vec::new();
+        for (name, data) in by_exp {
+            let steps = crate::stats::kaplan_meier(&data, 0.95);
+            let median = crate::stats::km_median(&steps);
+            if let Some(m) = median {
+                summary.push(format!(
+                    "{name}: blocked hashes stayed blocked for a median of {m:.0} s (Kaplan–Meier)."
+                ));
+            }
+            for st in steps {
+                rows.push(ExpiryRow {
+                    experiment_name: name.clone(),
+                    time_s: st.time,
+                    at_risk: st.at_risk,
+                    expired: st.events,
+                    censored: st.censored,
+                    still_blocked: st.survival,
+                    ci_low: st.ci_low,
+                    ci_high: st.ci_high,
+                    median_s: median,
+                });
+            }
+        }
+        let mut table = Table::from_rows(
+            "expiry.csv",
+            "Expiry",
+            "Each row is one step of the Kaplan–Meier estimate of the share of blocked hashes still blocked (design expiry), with Greenwood log(−log) intervals; median_s is the first time at or under one half.",
+            &[
+                "experiment_name",
+                "time_s",
+                "at_risk",
+                "expired",
+                "censored",
+                "still_blocked",
+                "ci_low",
+                "ci_high",
+                "median_s",
+            ],
+            &rows,
+        );
+        table.summary = summary;
+        vec![table]
     }
 }

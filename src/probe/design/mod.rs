@@ -224,6 +224,34 @@ mod tests {
         }
     }
 
+    /// Every table a design can write has a file name of its own, a plot
+    /// name of its own, and a row in docs/DATASET.md (so a new design's
+    /// table fails here until it is documented).
+    #[test]
+    fn design_tables_and_plots_are_unique_and_documented() {
+        let dataset = include_str!("../../../docs/DATASET.md");
+        let mut files = vec!["trend.csv".to_string()];
+        let mut plots = vec!["trend".to_string()];
+        for a in analyses() {
+            for t in (a.make)().finish(crate::stats::analyze::Interval::Wilson) {
+                assert!(
+                    dataset.contains(&format!("| `{}`", t.file)),
+                    "{}: {} is not in docs/DATASET.md",
+                    a.design,
+                    t.file
+                );
+                files.push(t.file);
+                plots.extend(t.figures.into_iter().map(|f| f.name));
+            }
+        }
+        let n = (files.len(), plots.len());
+        files.sort_unstable();
+        files.dedup();
+        plots.sort_unstable();
+        plots.dedup();
+        assert_eq!((files.len(), plots.len()), n, "{files:?} {plots:?}");
+    }
+
     /// trials.csv is read with a closed verdict list (`dataset::VERDICTS`,
     /// docs/DATASET.md): it must hold exactly the designs' verdicts, so a
     /// design with a new verdict word fails here until the list and the docs

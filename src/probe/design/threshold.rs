@@ -354,6 +354,7 @@ impl crate::stats::design_analysis::Analysis for Searches {
             header: header.iter().map(|h| h.to_string()).collect(),
             rows,
             summary: Vec::new(),
+            figures: Vec::new(),
         }]
     }
 }
