@@ -46,6 +46,7 @@ bench: deps-bench deps-xmpp build
 	$(CARGO) bench --locked --bench hashing
 	$(CARGO) bench --locked --bench driver
 	$(CARGO) bench --locked --bench analyze
+	$(CARGO) bench --locked --bench isolate
 
 ## lint: formatting and clippy, warnings are errors
 lint:

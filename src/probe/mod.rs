@@ -10,6 +10,7 @@
 
 pub mod chat;
 pub mod design;
+pub mod isolate;
 pub mod items;
 pub mod keywords;
 pub mod locate;

@@ -1,0 +1,686 @@
+//! Which keyword combination triggers a filter: adaptive sample tests on a
+//! censored text.
+//!
+//! The filter model is the one the field measured on WeChat and similar
+//! apps: a rule is a set of parts (`习近平+小熊维尼`), and a message is
+//! blocked when every part of some rule appears in it. A sample test sends
+//! some *fragments* of the text (character ranges), joined by a separator
+//! that never forms a part with its neighbours, and watches whether it is
+//! blocked. Because a message with more of the text can only contain more
+//! parts, the answers are monotone, and [`Isolator`] uses that twice: to
+//! search (binary searches on a prefix and on a part's length) and to skip a
+//! test whose answer already follows from one observed (a message whose
+//! every fragment lies inside a fragment of a delivered one is delivered; a
+//! message holding every fragment of a blocked one is blocked).
+//!
+//! For one text it:
+//! 1. tests it whole (blocked, or nothing to isolate);
+//! 2. tries the known triggers of a dictionary whose parts all occur in what
+//!    is left of the text, each alone;
+//! 3. otherwise isolates one combination: the shortest blocked prefix ends
+//!    with the part that completes a rule; a binary search on its length
+//!    finds where it starts (lengths up to 4 first, then doubling); with
+//!    the parts found so far kept in every test, the same search finds the
+//!    next part, until the parts alone are blocked;
+//! 4. verifies the combination by sending it: alone it is blocked, and
+//!    without any one of its parts it is delivered (a dictionary entry with
+//!    a part the filter does not need loses that part here);
+//! 5. cuts every occurrence of every part found out of the text (the first
+//!    character of each) and tests what is left: blocked means another
+//!    combination, and it goes on from 2.
+//!
+//! Every step is a function of the answers so far ([`Isolator::next`]
+//! replays them), so a run that crashed resumes with the same tests. An
+//! inconclusive answer (the send was lost, or failed) is asked again, never
+//! guessed; after [`Isolator::retries`] in a row the text is reported
+//! incomplete, with the reason, as it is when the budget of sends runs out.
+//!
+//! Written here rather than taken from a crate: no crate implements
+//! combination isolation; the method follows Xiong & Knockel (FOCI 2019),
+//! with the changes described above.
+
+use std::ops::Range;
+
+/// A character range of the text, end exclusive.
+pub type Frag = Range<usize>;
+
+/// Why a test is sent: the step of the method it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// The text whole.
+    Whole,
+    /// A known trigger of the dictionary, alone.
+    Known,
+    /// The parts found so far and a prefix of the text.
+    Prefix,
+    /// The parts found so far, the prefix before a part's last character,
+    /// and a candidate part.
+    Part,
+    /// The parts found so far, alone.
+    Check,
+    /// A combination, alone or without one of its parts.
+    Verify,
+    /// The text with every part found cut out.
+    Residual,
+}
+
+impl Step {
+    /// Its name in datasets.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Whole => "whole",
+            Step::Known => "known",
+            Step::Prefix => "prefix",
+            Step::Part => "part",
+            Step::Check => "check",
+            Step::Verify => "verify",
+            Step::Residual => "residual",
+        }
+    }
+}
+
+/// A sample test: fragments of the text, in text order, sent joined by the
+/// separator.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Query {
+    /// Why it is sent.
+    pub step: Step,
+    /// Its fragments, sorted by start then end, none empty.
+    pub fragments: Vec<Frag>,
+}
+
+impl Query {
+    fn new(step: Step, mut fragments: Vec<Frag>) -> Query {
+        fragments.retain(|f| f.start < f.end);
+        fragments.sort_by_key(|f| (f.start, f.end));
+        fragments.dedup();
+        Query { step, fragments }
+    }
+
+    /// The message: each fragment's characters, joined by `separator`.
+    pub fn message(&self, text: &[char], separator: &str) -> String {
+        let parts: Vec<String> = self
+            .fragments
+            .iter()
+            .map(|f| text[f.clone()].iter().collect())
+            .collect();
+        parts.join(separator)
+    }
+
+    /// The fragments as `a-b,c-d` (character offsets, end exclusive).
+    pub fn ranges(&self) -> String {
+        self.fragments
+            .iter()
+            .map(|f| format!("{}-{}", f.start, f.end))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Whether every fragment of `self` lies inside a fragment of `other`
+    /// (so every part `self` holds, `other` holds too).
+    fn within(&self, other: &Query) -> bool {
+        self.fragments.iter().all(|f| {
+            other
+                .fragments
+                .iter()
+                .any(|g| g.start <= f.start && f.end <= g.end)
+        })
+    }
+}
+
+/// The answer to a sample test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The message was blocked.
+    Blocked,
+    /// It was delivered.
+    Delivered,
+    /// It was lost or failed: no answer (asked again).
+    Inconclusive,
+}
+
+/// A combination found in a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Combination {
+    /// Its parts' positions, in text order.
+    pub parts: Vec<Frag>,
+    /// Found from the dictionary.
+    pub known: bool,
+    /// Sent alone it was blocked, and each message without one of its parts
+    /// was delivered (sent, or inside a message sent and delivered).
+    pub verified: bool,
+}
+
+impl Combination {
+    /// Its parts' texts, in text order.
+    pub fn texts(&self, text: &[char]) -> Vec<String> {
+        self.parts
+            .iter()
+            .map(|f| text[f.clone()].iter().collect())
+            .collect()
+    }
+}
+
+/// Why a text's isolation could not finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incomplete {
+    /// A test stayed inconclusive this many times in a row.
+    Inconclusive {
+        /// The test.
+        step: Step,
+        /// How many times.
+        times: u32,
+    },
+    /// The budget of sends ran out.
+    Budget(u32),
+    /// A combination was found whose removal changed nothing.
+    NoProgress,
+}
+
+impl std::fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Incomplete::Inconclusive { step, times } => write!(
+                f,
+                "a {} test was lost or failed {times} times in a row",
+                step.name()
+            ),
+            Incomplete::Budget(n) => write!(f, "the budget of {n} sends ran out"),
+            Incomplete::NoProgress => write!(
+                f,
+                "a combination was found again after it had been cut out: the answers do not fit keyword combinations"
+            ),
+        }
+    }
+}
+
+/// The result for one text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Isolation {
+    /// Whether the whole text was blocked.
+    pub blocked: bool,
+    /// The combinations found, in the order found.
+    pub combinations: Vec<Combination>,
+    /// Set when it stopped before the end.
+    pub incomplete: Option<Incomplete>,
+    /// Sends used, the first whole-text test included.
+    pub sends: u32,
+}
+
+/// What to do next for a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Send this test and add its answer.
+    Send(Query),
+    /// Finished.
+    Done(Isolation),
+}
+
+/// Isolates the combinations in one text.
+#[derive(Debug, Clone)]
+pub struct Isolator {
+    text: Vec<char>,
+    /// Known triggers, each a list of parts.
+    dictionary: Vec<Vec<String>>,
+    /// Inconclusive answers in a row before giving up a text.
+    pub retries: u32,
+    /// Sends a text may use at most (the first whole-text test included).
+    pub budget: u32,
+}
+
+impl Isolator {
+    /// An isolator for `text`, trying `dictionary`'s triggers (lists of
+    /// parts) first.
+    pub fn new(text: &str, dictionary: Vec<Vec<String>>) -> Isolator {
+        Isolator {
+            text: text.chars().collect(),
+            dictionary,
+            retries: 3,
+            budget: 500,
+        }
+    }
+
+    /// The text, as characters (fragments index into it).
+    pub fn text(&self) -> &[char] {
+        &self.text
+    }
+
+    /// The next test, given the answers to every test asked so far, in
+    /// order; or the result.
+    pub fn next(&self, answers: &[Answer]) -> Next {
+        let mut r = Replay {
+            answers,
+            used: 0,
+            seen: Vec::new(),
+            retries: self.retries,
+            budget: self.budget,
+        };
+        let mut found = Vec::new();
+        let out = self.run(&mut r, &mut found);
+        let sends = r.used as u32;
+        match out {
+            Err(Stop::Need(q)) => Next::Send(q),
+            Ok(blocked) => Next::Done(Isolation {
+                blocked,
+                combinations: found,
+                incomplete: None,
+                sends,
+            }),
+            Err(Stop::Incomplete(why)) => Next::Done(Isolation {
+                blocked: true,
+                combinations: found,
+                incomplete: Some(why),
+                sends,
+            }),
+        }
+    }
+
+    /// The method; `Ok(whether the whole text was blocked)`.
+    fn run(&self, r: &mut Replay, found: &mut Vec<Combination>) -> Result<bool, Stop> {
+        let n = self.text.len();
+        let mut work: Vec<Frag> = std::iter::once(0..n).collect();
+        if n == 0 || !r.ask(Query::new(Step::Whole, work.clone()))? {
+            return Ok(false);
+        }
+        let mut tried: Vec<usize> = Vec::new();
+        loop {
+            let c = match self.try_known(r, &work, &mut tried)? {
+                Some(c) => c,
+                None => Combination {
+                    parts: search(r, &work)?,
+                    known: false,
+                    verified: false,
+                },
+            };
+            let c = verify(r, c)?;
+            let before = work.clone();
+            found.push(c);
+            work = self.cut(&work, found);
+            if work == before {
+                // Cutting what was found changed nothing, yet the rest is
+                // still blocked: the answers do not fit the model (a noisy
+                // platform, or a filter that is not keyword combinations).
+                // Going on would find the same again, forever.
+                return Err(Stop::Incomplete(Incomplete::NoProgress));
+            }
+            if work.is_empty() || !r.ask(Query::new(Step::Residual, work.clone()))? {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// The first dictionary trigger not tried yet whose parts all occur in
+    /// `work` and that is blocked alone.
+    fn try_known(
+        &self,
+        r: &mut Replay,
+        work: &[Frag],
+        tried: &mut Vec<usize>,
+    ) -> Result<Option<Combination>, Stop> {
+        for (i, parts) in self.dictionary.iter().enumerate() {
+            if tried.contains(&i) {
+                continue;
+            }
+            let mut frags = Vec::new();
+            for p in parts {
+                match self.find(work, p).into_iter().next() {
+                    Some(f) => frags.push(f),
+                    None => break,
+                }
+            }
+            if frags.len() != parts.len() || frags.is_empty() {
+                continue;
+            }
+            tried.push(i);
+            if r.ask(Query::new(Step::Known, frags.clone()))? {
+                frags.sort_by_key(|f| (f.start, f.end));
+                return Ok(Some(Combination {
+                    parts: frags,
+                    known: true,
+                    verified: false,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every occurrence of `part` inside one fragment of `work`.
+    fn find(&self, work: &[Frag], part: &str) -> Vec<Frag> {
+        let p: Vec<char> = part.chars().collect();
+        if p.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for f in work {
+            let mut s = f.start;
+            while s + p.len() <= f.end {
+                if self.text[s..s + p.len()] == p[..] {
+                    out.push(s..s + p.len());
+                }
+                s += 1;
+            }
+        }
+        out
+    }
+
+    /// `work` without the first character of every occurrence of every
+    /// part found.
+    fn cut(&self, work: &[Frag], found: &[Combination]) -> Vec<Frag> {
+        let mut cuts: Vec<usize> = Vec::new();
+        for c in found {
+            for part in c.texts(&self.text) {
+                cuts.extend(self.find(work, &part).into_iter().map(|f| f.start));
+            }
+        }
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut out = Vec::new();
+        for f in work {
+            let mut start = f.start;
+            for &c in cuts.iter().filter(|c| f.contains(c)) {
+                if start < c {
+                    out.push(start..c);
+                }
+                start = c + 1;
+            }
+            if start < f.end {
+                out.push(start..f.end);
+            }
+        }
+        out
+    }
+}
+
+/// Why the method stopped before its end.
+enum Stop {
+    /// It needs the answer to this test.
+    Need(Query),
+    /// It cannot finish.
+    Incomplete(Incomplete),
+}
+
+/// The answers so far, handed out in order.
+struct Replay<'a> {
+    answers: &'a [Answer],
+    /// Answers handed out (= sends).
+    used: usize,
+    /// Every test answered, with its answer.
+    seen: Vec<(Query, bool)>,
+    retries: u32,
+    budget: u32,
+}
+
+impl Replay<'_> {
+    /// Send `q` (or reuse the answer of the very same message), asking
+    /// again while the answer is inconclusive.
+    fn ask(&mut self, q: Query) -> Result<bool, Stop> {
+        if let Some((_, b)) = self.seen.iter().find(|(s, _)| s.fragments == q.fragments) {
+            return Ok(*b);
+        }
+        let mut times = 0;
+        loop {
+            if self.used as u32 >= self.budget {
+                return Err(Stop::Incomplete(Incomplete::Budget(self.budget)));
+            }
+            let Some(a) = self.answers.get(self.used) else {
+                return Err(Stop::Need(q));
+            };
+            self.used += 1;
+            match a {
+                Answer::Blocked | Answer::Delivered => {
+                    let b = *a == Answer::Blocked;
+                    self.seen.push((q, b));
+                    return Ok(b);
+                }
+                Answer::Inconclusive => {
+                    times += 1;
+                    if times >= self.retries {
+                        return Err(Stop::Incomplete(Incomplete::Inconclusive {
+                            step: q.step,
+                            times,
+                        }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The answer to `q` if one observed implies it, else [`Replay::ask`].
+    fn infer(&mut self, q: Query) -> Result<bool, Stop> {
+        for (s, b) in &self.seen {
+            if *b && s.within(&q) {
+                return Ok(true);
+            }
+            if !*b && q.within(s) {
+                return Ok(false);
+            }
+        }
+        self.ask(q)
+    }
+}
+
+/// The first `len` characters of `work`, as fragments.
+fn prefix(work: &[Frag], len: usize) -> Vec<Frag> {
+    let mut out = Vec::new();
+    let mut left = len;
+    for f in work {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(f.len());
+        out.push(f.start..f.start + take);
+        left -= take;
+    }
+    out
+}
+
+/// The text position of the `i`-th character of `work`, and where its
+/// fragment starts.
+fn position(work: &[Frag], mut i: usize) -> (usize, usize) {
+    for f in work {
+        if i < f.len() {
+            return (f.start + i, f.start);
+        }
+        i -= f.len();
+    }
+    unreachable!("position inside work")
+}
+
+/// Isolate one combination in `work` (known to be blocked whole).
+fn search(r: &mut Replay, work: &[Frag]) -> Result<Vec<Frag>, Stop> {
+    let total: usize = work.iter().map(|f| f.len()).sum();
+    let mut parts: Vec<Frag> = Vec::new();
+    // Invariant: parts + prefix(work, hi) is blocked.
+    let mut hi = total;
+    loop {
+        if !parts.is_empty() && r.infer(Query::new(Step::Check, parts.clone()))? {
+            parts.sort_by_key(|f| (f.start, f.end));
+            return Ok(parts);
+        }
+        // The shortest blocked prefix, with the parts found so far.
+        let mut lo = 0;
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            let mut q = parts.clone();
+            q.extend(prefix(work, mid));
+            if r.infer(Query::new(Step::Prefix, q))? {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        // A part ends at the prefix's last character: how long is it?
+        let (last, run_start) = position(work, hi - 1);
+        let end = last + 1;
+        let mut base = parts.clone();
+        base.extend(prefix(work, hi - 1));
+        let longest = end - run_start;
+        let test = |r: &mut Replay, len: usize| {
+            let mut q = base.clone();
+            q.push(end - len..end);
+            r.infer(Query::new(Step::Part, q))
+        };
+        // The shortest blocked length in (lo, top], lengths up to 4 first (most Chinese keywords).
+        let (mut lo, mut top) = (0, longest.min(4));
+        let len = loop {
+            let mut h = top;
+            while h - lo > 1 {
+                let mid = lo + (h - lo) / 2;
+                if test(r, mid)? {
+                    h = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            // `h` is blocked if it was observed so, or is the longest.
+            if h < top || top == longest || test(r, top)? {
+                break h;
+            }
+            lo = top;
+            top = (top * 2).min(longest);
+        };
+        parts.push(end - len..end);
+        // parts (with the new one) + prefix(work, hi - 1) is blocked.
+        hi -= 1;
+        if hi == 0 {
+            // The parts alone are blocked (the last test said so).
+            parts.sort_by_key(|f| (f.start, f.end));
+            return Ok(parts);
+        }
+    }
+}
+
+/// Send the combination alone and without each of its parts; a part whose
+/// removal leaves it blocked is dropped (a dictionary entry longer than the
+/// rule).
+fn verify(r: &mut Replay, mut c: Combination) -> Result<Combination, Stop> {
+    let alone = r.ask(Query::new(Step::Verify, c.parts.clone()))?;
+    let mut minimal = true;
+    let mut j = 0;
+    while c.parts.len() > 1 && j < c.parts.len() {
+        let mut without = c.parts.clone();
+        without.remove(j);
+        if r.ask(Query::new(Step::Verify, without))? {
+            c.parts.remove(j);
+            minimal = c.known;
+        } else {
+            j += 1;
+        }
+    }
+    c.verified = alone && minimal;
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A substring-conjunction filter.
+    fn blocked(rules: &[Vec<&str>], message: &str, sep: &str) -> bool {
+        rules.iter().any(|r| {
+            r.iter()
+                .all(|p| message.split(sep).any(|frag| frag.contains(p)))
+        })
+    }
+
+    fn isolate(
+        text: &str,
+        rules: &[Vec<&str>],
+        dict: Vec<Vec<String>>,
+    ) -> (Isolation, Vec<String>) {
+        let iso = Isolator::new(text, dict);
+        let mut answers = Vec::new();
+        let mut log = Vec::new();
+        loop {
+            match iso.next(&answers) {
+                Next::Send(q) => {
+                    let m = q.message(iso.text(), "|");
+                    log.push(format!("{} {}", q.step.name(), m));
+                    answers.push(if blocked(rules, &m, "|") {
+                        Answer::Blocked
+                    } else {
+                        Answer::Delivered
+                    });
+                }
+                Next::Done(i) => return (i, log),
+            }
+        }
+    }
+
+    fn found(text: &str, i: &Isolation) -> Vec<Vec<String>> {
+        let chars: Vec<char> = text.chars().collect();
+        i.combinations.iter().map(|c| c.texts(&chars)).collect()
+    }
+
+    #[test]
+    fn finds_every_combination_and_verifies_it() {
+        let text = "今天天气很好，我们去公园散步。习近平在北京开会，小熊维尼也来了。后来下雨了，大家都回家了。六四那天很多人在广场。";
+        let rules = vec![vec!["习近平", "小熊维尼"], vec!["六四"]];
+        let (i, log) = isolate(text, &rules, Vec::new());
+        assert!(i.blocked && i.incomplete.is_none(), "{i:?}");
+        assert_eq!(
+            found(text, &i),
+            vec![
+                vec!["习近平".to_string(), "小熊维尼".into()],
+                vec!["六四".into()]
+            ],
+            "{log:#?}"
+        );
+        assert!(i.combinations.iter().all(|c| c.verified && !c.known));
+        assert_eq!(i.sends as usize, log.len());
+    }
+
+    #[test]
+    fn a_delivered_text_costs_one_send() {
+        let (i, log) = isolate("天气很好", &[vec!["六四"]], Vec::new());
+        assert_eq!((i.blocked, i.sends, log.len()), (false, 1, 1));
+        assert!(i.combinations.is_empty());
+    }
+
+    #[test]
+    fn a_known_trigger_costs_a_handful_and_the_rest_is_still_searched() {
+        let text = "今天天气很好，我们去公园散步。习近平在北京开会，小熊维尼也来了。后来下雨了，大家都回家了。六四那天很多人在广场。";
+        let rules = vec![vec!["习近平", "小熊维尼"], vec!["六四"]];
+        let dict = vec![vec!["习近平".to_string(), "小熊维尼".to_string()]];
+        let (known, _) = isolate(text, &rules, dict);
+        let (unknown, _) = isolate(text, &rules, Vec::new());
+        assert_eq!(found(text, &known).len(), 2);
+        assert!(known.combinations[0].known && known.combinations[0].verified);
+        assert!(
+            known.sends < unknown.sends,
+            "{} vs {}",
+            known.sends,
+            unknown.sends
+        );
+    }
+
+    #[test]
+    fn a_dictionary_entry_with_a_needless_part_loses_it() {
+        let text = "今天天气很好，法轮功，我们去公园散步。";
+        let rules = vec![vec!["法轮功"]];
+        let dict = vec![vec!["法轮功".to_string(), "公园".to_string()]];
+        let (i, _) = isolate(text, &rules, dict);
+        assert_eq!(found(text, &i), vec![vec!["法轮功".to_string()]]);
+        assert!(i.combinations[0].known);
+    }
+
+    #[test]
+    fn inconclusive_answers_are_asked_again_then_reported() {
+        let iso = Isolator::new("六四", Vec::new());
+        let Next::Send(q) = iso.next(&[]) else {
+            panic!()
+        };
+        // Asked again after an inconclusive answer: the same test.
+        assert_eq!(iso.next(&[Answer::Inconclusive]), Next::Send(q));
+        let Next::Done(i) = iso.next(&[Answer::Inconclusive; 3]) else {
+            panic!()
+        };
+        assert_eq!(
+            i.incomplete,
+            Some(Incomplete::Inconclusive {
+                step: Step::Whole,
+                times: 3
+            })
+        );
+    }
+}
