@@ -197,7 +197,8 @@ impl std::fmt::Display for Incomplete {
 /// The result for one text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Isolation {
-    /// Whether the whole text was blocked.
+    /// Whether the whole text was blocked (false too when it never got a
+    /// conclusive answer: see `incomplete`).
     pub blocked: bool,
     /// The combinations found, in the order found.
     pub combinations: Vec<Combination>,
@@ -258,6 +259,11 @@ impl Isolator {
         let mut found = Vec::new();
         let out = self.run(&mut r, &mut found);
         let sends = r.used as u32;
+        // The first answer, if any, is the whole text's.
+        let whole_blocked = r
+            .seen
+            .first()
+            .is_some_and(|(q, b)| q.step == Step::Whole && *b);
         match out {
             Err(Stop::Need(q)) => Next::Send(q),
             Ok(blocked) => Next::Done(Isolation {
@@ -267,7 +273,7 @@ impl Isolator {
                 sends,
             }),
             Err(Stop::Incomplete(why)) => Next::Done(Isolation {
-                blocked: true,
+                blocked: whole_blocked,
                 combinations: found,
                 incomplete: Some(why),
                 sends,
@@ -682,5 +688,6 @@ mod tests {
                 times: 3
             })
         );
+        assert!(!i.blocked, "never answered, so not known to be blocked");
     }
 }
