@@ -153,6 +153,17 @@ pub struct SendRow {
     pub match_margin: Option<f64>,
 }
 
+impl SendRow {
+    /// Whether it was blocked, for a conclusive outcome (`blocked` or
+    /// `delivered`); `None` for `lost`, `error` or none, which no table
+    /// counts.
+    pub fn blocked(&self) -> Option<bool> {
+        self.outcome
+            .filter(|o| o.conclusive())
+            .map(|o| o == Outcome::Blocked)
+    }
+}
+
 /// One row of trials.csv.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrialRow {

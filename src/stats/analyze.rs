@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::design_analysis::{Analysis, Chart, DesignAnalysis, Figure, Point, Series, Table};
-use crate::dataset::{self, Outcome, SendRow};
+use crate::dataset::{self, SendRow};
 use crate::error::InputError;
 
 /// Which interval for proportions.
@@ -165,7 +165,7 @@ struct TrendRow {
 
 impl Analysis for Trend {
     fn send(&mut self, r: &SendRow) {
-        let Some(outcome) = r.outcome.filter(|o| o.conclusive()) else {
+        let Some(blocked) = r.blocked() else {
             return;
         };
         if r.role != "test" {
@@ -177,7 +177,7 @@ impl Analysis for Trend {
             .entry((r.run_id.clone(), date, r.experiment_name.clone()))
             .or_default();
         c.0 += 1;
-        c.1 += u64::from(outcome == Outcome::Blocked);
+        c.1 += u64::from(blocked);
     }
 
     fn finish(self: Box<Self>, interval: Interval) -> Vec<Table> {

@@ -160,7 +160,7 @@ struct ExpiryRow {
 
 impl Analysis for ExpiryTable {
     fn send(&mut self, r: &SendRow) {
-        let Some(outcome) = r.outcome.filter(|o| o.conclusive()) else {
+        let Some(blocked) = r.blocked() else {
             return;
         };
         let (true, Some(off)) = (r.role == "retest", r.offset_s) else {
@@ -175,7 +175,7 @@ impl Analysis for ExpiryTable {
             ))
             .or_insert((None, off));
         e.1 = e.1.max(off);
-        if outcome != Outcome::Blocked {
+        if !blocked {
             e.0 = Some(e.0.map_or(off, |f: f64| f.min(off)));
         }
     }

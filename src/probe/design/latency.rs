@@ -156,7 +156,7 @@ struct LatencyMedianRow {
 
 impl Analysis for LatencyTables {
     fn send(&mut self, r: &SendRow) {
-        let Some(outcome) = r.outcome.filter(|o| o.conclusive()) else {
+        let Some(blocked) = r.blocked() else {
             return;
         };
         if r.role != "test" {
@@ -167,7 +167,6 @@ impl Analysis for LatencyTables {
         let Some(off) = r.planned_offset_s.or(r.offset_s) else {
             return;
         };
-        let blocked = outcome == Outcome::Blocked;
         let c = self
             .counts
             .entry((r.experiment_name.clone(), off.to_bits()))

@@ -165,13 +165,12 @@ struct ThresholdRow {
 
 impl Analysis for TransformTables {
     fn send(&mut self, r: &SendRow) {
-        let Some(outcome) = r.outcome.filter(|o| o.conclusive()) else {
+        let Some(blocked) = r.blocked() else {
             return;
         };
         if r.role != "test" || r.transform.is_empty() {
             return;
         }
-        let blocked = outcome == Outcome::Blocked;
         let e = self.counts.entry(r.transform.clone()).or_default();
         e.0 += 1;
         e.1 += u64::from(!blocked);
