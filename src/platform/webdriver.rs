@@ -440,12 +440,48 @@ impl WebDriverPlatform {
             return Ok(Some(p));
         }
         let el = fantoccini::elements::Element::from_element_id(c.clone(), id.to_string().into());
+        // Two shots, frames apart, must agree: a browser may first paint a
+        // freshly loaded picture through another decode path (pixels ±1 in
+        // a third of the picture, seen with Chromium 156), which is
+        // more than what tells two fresh copies of a picture apart. Only a
+        // settled picture is kept; an unsettled one is pending, and the next
+        // look photographs it again.
+        let Some((png, (w, h))) = self.shot(c, &el).await? else {
+            return Ok(None);
+        };
+        match self.shot(c, &el).await? {
+            Some((again, _)) if again == png => {}
+            _ => return Ok(None),
+        }
+        let picture = tokio::task::spawn_blocking(move || Picture::from_png(&png))
+            .await
+            .ok()
+            .flatten()
+            .filter(|p| {
+                (p.grey.width() as f64 - w).abs() <= 2.0
+                    && (p.grey.height() as f64 - h).abs() <= 2.0
+            })
+            .map(Arc::new);
+        if let Some(p) = &picture {
+            self.screenshots.put(&key, p.clone());
+        }
+        Ok(picture)
+    }
+
+    /// One screenshot of picture element `el`, decoded, wholly in view and
+    /// not moved while it was taken, with its size in CSS pixels; None if
+    /// it cannot be taken now.
+    async fn shot(
+        &self,
+        c: &Client,
+        el: &fantoccini::elements::Element,
+    ) -> Result<Option<(Vec<u8>, (f64, f64))>, PlatformError> {
         // Whole and in view, or not yet: a screenshot of a picture cut by
         // the window or its chat's scroll box would be another picture.
         let shown = self
             .rt(c.execute_async(
                 SHOW_PICTURE_SCRIPT,
-                vec![serde_json::to_value(&el).unwrap_or_default()],
+                vec![serde_json::to_value(el).unwrap_or_default()],
             ))
             .await;
         let rect =
@@ -453,7 +489,6 @@ impl WebDriverPlatform {
         let Some(before) = shown.ok().and_then(rect).filter(|r| r.len() == 4) else {
             return Ok(None);
         };
-        let (w, h) = (before[0], before[1]);
         let png = match self.rt(el.screenshot()).await {
             Ok(png) => png,
             Err(e) => {
@@ -473,7 +508,7 @@ impl WebDriverPlatform {
         let moved = self
             .rt(c.execute(
                 "const r = arguments[0].getBoundingClientRect(); return [r.top, r.left];",
-                vec![serde_json::to_value(&el).unwrap_or_default()],
+                vec![serde_json::to_value(el).unwrap_or_default()],
             ))
             .await
             .ok()
@@ -483,22 +518,7 @@ impl WebDriverPlatform {
                     || (after[0] - before[2]).abs() > 0.5
                     || (after[1] - before[3]).abs() > 0.5
             });
-        if moved {
-            return Ok(None);
-        }
-        let picture = tokio::task::spawn_blocking(move || Picture::from_png(&png))
-            .await
-            .ok()
-            .flatten()
-            .filter(|p| {
-                (p.grey.width() as f64 - w).abs() <= 2.0
-                    && (p.grey.height() as f64 - h).abs() <= 2.0
-            })
-            .map(Arc::new);
-        if let Some(p) = &picture {
-            self.screenshots.put(&key, p.clone());
-        }
-        Ok(picture)
+        Ok((!moved).then_some((png, (before[0], before[1]))))
     }
 
     async fn push_file(&self, c: &Client, path: &Path) -> Result<String, PlatformError> {
@@ -684,15 +704,19 @@ return { logged_out: false, items: all.map((e, k) => {
 }) };
 "#;
 
-/// Wait until a picture is decoded, scroll it to the middle of its scroll
-/// boxes and the window, and let two frames be painted; its size in CSS
-/// pixels if it is then wholly visible, else null.
+/// Scroll a loaded picture to the middle of its scroll boxes and the window,
+/// and let two frames be painted; its size in CSS pixels if it is then
+/// wholly visible, else null.
+///
+/// It does not call `img.decode()`: that decodes the picture at full size,
+/// and a picture Chromium had not painted yet is then drawn from that
+/// decode, not from the one at the size shown, so its pixels differ (by ±1
+/// in a third of them) from another copy's. Whichever came first, the
+/// first paint or the script, decided which pixels a screenshot got, and
+/// two fresh copies of one picture were then told apart wrongly.
 const SHOW_PICTURE_SCRIPT: &str = r#"
 const [e, done] = arguments;
-// Decoded and painted (two frames), so the screenshot is not of a picture
-// still being decoded.
-const decoded = (e.decode ? e.decode() : Promise.resolve()).catch(() => null);
-decoded.then(() => {
+Promise.resolve().then(() => {
   e.scrollIntoView({ block: 'center', inline: 'nearest' });
   requestAnimationFrame(() => requestAnimationFrame(() => {
     const r = e.getBoundingClientRect();

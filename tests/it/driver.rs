@@ -445,7 +445,23 @@ async fn two_fresh_copies_in_flight_are_told_apart_by_their_pixels() {
                     assert!(distance.unwrap() <= 12);
                     margins.push(margin.unwrap());
                 }
-                r => panic!("not recognised: {r:?}"),
+                r => {
+                    let dims = |c: &Candidate| c.shown.get().map(|p| p.grey.dimensions());
+                    let g = &bubble.picture.as_ref().unwrap().grey;
+                    let pos: Vec<_> = bubbles
+                        .iter()
+                        .map(|b| {
+                            let g = &b.picture.as_ref().unwrap().grey;
+                            chatprobe::platform::identity::position(g, &others[0], &others[1])
+                        })
+                        .collect();
+                    panic!(
+                        "not recognised: {r:?}; bubble {:?}, shown {:?} {:?}, positions of the bubbles between a and b: {pos:?}",
+                        g.dimensions(),
+                        dims(&others[0]),
+                        dims(&others[1])
+                    )
+                }
             }
             assert_eq!(other.check(bubble, &others), Recognised::No);
         }
