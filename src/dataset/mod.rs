@@ -162,6 +162,15 @@ impl SendRow {
             .filter(|o| o.conclusive())
             .map(|o| o == Outcome::Blocked)
     }
+
+    /// [`SendRow::blocked`] for a `test` send; `None` for every other role.
+    pub fn test_blocked(&self) -> Option<bool> {
+        if self.role == "test" {
+            self.blocked()
+        } else {
+            None
+        }
+    }
 }
 
 /// One row of trials.csv.

@@ -468,7 +468,7 @@ impl WebDriverPlatform {
         Ok(picture)
     }
 
-    /// One screenshot of picture element `el`, decoded, wholly in view and
+    /// One screenshot of picture element `el`, loaded, wholly in view and
     /// not moved while it was taken, with its size in CSS pixels; None if
     /// it cannot be taken now.
     async fn shot(

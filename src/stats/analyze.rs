@@ -165,12 +165,9 @@ struct TrendRow {
 
 impl Analysis for Trend {
     fn send(&mut self, r: &SendRow) {
-        let Some(blocked) = r.blocked() else {
+        let Some(blocked) = r.test_blocked() else {
             return;
         };
-        if r.role != "test" {
-            return;
-        }
         let date = r.sent_at.get(..10).unwrap_or("").to_string();
         let c = self
             .counts

@@ -156,12 +156,9 @@ struct LatencyMedianRow {
 
 impl Analysis for LatencyTables {
     fn send(&mut self, r: &SendRow) {
-        let Some(blocked) = r.blocked() else {
+        let Some(blocked) = r.test_blocked() else {
             return;
         };
-        if r.role != "test" {
-            return;
-        }
         // Group by the design's offset when the file has it: the real
         // offsets differ by the scheduler's jitter.
         let Some(off) = r.planned_offset_s.or(r.offset_s) else {

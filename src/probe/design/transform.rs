@@ -165,10 +165,10 @@ struct ThresholdRow {
 
 impl Analysis for TransformTables {
     fn send(&mut self, r: &SendRow) {
-        let Some(blocked) = r.blocked() else {
+        let Some(blocked) = r.test_blocked() else {
             return;
         };
-        if r.role != "test" || r.transform.is_empty() {
+        if r.transform.is_empty() {
             return;
         }
         let e = self.counts.entry(r.transform.clone()).or_default();
