@@ -138,11 +138,19 @@ impl Trial {
             _ => String::new(),
         }
     }
-    /// The item id (empty for keywords).
+    /// The item id: the corpus item's, else the first its sends name (a
+    /// text's id, for isolate); empty for keywords.
     pub fn item_id(&self) -> String {
-        self.item
-            .as_ref()
-            .map_or(String::new(), |i| i.item.id.clone())
+        match &self.item {
+            Some(i) => i.item.id.clone(),
+            None => self
+                .sends
+                .iter()
+                .map(|s| s.item_id.as_str())
+                .find(|i| !i.is_empty())
+                .unwrap_or_default()
+                .to_string(),
+        }
     }
     /// The test chat's channel.
     pub fn channel(&self) -> &'static str {
@@ -215,17 +223,7 @@ impl Plan {
                 if !x.adaptive() {
                     continue;
                 }
-                let seen: Vec<Finished> = self
-                    .trials
-                    .iter()
-                    .filter(|t| t.experiment == k)
-                    .filter_map(|t| {
-                        verdict(x.as_ref(), t).map(|v| Finished {
-                            trial: t,
-                            verdict: v,
-                        })
-                    })
-                    .collect();
+                let seen = self.finished(k, &verdict);
                 let known: std::collections::HashSet<&str> =
                     self.trials.iter().map(|t| t.trial_id.as_str()).collect();
                 let new: Vec<Trial> = x
@@ -245,6 +243,26 @@ impl Plan {
             }
             added.extend(before..self.trials.len());
         }
+    }
+
+    /// Experiment `k`'s finished trials with their verdicts, in plan order
+    /// (`verdict` is `None` while a trial is unfinished).
+    pub fn finished(
+        &self,
+        k: usize,
+        verdict: impl Fn(&dyn Experiment, &Trial) -> Option<&'static str>,
+    ) -> Vec<Finished<'_>> {
+        let x = self.experiments[k].as_ref();
+        self.trials
+            .iter()
+            .filter(|t| t.experiment == k)
+            .filter_map(|t| {
+                verdict(x, t).map(|v| Finished {
+                    trial: t,
+                    verdict: v,
+                })
+            })
+            .collect()
     }
 
     /// Number of sends.

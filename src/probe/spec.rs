@@ -351,7 +351,7 @@ impl Spec {
         let mut experiments = Vec::new();
         let mut sends = 0u64;
         for (n, e) in file.experiment.iter().enumerate() {
-            let x = parse_experiment(&at, n, e, &accounts, &items, dir)?;
+            let x = parse_experiment(&at, n, e, &accounts, &items, dir, &corpus)?;
             if !names.insert(x.name().to_string()) {
                 return Err(at
                     .exp(
@@ -437,6 +437,7 @@ fn parse_experiment(
     accounts: &Accounts,
     items: &[CorpusItem],
     dir: &Path,
+    corpus: &Path,
 ) -> Result<Arc<dyn Experiment>, InputError> {
     let kinds = || {
         design::DESIGNS
@@ -544,6 +545,7 @@ fn parse_experiment(
         accounts,
         items,
         dir,
+        corpus,
         design: d.name,
         name,
         replicates,

@@ -31,6 +31,7 @@ pub(super) fn write_outputs(
         &crate::dataset::TRIAL_COLUMNS,
         &trials,
     )?;
+    write_run_tables(ctx, plan, st)?;
     let m = &mut ctx.manifest;
     m.trials_done = trials.len();
     m.trials_planned = plan.trials.len();
@@ -63,6 +64,35 @@ pub(super) fn write_outputs(
     crate::fsutil::atomic_write_bytes(&ctx.dir.join(RUN_FILE), &json)
         .with_context(|| format!("writing {}", ctx.dir.join(RUN_FILE).display()))?;
     Ok(trials.len())
+}
+
+/// The experiments' own tables ([`crate::probe::design::Experiment::run_tables`]),
+/// rows of the same file concatenated in spec order.
+fn write_run_tables(ctx: &Ctx, plan: &Plan, st: &RunState) -> anyhow::Result<()> {
+    let mut files: Vec<crate::probe::design::RunTable> = Vec::new();
+    for (k, x) in plan.experiments.iter().enumerate() {
+        let seen = plan.finished(k, |x, t| st.finished_verdict(x, t));
+        for t in x.run_tables(&ctx.run_id, &seen) {
+            match files.iter_mut().find(|f| f.file == t.file) {
+                Some(f) => f.rows.extend(t.rows),
+                None => files.push(t),
+            }
+        }
+    }
+    for t in files {
+        let path = ctx.dir.join(t.file);
+        crate::fsutil::atomic_write(&path, |f| -> anyhow::Result<()> {
+            let mut w = csv::Writer::from_writer(f);
+            w.write_record(t.header)?;
+            for r in &t.rows {
+                w.write_record(r)?;
+            }
+            w.flush()?;
+            Ok(())
+        })
+        .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Write rows atomically; with no rows, the header alone (so the file still

@@ -113,6 +113,11 @@ pub fn compute_with(
     let mut tables = Tables::default();
     for input in inputs {
         let (sends, trials) = input_files(input)?;
+        if input.is_dir() {
+            for (_, a) in own.iter_mut() {
+                a.folder(input)?;
+            }
+        }
         if let Some(t) = trials {
             tables.trials += dataset::for_each_trial(&t, |r| {
                 for (design, a) in own.iter_mut() {

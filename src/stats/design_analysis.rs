@@ -179,6 +179,13 @@ pub trait Analysis {
     fn send(&mut self, s: &SendRow) {
         let _ = s;
     }
+    /// An input that is a run folder, before its rows: for the tables
+    /// its design's experiments wrote there
+    /// (`probe::design::Experiment::run_tables`).
+    fn folder(&mut self, dir: &std::path::Path) -> Result<(), crate::error::InputError> {
+        let _ = dir;
+        Ok(())
+    }
     /// The tables, once every row is read.
     fn finish(self: Box<Self>, interval: Interval) -> Vec<Table>;
 }

@@ -285,3 +285,92 @@ fn check_searches(run: &std::path::Path) {
         assert_eq!(row["steps"], "3");
     }
 }
+
+/// isolate through Chromium on the testbed (the shipped wechat-2020
+/// policy): texts built from the policy's keywords in benign words.
+#[test]
+fn isolate_runs_through_the_browser_and_agrees_with_the_policy() {
+    let body = r#"
+[[experiment]]
+kind = "isolate"
+texts = "texts.txt"
+test_chat = { from = "intl-a", to = "china-c" }
+"#;
+    let c = Campaign::new(
+        "1.0",
+        "sends_per_minute = 120\nparallel_pairs = 1\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.6",
+        body,
+    );
+    // A combination in two parts; a keyword inside a longer one beside a
+    // part of a combination it already triggers alone; nothing.
+    let texts = [
+        (
+            "line1",
+            "听说习近平也喜欢看动画片，特别是小熊维尼和他的朋友们。",
+            vec!["习近平+小熊维尼"],
+        ),
+        (
+            "line2",
+            "一九八九年的八九六四，人们在广场点起烛光纪念。",
+            vec!["六四"],
+        ),
+        (
+            "line3",
+            "今天天气很好，我们先去西湖散步，再吃火锅。",
+            vec![],
+        ),
+    ];
+    let file: Vec<&str> = texts.iter().map(|t| t.1).collect();
+    std::fs::write(c.dir.path().join("probes/texts.txt"), file.join("\n")).unwrap();
+    let r = chatprobe_ok(&["run", s(&c.spec), "--results", s(&c.results()), "--quiet"]);
+    assert!(r.stdout.contains("complete"), "{}", r.stdout);
+    let run = c.run_dir();
+    // Every send reached the testbed once, with the testbed's outcome.
+    let sends = check_against_truth(&run, &run.join("truth.jsonl"));
+    let rows = csv_maps(&run.join("isolations.csv"));
+    // The policy's rules, as the testbed censors them.
+    let policy = std::fs::read_to_string(c.policy()).unwrap();
+    let rules: toml::Value = toml::from_str(&policy).unwrap();
+    let rules: Vec<&str> = rules["filter"]["text_keywords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    let mut total = 0;
+    for (id, text, expected) in &texts {
+        let mine: Vec<&HashMap<String, String>> =
+            rows.iter().filter(|r| r["text_id"] == *id).collect();
+        let found: Vec<&str> = mine
+            .iter()
+            .map(|r| r["combination"].as_str())
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(&found, expected, "{id}: {mine:?}");
+        for r in &mine {
+            assert_eq!(r["incomplete"], "", "{r:?}");
+            assert_eq!(r["text_blocked"], (!expected.is_empty()).to_string());
+            if r["combination"].is_empty() {
+                continue;
+            }
+            assert!(rules.contains(&r["combination"].as_str()), "{r:?}");
+            assert_eq!(r["verified"], "true", "{r:?}");
+            // The positions point at the parts in the text.
+            let chars: Vec<char> = text.chars().collect();
+            let at: Vec<String> = r["positions"]
+                .split('+')
+                .map(|p| {
+                    let (a, b) = p.split_once('-').unwrap();
+                    chars[a.parse::<usize>().unwrap()..b.parse::<usize>().unwrap()]
+                        .iter()
+                        .collect()
+                })
+                .collect();
+            assert_eq!(at.join("+"), r["combination"]);
+        }
+        total += mine[0]["sends"].parse::<usize>().unwrap();
+    }
+    // One test send a trial, each counted in the text's sends.
+    let tests = sends.iter().filter(|r| r["role"] == "test").count();
+    assert_eq!(tests, total);
+}

@@ -458,3 +458,204 @@ fn only_run(results: &Path) -> PathBuf {
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs[0].clone()
 }
+
+/// The keyword list's sensitive rows, as the simulated platform's rules
+/// (the testbed's wechat-2020 policy censors the same list).
+fn sensitive_keywords() -> Vec<String> {
+    csv_maps(&root().join("corpus/keywords.csv"))
+        .into_iter()
+        .filter(|k| k["label"] == "sensitive")
+        .map(|k| k["keyword"].clone())
+        .collect()
+}
+
+/// Texts for isolate: one per multi-part row of the keyword list (its
+/// parts spread through benign words), and three written by hand.
+fn isolate_texts() -> String {
+    let mut csv = String::from("id,text,label,topic\n");
+    for (i, k) in csv_maps(&root().join("corpus/keywords.csv"))
+        .iter()
+        .filter(|k| k["keyword"].contains('+'))
+        .enumerate()
+    {
+        let fillers = ["我们今天说起", "然后又谈到", "后来还有", "最后"];
+        let mut text = String::new();
+        for (f, p) in fillers.iter().zip(k["keyword"].split('+')) {
+            text.push_str(f);
+            text.push_str(p);
+        }
+        text.push_str("，就这样。");
+        csv.push_str(&format!("row{i},{text},{},{}\n", k["label"], k["topic"]));
+    }
+    csv.push_str("benign,今天天气很好，我们先去西湖散步，再吃火锅。,benign,food\n");
+    csv.push_str("nested,一九八九年的八九六四，人们在广场点起烛光纪念。,sensitive,june4\n");
+    csv.push_str("three,李文亮医生是一位吹哨人，刘晓波获得了诺贝尔和平奖。,sensitive,mixed\n");
+    csv
+}
+
+/// isolate, without and with a dictionary, beside a keyword experiment on
+/// the same list.
+fn isolate_campaign() -> Campaign {
+    let body = r#"
+[[experiment]]
+kind = "isolate"
+name = "plain"
+texts = "texts.csv"
+
+[[experiment]]
+kind = "isolate"
+name = "known"
+texts = "texts.csv"
+dictionary = "../corpus/keywords.csv"
+
+[[experiment]]
+kind = "keyword"
+name = "list"
+keywords = "../corpus/keywords.csv"
+combinations = 3
+"#;
+    let c = Campaign::new("1.0", LIMITS, body);
+    std::fs::write(c.dir.path().join("probes/texts.csv"), isolate_texts()).unwrap();
+    c
+}
+
+#[tokio::test(start_paused = true)]
+async fn isolate_finds_every_combination_and_agrees_with_the_keyword_table() {
+    let c = isolate_campaign();
+    let mut cfg = SimConfig::for_accounts(&Spec::load(&c.spec).unwrap().accounts);
+    cfg.keywords = sensitive_keywords();
+    let sim = SimPlatform::new(cfg.clone());
+    let s = run(&c, &sim, None, None).await.unwrap();
+    assert_eq!(s.state, RunStatus::Complete, "{s:?}");
+    write_truth(&sim, &s.dir.join("truth.jsonl"));
+    let sends = check_against_truth(&s.dir, &s.dir.join("truth.jsonl"));
+    chatprobe_ok(&["analyze", crate::util::s(&s.dir)]);
+
+    // What each experiment found in each text: (combinations, sends).
+    let rows = csv_maps(&s.dir.join("isolations.csv"));
+    let mut found: HashMap<(String, String), (Vec<String>, u32)> = HashMap::new();
+    for r in &rows {
+        assert_eq!(r["incomplete"], "", "{r:?}");
+        let e = found
+            .entry((r["experiment_name"].clone(), r["text_id"].clone()))
+            .or_default();
+        e.1 = r["sends"].parse().unwrap();
+        if !r["combination"].is_empty() {
+            assert_eq!(r["verified"], "true", "{r:?}");
+            assert_eq!(r["text_blocked"], "true", "{r:?}");
+            // Positions point at the parts in the text.
+            e.0.push(r["combination"].clone());
+        }
+        // Known before only with the dictionary.
+        if r["experiment_name"] == "plain" {
+            assert_ne!(r["known"], "true", "{r:?}");
+        }
+    }
+    let texts = csv_maps(&c.dir.path().join("probes/texts.csv"));
+    assert_eq!(found.len(), 2 * texts.len(), "{found:?}");
+    // The analysis folder gathers the table, and the report shows it.
+    assert_eq!(csv_maps(&s.dir.join("analysis/isolations.csv")), rows);
+    let report = std::fs::read_to_string(s.dir.join("analysis/report.html")).unwrap();
+    assert!(report.contains("Isolated keyword combinations"));
+
+    // By hand: nested keywords give the shortest; three rules, three finds.
+    let got = |x: &str, t: &str| {
+        let mut v = found[&(x.to_string(), t.to_string())].0.clone();
+        v.sort();
+        v
+    };
+    for x in ["plain", "known"] {
+        assert!(got(x, "benign").is_empty());
+        assert_eq!(got(x, "nested"), ["六四"]);
+        assert_eq!(got(x, "three"), ["刘晓波", "李文亮", "诺贝尔和平奖"]);
+    }
+
+    // The keyword table's minimal triggers among each row's parts are what
+    // isolate finds in the text made of them.
+    let table = csv_maps(&s.dir.join("analysis/keywords.csv"));
+    let minimal: Vec<Vec<&str>> = table
+        .iter()
+        .filter(|k| k["minimal_trigger"] == "true")
+        .map(|k| k["keyword"].split('+').collect())
+        .collect();
+    for t in texts.iter().filter(|t| t["id"].starts_with("row")) {
+        let source = csv_maps(&root().join("corpus/keywords.csv"))
+            .into_iter()
+            .filter(|k| k["keyword"].contains('+'))
+            .nth(t["id"][3..].parse().unwrap())
+            .unwrap();
+        let parts: Vec<&str> = source["keyword"].split('+').collect();
+        let mut expected: Vec<String> = minimal
+            .iter()
+            .filter(|m| m.iter().all(|p| parts.contains(p)))
+            .map(|m| m.join("+"))
+            .collect();
+        expected.sort();
+        for x in ["plain", "known"] {
+            assert_eq!(got(x, &t["id"]), expected, "{x}: {}", source["keyword"]);
+        }
+    }
+
+    // A dictionary that knows the rules saves sends: per text never more,
+    // and fewer in all.
+    let total = |x: &str| -> u32 {
+        found
+            .iter()
+            .filter(|(k, _)| k.0 == x)
+            .map(|(_, v)| v.1)
+            .sum()
+    };
+    for t in &texts {
+        let (p, k) = (
+            found[&("plain".to_string(), t["id"].clone())].1,
+            found[&("known".to_string(), t["id"].clone())].1,
+        );
+        assert!(
+            k <= p,
+            "{}: {k} sends with the dictionary, {p} without",
+            t["id"]
+        );
+    }
+    assert!(
+        total("known") * 2 < total("plain"),
+        "{} vs {}",
+        total("known"),
+        total("plain")
+    );
+    // Every send of the design is in sends.csv, a test per trial.
+    let isolate_sends = sends
+        .iter()
+        .filter(|r| r["experiment"] == "isolate")
+        .count() as u32;
+    assert_eq!(isolate_sends, total("plain") + total("known"));
+    eprintln!(
+        "isolate: {} sends without a dictionary, {} with",
+        total("plain"),
+        total("known")
+    );
+
+    // A crash half way through resumes into the same isolations.
+    let records = journal::read(&s.dir).unwrap().len();
+    let results = c.dir.path().join("crashed");
+    let sim = SimPlatform::new(cfg);
+    run_in(&c, &results, &sim, None, Some(records / 2))
+        .await
+        .unwrap_err();
+    let dir = only_run(&results);
+    let r = run_in(&c, &results, &sim, Some(&dir), None).await.unwrap();
+    assert_eq!(r.state, RunStatus::Complete);
+    let strip = |rows: Vec<HashMap<String, String>>| -> Vec<Vec<String>> {
+        rows.into_iter()
+            .map(|r| {
+                let mut v: Vec<String> = r
+                    .into_iter()
+                    .filter(|(k, _)| k != "run_id")
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                v.sort();
+                v
+            })
+            .collect()
+    };
+    assert_eq!(strip(csv_maps(&dir.join("isolations.csv"))), strip(rows));
+}

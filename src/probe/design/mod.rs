@@ -24,6 +24,7 @@ use crate::error::InputError;
 
 mod collision;
 mod expiry;
+mod isolate;
 mod keyword;
 mod latency;
 mod parse;
@@ -59,6 +60,7 @@ pub const DESIGNS: &[Design] = &[
     expiry::DESIGN,
     collision::DESIGN,
     threshold::DESIGN,
+    isolate::DESIGN,
 ];
 
 /// The analyses of every design that has one, for `chatprobe analyze`.
@@ -138,6 +140,28 @@ pub trait Experiment: fmt::Debug + Send + Sync {
 
     /// The verdict of one of its trials whose sends are all done.
     fn verdict(&self, t: &Trial, o: &TrialOutcomes) -> Verdict;
+
+    /// Tables of its own that the run writes beside trials.csv, from its
+    /// finished trials (rewritten with trials.csv): what only the
+    /// experiment can say, because it needs more than the datasets hold
+    /// (isolate's isolations.csv needs the texts). Most designs have none.
+    fn run_tables(&self, run_id: &str, seen: &[Finished<'_>]) -> Vec<RunTable> {
+        let _ = (run_id, seen);
+        Vec::new()
+    }
+}
+
+/// A table an experiment writes into the run folder
+/// ([`Experiment::run_tables`]); experiments writing the same file have
+/// their rows concatenated, in spec order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunTable {
+    /// Its file name in the run folder.
+    pub file: &'static str,
+    /// The columns.
+    pub header: &'static [&'static str],
+    /// The rows, formatted.
+    pub rows: Vec<Vec<String>>,
 }
 
 /// A finished trial and its verdict, as an adaptive design sees it.

@@ -53,6 +53,8 @@ pub struct ParseCx<'a> {
     pub items: &'a [CorpusItem],
     /// The spec's folder (relative paths start here).
     pub dir: &'a Path,
+    /// The corpus folder (item paths start here).
+    pub corpus: &'a Path,
     /// The design's name.
     pub design: &'static str,
     /// `name`, or the design's name and the experiment's number.
