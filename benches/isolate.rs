@@ -110,12 +110,15 @@ fn comp_aware_bin_split(text: &[char], rules: &[Rule]) -> (Vec<Vec<char>>, usize
 }
 
 /// chatprobe's method: (combinations found, sends after the whole-text
-/// test, every combination verified and planted).
+/// test, every combination verified and planted). `first` gets the sends
+/// after the whole-text test until the first combination was found and
+/// verified (the first residual test), as CompAwareBinSplit counts them.
 fn chatprobe(
     text: &[char],
     rules: &[Rule],
     dictionary: &[Rule],
     steps: &mut std::collections::BTreeMap<&'static str, usize>,
+    first: &mut usize,
 ) -> (usize, usize, bool) {
     let dict: Vec<Vec<String>> = dictionary
         .iter()
@@ -124,10 +127,15 @@ fn chatprobe(
     let s: String = text.iter().collect();
     let iso = Isolator::new(&s, dict);
     let mut answers = Vec::new();
+    let mut first_done = false;
     loop {
         match iso.next(&answers) {
             Next::Send(q) => {
                 *steps.entry(q.step.name()).or_default() += 1;
+                if q.step == chatprobe::probe::isolate::Step::Residual && !first_done {
+                    *first += answers.len() - 1;
+                    first_done = true;
+                }
                 let m: Vec<char> = q.message(iso.text(), "\u{0}").chars().collect();
                 answers.push(if blocked(rules, &m) {
                     Answer::Blocked
@@ -151,6 +159,9 @@ fn chatprobe(
                                 r == parts
                             })
                     });
+                if !first_done && i.sends > 1 {
+                    *first += i.sends as usize - 1;
+                }
                 return (i.combinations.len(), i.sends as usize - 1, ok);
             }
         }
@@ -268,6 +279,7 @@ fn main() {
     ] {
         for (group, several) in [("one combination", false), ("several", true)] {
             let mut steps = std::collections::BTreeMap::new();
+            let mut first = 0;
             let mut per = Vec::new();
             let (mut sends, mut combos) = (0, 0);
             for c in cases.iter().filter(|c| (c.planted > 1) == several) {
@@ -287,7 +299,7 @@ fn main() {
                         (1, s)
                     }
                     Some(d) => {
-                        let (found, s, ok) = chatprobe(&c.text, &rules, d, &mut steps);
+                        let (found, s, ok) = chatprobe(&c.text, &rules, d, &mut steps, &mut first);
                         if !ok || found != c.planted {
                             all_correct = false;
                             eprintln!(
@@ -303,7 +315,8 @@ fn main() {
                 combos += found;
             }
             if !steps.is_empty() {
-                by_step.push((method, group, combos, steps));
+                let texts = per.len();
+                by_step.push((method, group, combos, steps, first as f64 / texts as f64));
             }
             rows.push((method, group, per, sends, combos));
         }
@@ -324,13 +337,13 @@ fn main() {
             "{method:<26} {group:<16} {n:>6} {combos:>12} {mean:>10.2} {p90:>10.1}   ({sends} sends)"
         );
     }
-    for (method, group, combos, steps) in &by_step {
+    for (method, group, combos, steps, first) in &by_step {
         let parts: Vec<String> = steps
             .iter()
             .map(|(k, v)| format!("{k} {:.2}", *v as f64 / *combos as f64))
             .collect();
         println!(
-            "{method}, {group}: sends per combination by step: {}",
+            "{method}, {group}: sends per combination by step: {}; until its first combination, {first:.2} a text",
             parts.join(", ")
         );
     }
@@ -342,12 +355,37 @@ fn main() {
         s as f64 / c as f64
     };
     let cabs = total("CompAwareBinSplit");
+    // CompAwareBinSplit finds one combination a text.
+    let cabs_first = cabs;
     let none = total("chatprobe, no dictionary");
     let dict = total("chatprobe, 70% known");
     println!(
         "sends per combination found, all texts: CompAwareBinSplit {cabs:.2}, chatprobe {none:.2} ({:.2}x), with 70% known {dict:.2} ({:.2}x fewer than CompAwareBinSplit)",
         cabs / none,
         cabs / dict
+    );
+    // The task CompAwareBinSplit does (one combination a text): the sends
+    // until chatprobe has found and verified its first.
+    let first = |m: &str| {
+        let (s, n) = by_step
+            .iter()
+            .filter(|r| r.0 == m)
+            .map(|r| {
+                let texts = rows
+                    .iter()
+                    .find(|x| x.0 == m && x.1 == r.1)
+                    .map_or(0, |x| x.2.len());
+                (r.4 * texts as f64, texts)
+            })
+            .fold((0.0, 0), |a, x| (a.0 + x.0, a.1 + x.1));
+        s / n as f64
+    };
+    println!(
+        "sends until the first combination of a text: CompAwareBinSplit {cabs_first:.2}, chatprobe {:.2} ({:.2}x), with 70% known {:.2} ({:.2}x)",
+        first("chatprobe, no dictionary"),
+        cabs_first / first("chatprobe, no dictionary"),
+        first("chatprobe, 70% known"),
+        cabs_first / first("chatprobe, 70% known"),
     );
     println!(
         "every chatprobe isolation correct and complete: {}",
