@@ -124,6 +124,79 @@ fn designs_lists_every_design_with_its_keys() {
 }
 
 #[test]
+fn the_isolate_example_plans_its_first_tests_and_bad_keys_are_named() {
+    // The example's experiment, in a campaign with an indexed corpus.
+    let body: String = std::fs::read_to_string(root().join("probes/isolate.toml"))
+        .unwrap()
+        .split("[[experiment]]")
+        .skip(1)
+        .map(|e| format!("[[experiment]]{e}"))
+        .collect();
+    let c = Campaign::new("1.0", "", &body);
+    let texts = std::fs::read_to_string(root().join("probes/isolate-texts.txt")).unwrap();
+    std::fs::write(c.dir.path().join("probes/isolate-texts.txt"), &texts).unwrap();
+    let r = chatprobe_ok(&["plan", s(&c.spec)]);
+    assert!(
+        r.stderr.contains("adaptive: `texts` (isolate)"),
+        "{}",
+        r.stderr
+    );
+    // One whole-text test a text.
+    let rows: Vec<&str> = r.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), texts.lines().count(), "{}", r.stdout);
+    assert!(rows.iter().all(|l| l.contains(",whole 0-")), "{}", r.stdout);
+    let text = std::fs::read_to_string(&c.spec).unwrap();
+    for (from, to, key) in [
+        (
+            "separator = \" | \"",
+            "separator = \"  \"",
+            "[experiment[0].separator]",
+        ),
+        ("budget = 300", "budget = 1", "[experiment[0].budget]"),
+        ("retries = 3", "retries = 0", "[experiment[0].retries]"),
+        (
+            "texts = \"isolate-texts.txt\"",
+            "texts = \"isolate-texts.txt\"\nitems = { kind = [\"document\"] }",
+            "[experiment[0].items]",
+        ),
+        (
+            "texts = \"isolate-texts.txt\"",
+            "texts = \"nowhere.txt\"",
+            "nowhere.txt",
+        ),
+        (
+            "texts = \"isolate-texts.txt\"",
+            "items = { kind = [\"image\"] }",
+            "[experiment[0].items]",
+        ),
+    ] {
+        std::fs::write(&c.spec, text.replace(from, to)).unwrap();
+        let r = chatprobe(&["plan", s(&c.spec)]);
+        assert_eq!(r.code, 2, "{to}: {}", r.stderr);
+        assert!(r.stderr.contains(key), "{to}: {}", r.stderr);
+    }
+    // Corpus documents as texts: their extracted text (a PDF's too), one
+    // test each.
+    std::fs::write(
+        &c.spec,
+        text.replace(
+            "texts = \"isolate-texts.txt\"",
+            "items = { kind = [\"document\"], label = [\"sensitive\"] }",
+        ),
+    )
+    .unwrap();
+    let r = chatprobe_ok(&["plan", s(&c.spec)]);
+    let docs: Vec<&str> = r.stdout.lines().skip(1).collect();
+    assert_eq!(docs.len(), 6, "{}", r.stdout);
+    assert!(
+        docs.iter()
+            .any(|l| l.contains("texts/doc-s03/q1/r1") && l.contains("法轮功")),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
 fn adaptive_specs_are_planned_as_first_steps_and_bad_keys_are_named() {
     let c = Campaign::new("1.0", "", THRESHOLD);
     let r = chatprobe_ok(&["plan", s(&c.spec)]);
