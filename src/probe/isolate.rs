@@ -279,16 +279,28 @@ impl Isolator {
     /// The next test, given the answers to every test asked so far, in
     /// order; or the result.
     pub fn next(&self, answers: &[Answer]) -> Next {
+        self.next_with(|i, _| answers.get(i).map(|a| (*a, true)))
+    }
+
+    /// The next test or the result, with the answers given by `oracle`:
+    /// called with the index of each ask (0 for the first, counting every
+    /// ask, answered or not, in order) and its query, it gives the answer
+    /// and whether it cost a send (`false`: the same message was answered
+    /// before, e.g. for another text), or `None` when the answer is not
+    /// known yet: that query is then returned as [`Next::Send`]. The
+    /// budget counts sends only.
+    pub fn next_with(&self, oracle: impl FnMut(usize, &Query) -> Option<(Answer, bool)>) -> Next {
         let mut r = Replay {
-            answers,
+            oracle: Box::new(oracle),
             used: 0,
+            sent: 0,
             seen: Vec::new(),
             retries: self.retries,
             budget: self.budget,
         };
         let mut found = Vec::new();
         let out = self.run(&mut r, &mut found);
-        let sends = r.used as u32;
+        let sends = r.sent;
         // The first answer, if any, is the whole text's.
         let whole_blocked = r
             .seen
@@ -474,9 +486,13 @@ enum Stop {
 
 /// The answers so far, handed out in order.
 struct Replay<'a> {
-    answers: &'a [Answer],
-    /// Answers handed out (= sends).
+    /// Where answers come from ([`Isolator::next_with`]).
+    #[allow(clippy::type_complexity)]
+    oracle: Box<dyn FnMut(usize, &Query) -> Option<(Answer, bool)> + 'a>,
+    /// Asks answered so far.
     used: usize,
+    /// Of them, those that cost a send.
+    sent: u32,
     /// Every test answered, with its answer.
     seen: Vec<(Query, bool)>,
     retries: u32,
@@ -492,16 +508,17 @@ impl Replay<'_> {
         }
         let mut times = 0;
         loop {
-            if self.used as u32 >= self.budget {
-                return Err(Stop::Incomplete(Incomplete::Budget(self.budget)));
-            }
-            let Some(a) = self.answers.get(self.used) else {
+            let Some((a, sent)) = (self.oracle)(self.used, &q) else {
+                if self.sent >= self.budget {
+                    return Err(Stop::Incomplete(Incomplete::Budget(self.budget)));
+                }
                 return Err(Stop::Need(q));
             };
             self.used += 1;
+            self.sent += u32::from(sent);
             match a {
                 Answer::Blocked | Answer::Delivered => {
-                    let b = *a == Answer::Blocked;
+                    let b = a == Answer::Blocked;
                     self.seen.push((q, b));
                     return Ok(b);
                 }

@@ -224,10 +224,11 @@ impl Plan {
                     continue;
                 }
                 let seen = self.finished(k, &verdict);
+                let planned = self.planned(k);
                 let known: std::collections::HashSet<&str> =
                     self.trials.iter().map(|t| t.trial_id.as_str()).collect();
                 let new: Vec<Trial> = x
-                    .next_trials(&seen)
+                    .next_trials(&seen, &planned)
                     .into_iter()
                     .filter(|t| !known.contains(t.trial_id.as_str()))
                     .map(|mut t| {
@@ -235,7 +236,7 @@ impl Plan {
                         t
                     })
                     .collect();
-                drop(seen);
+                drop((seen, planned));
                 self.trials.extend(new);
             }
             if self.trials.len() == before {
@@ -263,6 +264,11 @@ impl Plan {
                 })
             })
             .collect()
+    }
+
+    /// Every trial of experiment `k`, in plan order.
+    pub fn planned(&self, k: usize) -> Vec<&Trial> {
+        self.trials.iter().filter(|t| t.experiment == k).collect()
     }
 
     /// Number of sends.

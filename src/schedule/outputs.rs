@@ -72,7 +72,7 @@ fn write_run_tables(ctx: &Ctx, plan: &Plan, st: &RunState) -> anyhow::Result<()>
     let mut files: Vec<crate::probe::design::RunTable> = Vec::new();
     for (k, x) in plan.experiments.iter().enumerate() {
         let seen = plan.finished(k, |x, t| st.finished_verdict(x, t));
-        for t in x.run_tables(&ctx.run_id, &seen) {
+        for t in x.run_tables(&ctx.run_id, &seen, &plan.planned(k)) {
             match files.iter_mut().find(|f| f.file == t.file) {
                 Some(f) => f.rows.extend(t.rows),
                 None => files.push(t),

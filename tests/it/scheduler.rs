@@ -622,6 +622,20 @@ async fn isolate_finds_every_combination_and_agrees_with_the_keyword_table() {
         total("known"),
         total("plain")
     );
+    // A message is sent once an experiment: no two conclusive isolate
+    // trials of one experiment carry the same words (a verification or a
+    // known trigger common to several texts took the first one's answer).
+    let words: HashMap<String, String> = csv_maps(&s.dir.join("plan.csv"))
+        .into_iter()
+        .map(|r| (r["trial_id"].clone(), r["text"].clone()))
+        .collect();
+    let mut once = std::collections::HashSet::new();
+    for t in csv_maps(&s.dir.join("trials.csv")) {
+        if t["experiment"] == "isolate" && t["verdict"] != "inconclusive" {
+            let key = (t["experiment_name"].clone(), words[&t["trial_id"]].clone());
+            assert!(once.insert(key.clone()), "sent twice: {key:?}");
+        }
+    }
     // Every send of the design is in sends.csv, a test per trial.
     let isolate_sends = sends
         .iter()

@@ -8,6 +8,14 @@
 //! delivered. A dictionary of known triggers (a keyword file, or the
 //! isolations.csv of earlier runs) is tried first.
 //!
+//! A message is sent once in an experiment: a test whose message was
+//! answered before, for this text or another, takes that answer without a
+//! send (the filter judges content; every send still gets a fresh tag), and
+//! a test whose message is in flight for another text waits for it. So a
+//! known trigger, or the verification of a combination, common to many
+//! texts is sent once. This assumes what the method assumes anyway: the
+//! same message gets the same answer.
+//!
 //! A trial's `parameter` is the test's step and its fragments as character
 //! ranges (`part 12-15,40-42`); its `item_id` is the text's id. A lost or
 //! failed test is inconclusive and asked again (`retries` times in a row at
@@ -29,9 +37,9 @@ use super::{
     Verdict,
 };
 use crate::error::InputError;
-use crate::probe::isolate::{Answer, Isolation, Isolator, Next, Query};
+use crate::probe::isolate::{Answer, Isolation, Isolator, Next, Query, Step};
 use crate::probe::keywords::{load_keywords, Keyword};
-use crate::probe::plan::{send_text, trial, Trial};
+use crate::probe::plan::{send_text, trial, Content, Trial};
 
 /// The registry entry.
 pub const DESIGN: Design = Design {
@@ -390,26 +398,122 @@ impl Isolate {
         t
     }
 
-    /// The answers to `text`'s tests, replicate `rep`, in order, up to the
-    /// first that has not finished.
-    fn answers(&self, text: &Text, rep: u32, verdicts: &HashMap<&str, &str>) -> Vec<Answer> {
-        let mut out = Vec::new();
-        while let Some(v) = verdicts.get(self.trial_id(text, out.len() + 1, rep).as_str()) {
-            out.push(match *v {
-                "blocked" => Answer::Blocked,
-                "evaded" => Answer::Delivered,
-                _ => Answer::Inconclusive,
-            });
+    /// Replay `text`, replicate `rep`, from what the experiment observed:
+    /// its own finished tests answer it first; a message sent before (for
+    /// any text: the filter judges content) is not sent again; a message
+    /// in flight for another text, or that a text earlier in this call
+    /// asks for (`claimed`), is waited for.
+    fn replay(
+        &self,
+        text: &Text,
+        rep: u32,
+        obs: &Observed,
+        claimed: &mut HashSet<String>,
+    ) -> Replayed {
+        let mut need: Option<(usize, Query, bool)> = None;
+        let mut whole: Option<bool> = None;
+        let mut sent_here = 0u32;
+        let next = text.isolator.next_with(|i, q| {
+            let id = self.trial_id(text, i + 1, rep);
+            let answer = if let Some(v) = obs.verdicts.get(id.as_str()) {
+                sent_here += 1;
+                Some((answer_of(v), true))
+            } else if obs.planned.contains(id.as_str()) {
+                None // its own test is running
+            } else {
+                let m = q.message(text.isolator.text(), &self.separator);
+                match obs.answers.get(m.as_str()) {
+                    Some(a) => Some((*a, false)),
+                    None => {
+                        let ask = !obs.in_flight.contains(m.as_str()) && !claimed.contains(&m);
+                        if ask {
+                            claimed.insert(m);
+                        }
+                        need = Some((i + 1, q.clone(), ask));
+                        None
+                    }
+                }
+            };
+            if let (Some((a, _)), Step::Whole, None) = (answer, q.step, whole) {
+                if a != Answer::Inconclusive {
+                    whole = Some(a == Answer::Blocked);
+                }
+            }
+            answer
+        });
+        match next {
+            Next::Done(iso) => Replayed::Done(iso, whole),
+            Next::Send(_) => match need {
+                Some((k, q, true)) => Replayed::Ask(k, q),
+                _ => Replayed::Wait(sent_here, whole),
+            },
         }
-        out
     }
 }
 
-/// The verdicts of finished trials, by trial id.
-fn verdicts<'a>(seen: &'a [Finished<'_>]) -> HashMap<&'a str, &'static str> {
-    seen.iter()
-        .map(|f| (f.trial.trial_id.as_str(), f.verdict))
-        .collect()
+/// Where a text's replay stands.
+enum Replayed {
+    /// Finished (and whether the whole text was blocked, if known).
+    Done(Isolation, Option<bool>),
+    /// Its `k`-th test (1-based) is to be asked.
+    Ask(usize, Query),
+    /// Waiting for a test in flight (sends so far; the whole text's answer).
+    Wait(u32, Option<bool>),
+}
+
+/// A test's answer from its trial's verdict.
+fn answer_of(verdict: &str) -> Answer {
+    match verdict {
+        "blocked" => Answer::Blocked,
+        "evaded" => Answer::Delivered,
+        _ => Answer::Inconclusive,
+    }
+}
+
+/// What an experiment has observed, for replaying its texts.
+struct Observed<'a> {
+    /// Verdicts of finished trials, by trial id.
+    verdicts: HashMap<&'a str, &'static str>,
+    /// Every trial asked for, by id.
+    planned: HashSet<&'a str>,
+    /// The first conclusive answer to each message, in plan order.
+    answers: HashMap<&'a str, Answer>,
+    /// Messages of trials asked for and not finished.
+    in_flight: HashSet<&'a str>,
+}
+
+impl<'a> Observed<'a> {
+    fn new(seen: &'a [Finished<'a>], planned: &[&'a Trial]) -> Observed<'a> {
+        let verdicts: HashMap<&str, &'static str> = seen
+            .iter()
+            .map(|f| (f.trial.trial_id.as_str(), f.verdict))
+            .collect();
+        let words = |t: &'a Trial| {
+            t.sends.first().and_then(|s| match &s.content {
+                Content::Text(w) => Some(w.as_str()),
+                _ => None,
+            })
+        };
+        let mut answers = HashMap::new();
+        for f in seen {
+            if let (Some(m), a) = (words(f.trial), answer_of(f.verdict)) {
+                if a != Answer::Inconclusive {
+                    answers.entry(m).or_insert(a);
+                }
+            }
+        }
+        let in_flight = planned
+            .iter()
+            .filter(|t| !verdicts.contains_key(t.trial_id.as_str()))
+            .filter_map(|t| words(t))
+            .collect();
+        Observed {
+            planned: planned.iter().map(|t| t.trial_id.as_str()).collect(),
+            verdicts,
+            answers,
+            in_flight,
+        }
+    }
 }
 
 impl Experiment for Isolate {
@@ -437,17 +541,14 @@ impl Experiment for Isolate {
         true
     }
 
-    fn next_trials(&self, seen: &[Finished<'_>]) -> Vec<Trial> {
-        let verdicts = verdicts(seen);
+    fn next_trials(&self, seen: &[Finished<'_>], planned: &[&Trial]) -> Vec<Trial> {
+        let obs = Observed::new(seen, planned);
+        let mut claimed = HashSet::new();
         let mut out = Vec::new();
         for rep in 1..=self.common.replicates {
             for text in &self.texts {
-                let answers = self.answers(text, rep, &verdicts);
-                if answers.is_empty() {
-                    continue; // its first test is still running
-                }
-                if let Next::Send(q) = text.isolator.next(&answers) {
-                    out.push(self.ask(text, rep, answers.len() + 1, &q));
+                if let Replayed::Ask(k, q) = self.replay(text, rep, &obs, &mut claimed) {
+                    out.push(self.ask(text, rep, k, &q));
                 }
             }
         }
@@ -458,16 +559,17 @@ impl Experiment for Isolate {
         blocked_or_evaded(o, true, None)
     }
 
-    fn run_tables(&self, run_id: &str, seen: &[Finished<'_>]) -> Vec<RunTable> {
-        let verdicts = verdicts(seen);
+    fn run_tables(&self, run_id: &str, seen: &[Finished<'_>], planned: &[&Trial]) -> Vec<RunTable> {
+        let obs = Observed::new(seen, planned);
         let mut rows = Vec::new();
         for rep in 1..=self.common.replicates {
             for text in &self.texts {
-                let answers = self.answers(text, rep, &verdicts);
-                let whole = answers
-                    .iter()
-                    .find(|a| **a != Answer::Inconclusive)
-                    .map_or(String::new(), |a| (*a == Answer::Blocked).to_string());
+                let replayed = self.replay(text, rep, &obs, &mut HashSet::new());
+                let whole = match &replayed {
+                    Replayed::Done(_, w) | Replayed::Wait(_, w) => *w,
+                    Replayed::Ask(..) => None,
+                }
+                .map_or(String::new(), |b| b.to_string());
                 let row = |combination: &str,
                            positions: &str,
                            parts: &str,
@@ -492,10 +594,20 @@ impl Experiment for Isolate {
                         incomplete.to_string(),
                     ]
                 };
-                let iso: Isolation = match text.isolator.next(&answers) {
-                    Next::Done(iso) => iso,
-                    Next::Send(_) => {
-                        rows.push(row("", "", "", "", "", answers.len(), UNFINISHED));
+                let iso: Isolation = match replayed {
+                    Replayed::Done(iso, _) => iso,
+                    Replayed::Wait(sends, _) => {
+                        rows.push(row("", "", "", "", "", sends as usize, UNFINISHED));
+                        continue;
+                    }
+                    Replayed::Ask(k, _) => {
+                        let sends = (1..k)
+                            .filter(|j| {
+                                obs.verdicts
+                                    .contains_key(self.trial_id(text, *j, rep).as_str())
+                            })
+                            .count();
+                        rows.push(row("", "", "", "", "", sends, UNFINISHED));
                         continue;
                     }
                 };

@@ -129,12 +129,13 @@ pub trait Experiment: fmt::Debug + Send + Sync {
     }
 
     /// The trials that follow from its finished trials and their verdicts
-    /// (in the order they were planned). It must be a function of `seen`
-    /// alone, and never take back a trial it once asked for: a resume
-    /// replays it from the journal and must get the same trials. Static
-    /// designs ask for none.
-    fn next_trials(&self, seen: &[Finished<'_>]) -> Vec<Trial> {
-        let _ = seen;
+    /// (`seen`, in the order they were planned), knowing every trial it has
+    /// asked for so far, finished or not (`planned`, in plan order). It
+    /// must be a function of these alone, and never take back a trial it
+    /// once asked for: a resume replays it from the journal and must get
+    /// the same trials. Static designs ask for none.
+    fn next_trials(&self, seen: &[Finished<'_>], planned: &[&Trial]) -> Vec<Trial> {
+        let _ = (seen, planned);
         Vec::new()
     }
 
@@ -145,8 +146,8 @@ pub trait Experiment: fmt::Debug + Send + Sync {
     /// finished trials (rewritten with trials.csv): what only the
     /// experiment can say, because it needs more than the datasets hold
     /// (isolate's isolations.csv needs the texts). Most designs have none.
-    fn run_tables(&self, run_id: &str, seen: &[Finished<'_>]) -> Vec<RunTable> {
-        let _ = (run_id, seen);
+    fn run_tables(&self, run_id: &str, seen: &[Finished<'_>], planned: &[&Trial]) -> Vec<RunTable> {
+        let _ = (run_id, seen, planned);
         Vec::new()
     }
 }

@@ -181,7 +181,7 @@ impl Experiment for Threshold {
         true
     }
 
-    fn next_trials(&self, seen: &[Finished<'_>]) -> Vec<Trial> {
+    fn next_trials(&self, seen: &[Finished<'_>], _planned: &[&Trial]) -> Vec<Trial> {
         let verdicts: HashMap<&str, &str> = seen
             .iter()
             .map(|f| (f.trial.trial_id.as_str(), f.verdict))
