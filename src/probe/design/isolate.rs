@@ -408,7 +408,7 @@ impl Isolate {
         text: &Text,
         rep: u32,
         obs: &Observed,
-        claimed: &mut HashSet<String>,
+        claimed: &mut HashSet<(u32, String)>,
     ) -> Replayed {
         let mut need: Option<(usize, Query, bool)> = None;
         let mut whole: Option<bool> = None;
@@ -422,12 +422,13 @@ impl Isolate {
                 None // its own test is running
             } else {
                 let m = q.message(text.isolator.text(), &self.separator);
-                match obs.answers.get(m.as_str()) {
+                match obs.answers.get(&(rep, m.as_str())) {
                     Some(a) => Some((*a, false)),
                     None => {
-                        let ask = !obs.in_flight.contains(m.as_str()) && !claimed.contains(&m);
+                        let ask = !obs.in_flight.contains(&(rep, m.as_str()))
+                            && !claimed.contains(&(rep, m.clone()));
                         if ask {
-                            claimed.insert(m);
+                            claimed.insert((rep, m));
                         }
                         need = Some((i + 1, q.clone(), ask));
                         None
@@ -476,10 +477,21 @@ struct Observed<'a> {
     verdicts: HashMap<&'a str, &'static str>,
     /// Every trial asked for, by id.
     planned: HashSet<&'a str>,
-    /// The first conclusive answer to each message, in plan order.
-    answers: HashMap<&'a str, Answer>,
-    /// Messages of trials asked for and not finished.
-    in_flight: HashSet<&'a str>,
+    /// The first conclusive answer to each message of a replicate (a
+    /// replicate measures again: it shares no answer with another), in plan
+    /// order.
+    answers: HashMap<(u32, &'a str), Answer>,
+    /// Messages of trials asked for and not finished, by replicate.
+    in_flight: HashSet<(u32, &'a str)>,
+}
+
+/// The replicate a trial id ends with (`…/rR`).
+fn replicate_of(id: &str) -> u32 {
+    id.rsplit('/')
+        .next()
+        .and_then(|r| r.strip_prefix('r'))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1)
 }
 
 impl<'a> Observed<'a> {
@@ -498,14 +510,16 @@ impl<'a> Observed<'a> {
         for f in seen {
             if let (Some(m), a) = (words(f.trial), answer_of(f.verdict)) {
                 if a != Answer::Inconclusive {
-                    answers.entry(m).or_insert(a);
+                    answers
+                        .entry((replicate_of(&f.trial.trial_id), m))
+                        .or_insert(a);
                 }
             }
         }
         let in_flight = planned
             .iter()
             .filter(|t| !verdicts.contains_key(t.trial_id.as_str()))
-            .filter_map(|t| words(t))
+            .filter_map(|t| Some((replicate_of(&t.trial_id), words(t)?)))
             .collect();
         Observed {
             planned: planned.iter().map(|t| t.trial_id.as_str()).collect(),
@@ -762,6 +776,192 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    /// Runs `x` as the scheduler would, under a filter that blocks a
+    /// message holding every part of a rule in one fragment each. Between
+    /// two asks, `mode` 0 finishes the oldest trial in flight (the others
+    /// stay in flight), 1 finishes every trial in flight, 2 finishes the
+    /// oldest of replicate 1 while it has any (replicate 2 waits). Returns
+    /// the trials sent, with their verdicts, and isolations.csv's rows.
+    fn drive(x: &Isolate, rules: &[Vec<&str>], mode: u8) -> (Vec<Trial>, Vec<Vec<String>>) {
+        use rand::SeedableRng;
+        let mut planned: Vec<Trial> = x.first_trials(&mut ChaCha8Rng::seed_from_u64(1));
+        let mut verdicts: Vec<Option<&'static str>> = vec![None; planned.len()];
+        let verdict = |t: &Trial| {
+            let Content::Text(w) = &t.sends[0].content else {
+                panic!("isolate sends texts")
+            };
+            let frags: Vec<&str> = w.split(x.separator.as_str()).collect();
+            let b = rules
+                .iter()
+                .any(|r| r.iter().all(|p| frags.iter().any(|f| f.contains(p))));
+            if b {
+                "blocked"
+            } else {
+                "evaded"
+            }
+        };
+        loop {
+            let open: Vec<usize> = (0..planned.len())
+                .filter(|i| verdicts[*i].is_none())
+                .collect();
+            let pick: Vec<usize> = match mode {
+                0 => open.into_iter().take(1).collect(),
+                1 => open,
+                _ => {
+                    let first = open
+                        .iter()
+                        .copied()
+                        .find(|i| planned[*i].trial_id.ends_with("/r1"));
+                    first.or(open.first().copied()).into_iter().collect()
+                }
+            };
+            for i in pick {
+                verdicts[i] = Some(verdict(&planned[i]));
+            }
+            let new: Vec<Trial> = {
+                let seen: Vec<Finished> = planned
+                    .iter()
+                    .zip(&verdicts)
+                    .filter_map(|(trial, v)| v.map(|verdict| Finished { trial, verdict }))
+                    .collect();
+                let refs: Vec<&Trial> = planned.iter().collect();
+                x.next_trials(&seen, &refs)
+                    .into_iter()
+                    .filter(|t| !planned.iter().any(|p| p.trial_id == t.trial_id))
+                    .collect()
+            };
+            if new.is_empty() && verdicts.iter().all(Option::is_some) {
+                break;
+            }
+            verdicts.extend(new.iter().map(|_| None));
+            planned.extend(new);
+        }
+        let seen: Vec<Finished> = planned
+            .iter()
+            .zip(&verdicts)
+            .map(|(trial, v)| Finished {
+                trial,
+                verdict: v.expect("all finished"),
+            })
+            .collect();
+        let refs: Vec<&Trial> = planned.iter().collect();
+        let rows = x.run_tables("run", &seen, &refs).remove(0).rows;
+        (planned.clone(), rows)
+    }
+
+    #[test]
+    fn a_message_is_sent_once_a_replicate_whatever_the_concurrency() {
+        let chat = crate::probe::chat::Chat {
+            from: "a".into(),
+            target: crate::platform::Target::Direct("c".into()),
+            observer: "c".into(),
+        };
+        let texts = [
+            "今天天气很好，六四那天我们去公园散步，回家吃饭。",
+            "习近平和小熊维尼，还有六四，都是敏感的词语。",
+            "六四，六四，一九八九年六四，广场上的烛光。",
+            "习近平在北京开会，小熊维尼也来了，后来下雨了。",
+        ];
+        let rules = vec![vec!["六四"], vec!["习近平", "小熊维尼"]];
+        let x = Isolate {
+            common: Common {
+                design: DESIGN.name,
+                name: "x".into(),
+                test_chat: chat,
+                replicates: 2,
+            },
+            texts: texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Text {
+                    id: format!("t{i}"),
+                    label: String::new(),
+                    topic: String::new(),
+                    isolator: Isolator::new(t, Vec::new()),
+                })
+                .collect(),
+            separator: SEPARATOR.into(),
+            budget: 300,
+        };
+        let found = |rows: &[Vec<String>]| -> Vec<(String, String, String, String)> {
+            let mut v: Vec<_> = rows
+                .iter()
+                .map(|r| (r[2].clone(), r[3].clone(), r[7].clone(), r[13].clone()))
+                .collect();
+            v.sort();
+            v
+        };
+        // Each text alone, as if nothing were shared: the sends it needs.
+        let alone: u32 = texts
+            .iter()
+            .map(|t| {
+                let iso = Isolator::new(t, Vec::new());
+                let mut answers = Vec::new();
+                loop {
+                    match iso.next(&answers) {
+                        Next::Send(q) => {
+                            let m = q.message(iso.text(), SEPARATOR);
+                            let frags: Vec<&str> = m.split(SEPARATOR).collect();
+                            let b = rules
+                                .iter()
+                                .any(|r| r.iter().all(|p| frags.iter().any(|f| f.contains(p))));
+                            answers.push(if b {
+                                Answer::Blocked
+                            } else {
+                                Answer::Delivered
+                            });
+                        }
+                        Next::Done(i) => return i.sends,
+                    }
+                }
+            })
+            .sum();
+        let mut results = Vec::new();
+        for mode in [0, 1, 2] {
+            let (sent, rows) = drive(&x, &rules, mode);
+            let mut per_rep = Vec::new();
+            // Every text finished, with the combinations present.
+            let f = found(&rows);
+            assert!(f.iter().all(|r| r.3.is_empty()), "{f:?}");
+            for rep in ["1", "2"] {
+                let mine: Vec<&(String, String, String, String)> =
+                    f.iter().filter(|r| r.1 == rep).collect();
+                let combos: Vec<&str> = mine.iter().map(|r| r.2.as_str()).collect();
+                assert_eq!(
+                    combos,
+                    ["六四", "习近平+小熊维尼", "六四", "六四", "习近平+小熊维尼"],
+                    "{mine:?}"
+                );
+                // A message is sent once a replicate, and each replicate
+                // sends its own.
+                let words: Vec<String> = sent
+                    .iter()
+                    .filter(|t| t.trial_id.ends_with(&format!("/r{rep}")))
+                    .map(|t| match &t.sends[0].content {
+                        Content::Text(w) => w.clone(),
+                        _ => unreachable!(),
+                    })
+                    .collect();
+                let distinct: HashSet<&String> = words.iter().collect();
+                assert_eq!(distinct.len(), words.len(), "mode {mode}: {words:#?}");
+                assert!(!words.is_empty());
+                assert!(
+                    (words.len() as u32) < alone,
+                    "{} sends shared, {alone} alone",
+                    words.len()
+                );
+                let mut words = words;
+                words.sort();
+                per_rep.push(words);
+            }
+            // Each replicate sends every message it needs itself.
+            assert_eq!(per_rep[0], per_rep[1], "mode {mode}");
+            results.push(f);
+        }
+        assert_eq!(results[0], results[1]);
+        assert_eq!(results[0], results[2]);
     }
 
     #[test]
