@@ -160,6 +160,8 @@ pub fn build(dir: &Path, quiet: bool) -> Result<IndexStats, CorpusError> {
 
     let index_path = dir.join(INDEX_FILE);
     write_rows(&index_path, &rows)?;
+    let features = super::features::build(dir, &manifest, &rows)?;
+    write_rows(&dir.join(super::features::FEATURES_FILE), &features)?;
     // The stat cache is best effort: losing it only costs time.
     let _ = write_rows(&dir.join(STAT_CACHE_FILE), &stats_rows);
     Ok(stats)

@@ -13,6 +13,7 @@
 //! Other stages read the corpus only through `manifest.csv`, `index.csv` and
 //! `variants/lineage.csv` (documented in docs/DATASET.md).
 
+pub mod features;
 pub mod fresh;
 pub mod hash;
 pub mod import;

@@ -319,7 +319,13 @@ fn analyze_draws_the_plots_and_a_self_contained_report() {
     .unwrap();
     chatprobe_ok(&["analyze", s(&run)]);
     let a = run.join("analysis");
-    for name in ["latency", "transforms", "threshold", "trend"] {
+    for name in [
+        "latency",
+        "transforms",
+        "threshold",
+        "surveillance_topics",
+        "trend",
+    ] {
         let svg = std::fs::read_to_string(a.join(format!("{name}.svg"))).unwrap();
         assert!(svg.contains("<svg") && svg.contains("</svg>"), "{name}.svg");
         let png = image::open(a.join(format!("{name}.png"))).unwrap();
@@ -334,7 +340,7 @@ fn analyze_draws_the_plots_and_a_self_contained_report() {
     }
     let html = std::fs::read_to_string(a.join("report.html")).unwrap();
     // Self-contained: the plots are inline, nothing is loaded from elsewhere.
-    assert_eq!(html.matches("<svg").count(), 4);
+    assert_eq!(html.matches("<svg").count(), 5);
     assert!(
         !html.contains("src=\"") && !html.contains("href=\"http"),
         "external resource"
@@ -409,4 +415,149 @@ fn bad_datasets_exit_2_naming_file_line_and_column_and_write_nothing() {
             .collect();
         assert!(leftovers.is_empty());
     }
+}
+
+/// Surveillance by item and by topic, on trials with known verdicts.
+#[test]
+fn analyze_breaks_surveillance_down_by_item_and_topic() {
+    use Outcome::*;
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let mut trials = Vec::new();
+    let mut sends = Vec::new();
+    let mut add = |run_id: &str, item: &str, label: &str, topic: &str, verdict: &str, day: &str| {
+        let n = trials.len() as u32;
+        let mut t = trial(n, "docs", label, "direct", Blocked, Delivered);
+        t.run_id = run_id.into();
+        t.item_id = item.into();
+        t.content_kind = "document".into();
+        t.topic = topic.into();
+        t.verdict = verdict.into();
+        trials.push(t);
+        let mut s = send(n, "surveillance", None, "", None, Delivered);
+        s.run_id = run_id.into();
+        s.experiment_name = "docs".into();
+        s.role = "seed".into();
+        s.item_id = item.into();
+        s.sent_at = format!("{day}T10:00:00.000Z");
+        sends.push(s);
+    };
+    // june4: 11 of 12 surveilled, d1 over two runs and days.
+    for (i, v) in ["surveilled"; 4].iter().enumerate() {
+        let (r, d) = if i < 2 {
+            ("r1", "2026-11-23")
+        } else {
+            ("r2", "2026-11-24")
+        };
+        add(r, "d1", "sensitive", "june4", v, d);
+    }
+    for v in ["surveilled", "surveilled", "surveilled", "not_surveilled"] {
+        add("r1", "d2", "sensitive", "june4", v, "2026-11-23");
+    }
+    for _ in 0..4 {
+        add("r1", "d3", "sensitive", "june4", "surveilled", "2026-11-23");
+    }
+    // xinjiang: none of 8.
+    for item in ["x1", "x2"] {
+        for _ in 0..4 {
+            add(
+                "r1",
+                item,
+                "sensitive",
+                "xinjiang",
+                "not_surveilled",
+                "2026-11-23",
+            );
+        }
+    }
+    // Benign: food none of 8 (and one filtered, one inconclusive); travel 1 of 4.
+    for item in ["b1", "b2"] {
+        for _ in 0..4 {
+            add("r1", item, "benign", "food", "not_surveilled", "2026-11-23");
+        }
+    }
+    add(
+        "r1",
+        "b1",
+        "benign",
+        "food",
+        "filtered_realtime",
+        "2026-11-23",
+    );
+    add("r1", "b2", "benign", "food", "inconclusive", "2026-11-23");
+    for v in [
+        "surveilled",
+        "not_surveilled",
+        "not_surveilled",
+        "not_surveilled",
+    ] {
+        add("r1", "t1", "benign", "travel", v, "2026-11-23");
+    }
+    write(&run.join("trials.csv"), &trials);
+    write(&run.join("sends.csv"), &sends);
+    chatprobe_ok(&["analyze", s(&run)]);
+    let a = run.join("analysis");
+
+    let items = csv_maps(&a.join("surveillance_items.csv"));
+    assert_eq!(items.len(), 8);
+    let item = |id: &str| items.iter().find(|r| r["item_id"] == id).unwrap().clone();
+    let d1 = item("d1");
+    assert_eq!(
+        [&d1["n"], &d1["surveilled"], &d1["runs"], &d1["days"]],
+        ["4", "4", "2", "2"]
+    );
+    let (lo, hi) = chatprobe::stats::clopper_pearson(4, 4, 0.95).unwrap();
+    assert!((d1["ci_low"].parse::<f64>().unwrap() - lo).abs() < 1e-12);
+    assert!((d1["ci_high"].parse::<f64>().unwrap() - hi).abs() < 1e-12);
+    let b1 = item("b1");
+    assert_eq!([&b1["n"], &b1["filtered_realtime"]], ["4", "1"]);
+    assert_eq!(item("b2")["n"], "4", "the inconclusive trial is left out");
+
+    let topics = csv_maps(&a.join("surveillance_topics.csv"));
+    assert_eq!(topics.len(), 4);
+    let topic = |t: &str| topics.iter().find(|r| r["topic"] == t).unwrap().clone();
+    // Each topic against the benign items of the other topics.
+    let cases = [
+        ("june4", (11, 12), (1, 12)),
+        ("xinjiang", (0, 8), (1, 12)),
+        ("food", (0, 8), (1, 4)),
+        ("travel", (1, 4), (0, 8)),
+    ];
+    let mut ps = Vec::new();
+    for (t, (k, n), (bk, bn)) in cases {
+        let r = topic(t);
+        assert_eq!(
+            [
+                &r["surveilled"],
+                &r["n"],
+                &r["benign_surveilled"],
+                &r["benign_n"]
+            ],
+            [k, n, bk, bn].map(|x: u64| x.to_string()).each_ref(),
+            "{t}"
+        );
+        let (p, _) = chatprobe::stats::fisher_exact(k, n - k, bk, bn - bk);
+        assert!(
+            (r["fisher_p"].parse::<f64>().unwrap() - p).abs() < 1e-12,
+            "{t}"
+        );
+        ps.push(p);
+    }
+    for ((t, _, _), h) in cases.iter().zip(chatprobe::stats::holm(&ps)) {
+        assert!(
+            (topic(t)["p_holm"].parse::<f64>().unwrap() - h).abs() < 1e-12,
+            "{t}"
+        );
+    }
+    assert!(topic("june4")["p_holm"].parse::<f64>().unwrap() < 0.05);
+    // The report says so, and draws the topics.
+    let report = std::fs::read_to_string(a.join("report.html")).unwrap();
+    assert!(report.contains("Surveillance by topic"));
+    assert!(
+        report.contains("surveilled significantly more often than the benign items")
+            && report.contains("june4 (documents, 11 of 12"),
+        "{report}"
+    );
+    assert!(a.join("surveillance_topics.svg").is_file());
 }

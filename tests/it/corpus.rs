@@ -1,7 +1,7 @@
 //! The corpus commands through the real binary: the starter corpus, index,
 //! variants, import, and bad input (exit 2, file named, nothing half-written).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use chatprobe::corpus::text;
@@ -130,6 +130,64 @@ fn index_hashes_every_item_and_is_incremental() {
         r.stdout.contains("(0 hashed, 36 unchanged)"),
         "{}",
         r.stdout
+    );
+}
+
+#[test]
+fn index_writes_each_items_content_features() {
+    let (_tmp, c) = starter_corpus();
+    chatprobe_ok(&["corpus", "index", "--quiet", "--corpus", s(&c)]);
+    let (header, _) = read_csv(&c.join("features.csv"));
+    assert_eq!(header, chatprobe::corpus::features::FEATURE_COLUMNS);
+    let features: HashMap<String, HashMap<String, String>> = csv_maps(&c.join("features.csv"))
+        .into_iter()
+        .map(|r| (r["item_id"].clone(), r))
+        .collect();
+    let manifest = csv_maps(&c.join("manifest.csv"));
+    assert_eq!(features.len(), manifest.len(), "one row an item");
+    let index = csv_maps(&c.join("index.csv"));
+    for m in &manifest {
+        let f = &features[&m["id"]];
+        for k in ["kind", "topic", "label", "lang", "source"] {
+            assert_eq!(f[k], m[k], "{}: {k}", m["id"]);
+        }
+        let ix = index.iter().find(|r| r["item_id"] == m["id"]).unwrap();
+        assert_eq!((&f["bytes"], &f["width"]), (&ix["bytes"], &ix["width"]));
+        // Every sensitive item of the starter corpus carries a keyword of
+        // the list in its text (a document's, or an image's `text:` note);
+        // no benign one does.
+        assert_eq!(f["has_text"], "true", "{}", m["id"]);
+        let n: u64 = f["sensitive_keywords"].parse().unwrap();
+        assert_eq!(n > 0, m["label"] == "sensitive", "{}: {f:?}", m["id"]);
+    }
+    // Counts, against the text itself: a plain text, a DOCX and a PDF.
+    for (id, keyword) in [
+        ("doc-s01", "天安门"),
+        ("doc-s02", "刘晓波"),
+        ("doc-s03", "法轮功"),
+    ] {
+        let f = &features[id];
+        let m = manifest.iter().find(|m| m["id"] == id).unwrap();
+        let p = c.join(&m["path"]);
+        let bytes = std::fs::read(&p).unwrap();
+        let t = text::squeeze(&text::extract(&p, &bytes, Format::from_path(&p).unwrap()).unwrap());
+        let n = t.matches(keyword).count();
+        assert!(n > 0, "{id}: {t}");
+        assert!(
+            f["keywords"]
+                .split(';')
+                .any(|k| k == format!("{keyword}:{n}")),
+            "{id}: {f:?}"
+        );
+        assert_eq!(f["text_chars"], t.chars().count().to_string());
+        assert_eq!(f["format"], p.extension().unwrap().to_str().unwrap());
+    }
+    // A combination counts when all its parts are there: 六四+烛光 in the
+    // June 4th vigil image's text.
+    assert!(
+        features["img-s01"]["keywords"].contains("六四+烛光:1"),
+        "{:?}",
+        features["img-s01"]
     );
 }
 

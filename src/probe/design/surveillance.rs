@@ -117,9 +117,67 @@ struct SurveillanceTable {
     /// (trials, seeded blocked, control blocked) of each group, over trials
     /// with both outcomes conclusive.
     counts: BTreeMap<Group, (u64, u64, u64)>,
+    /// Each item's verdicts, by (experiment_name, item_id).
+    items: BTreeMap<(String, String), ItemCounts>,
 }
 
-/// (experiment_name, content_kind, label, channel).
+/// One item's trials (design surveillance), across runs and days.
+#[derive(Default)]
+struct ItemCounts {
+    content_kind: String,
+    label: String,
+    topic: String,
+    /// Trials judged surveilled or not (the rest are left out of `n`).
+    n: u64,
+    surveilled: u64,
+    /// Trials whose seed or control was blocked at once.
+    filtered_realtime: u64,
+    runs: std::collections::BTreeSet<String>,
+    /// Dates (of the seed's `sent_at`) its trials ran on.
+    days: std::collections::BTreeSet<String>,
+}
+
+/// A row of surveillance_items.csv.
+#[derive(Serialize)]
+struct ItemRow {
+    experiment_name: String,
+    item_id: String,
+    content_kind: String,
+    label: String,
+    topic: String,
+    n: u64,
+    surveilled: u64,
+    filtered_realtime: u64,
+    rate: Option<f64>,
+    ci_low: Option<f64>,
+    ci_high: Option<f64>,
+    runs: u64,
+    days: u64,
+}
+
+/// A row of surveillance_topics.csv.
+#[derive(Serialize)]
+struct TopicRow {
+    experiment_name: String,
+    content_kind: String,
+    label: String,
+    topic: String,
+    items: u64,
+    n: u64,
+    surveilled: u64,
+    rate: Option<f64>,
+    ci_low: Option<f64>,
+    ci_high: Option<f64>,
+    benign_n: u64,
+    benign_surveilled: u64,
+    benign_rate: Option<f64>,
+    fisher_p: Option<f64>,
+    odds_ratio: Option<f64>,
+    p_holm: Option<f64>,
+}
+
+/// (experiment_name, content_kind, label, channel), or topic in place of
+/// channel for the topic table.
 type Group = (String, String, String, String);
 
 /// A row of surveillance.csv.
@@ -144,7 +202,36 @@ struct SurveillanceRow {
 }
 
 impl Analysis for SurveillanceTable {
+    fn send(&mut self, r: &crate::dataset::SendRow) {
+        if r.role != "seed" || r.sent_at.len() < 10 {
+            return;
+        }
+        let e = self
+            .items
+            .entry((r.experiment_name.clone(), r.item_id.clone()))
+            .or_default();
+        e.days.insert(r.sent_at[..10].to_string());
+    }
+
     fn trial(&mut self, r: &TrialRow) {
+        if r.verdict != INCONCLUSIVE {
+            let e = self
+                .items
+                .entry((r.experiment_name.clone(), r.item_id.clone()))
+                .or_default();
+            e.content_kind.clone_from(&r.content_kind);
+            e.label.clone_from(&r.label);
+            e.topic.clone_from(&r.topic);
+            e.runs.insert(r.run_id.clone());
+            match r.verdict.as_str() {
+                "surveilled" => {
+                    e.n += 1;
+                    e.surveilled += 1;
+                }
+                "not_surveilled" => e.n += 1,
+                _ => e.filtered_realtime += 1,
+            }
+        }
         let (Some(s), Some(c)) = (r.seeded_outcome, r.control_outcome) else {
             return;
         };
@@ -225,8 +312,210 @@ impl Analysis for SurveillanceTable {
             &rows,
         );
         table.summary = rows.iter().map(sentence).collect();
-        vec![table]
+        let items: Vec<(String, String, ItemCounts)> = self
+            .items
+            .into_iter()
+            .filter(|(_, c)| c.n + c.filtered_realtime > 0)
+            .map(|((x, id), c)| (x, id, c))
+            .collect();
+        vec![table, item_table(&items), topic_table(&items, interval)]
     }
+}
+
+/// surveillance_items.csv: each item's trials, with an exact interval.
+fn item_table(items: &[(String, String, ItemCounts)]) -> Table {
+    let rows: Vec<ItemRow> = items
+        .iter()
+        .map(|(x, id, c)| {
+            let (lo, hi) = Interval::Exact.ci(c.surveilled, c.n);
+            ItemRow {
+                experiment_name: x.clone(),
+                item_id: id.clone(),
+                content_kind: c.content_kind.clone(),
+                label: c.label.clone(),
+                topic: c.topic.clone(),
+                n: c.n,
+                surveilled: c.surveilled,
+                filtered_realtime: c.filtered_realtime,
+                rate: rate(c.surveilled, c.n),
+                ci_low: lo,
+                ci_high: hi,
+                runs: c.runs.len() as u64,
+                days: c.days.len() as u64,
+            }
+        })
+        .collect();
+    let mut table = Table::from_rows(
+        "surveillance_items.csv",
+        "Surveillance by item",
+        "Each row is one item of one surveillance experiment, across every run and day analysed: in how many of its trials the seeded copy was surveilled (blocked while the unseeded control was delivered), with a Clopper–Pearson interval; n leaves out trials filtered in real time (seed or control blocked) and inconclusive ones.",
+        &[
+            "experiment_name",
+            "item_id",
+            "content_kind",
+            "label",
+            "topic",
+            "n",
+            "surveilled",
+            "filtered_realtime",
+            "rate",
+            "ci_low",
+            "ci_high",
+            "runs",
+            "days",
+        ],
+        &rows,
+    );
+    let always: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.n > 0 && r.surveilled == r.n)
+        .map(|r| r.item_id.as_str())
+        .collect();
+    let never: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.n > 0 && r.surveilled == 0)
+        .map(|r| r.item_id.as_str())
+        .collect();
+    let fewest = rows.iter().filter(|r| r.n > 0).map(|r| r.n).min();
+    if let Some(fewest) = fewest {
+        table.summary.push(format!(
+            "By item: {} of {} items were surveilled in every trial ({}), {} in none{}. With as few as {fewest} trials an item, an item's rate is uncertain: read its interval, not the rate alone.",
+            always.len(),
+            rows.len(),
+            always.join(", "),
+            never.len(),
+            if never.is_empty() { String::new() } else { format!(" ({})", never.join(", ")) },
+        ));
+    }
+    table
+}
+
+/// surveillance_topics.csv: each topic's items against the benign items of
+/// the other topics (same experiment and content kind), Fisher's exact test,
+/// Holm-adjusted over the rows; and its plot.
+fn topic_table(items: &[(String, String, ItemCounts)], interval: Interval) -> Table {
+    // (experiment, kind, label, topic) → (items, n, surveilled).
+    let mut topics: BTreeMap<Group, (u64, u64, u64)> = BTreeMap::new();
+    for (x, _, c) in items {
+        let e = topics
+            .entry((
+                x.clone(),
+                c.content_kind.clone(),
+                c.label.clone(),
+                c.topic.clone(),
+            ))
+            .or_default();
+        e.0 += 1;
+        e.1 += c.n;
+        e.2 += c.surveilled;
+    }
+    let mut rows: Vec<TopicRow> = topics
+        .iter()
+        .map(|((x, kind, label, topic), (k_items, n, k))| {
+            // The benign items of the same experiment and kind, this topic's
+            // own left out.
+            let (bn, bk) = items
+                .iter()
+                .filter(|(bx, _, c)| {
+                    bx == x && c.content_kind == *kind && c.label == "benign" && c.topic != *topic
+                })
+                .fold((0, 0), |a, (_, _, c)| (a.0 + c.n, a.1 + c.surveilled));
+            let (lo, hi) = interval.ci(*k, *n);
+            let test = (*n > 0 && bn > 0).then(|| stats::fisher_exact(*k, n - k, bk, bn - bk));
+            TopicRow {
+                experiment_name: x.clone(),
+                content_kind: kind.clone(),
+                label: label.clone(),
+                topic: topic.clone(),
+                items: *k_items,
+                n: *n,
+                surveilled: *k,
+                rate: rate(*k, *n),
+                ci_low: lo,
+                ci_high: hi,
+                benign_n: bn,
+                benign_surveilled: bk,
+                benign_rate: rate(bk, bn),
+                fisher_p: test.map(|t| t.0),
+                odds_ratio: test.map(|t| t.1).filter(|o| o.is_finite()),
+                p_holm: None,
+            }
+        })
+        .collect();
+    let ps: Vec<f64> = rows
+        .iter()
+        .map(|r| r.fisher_p.unwrap_or(f64::NAN))
+        .collect();
+    for (r, h) in rows.iter_mut().zip(stats::holm(&ps)) {
+        r.p_holm = (!h.is_nan()).then_some(h);
+    }
+    let mut table = Table::from_rows(
+        "surveillance_topics.csv",
+        "Surveillance by topic",
+        "Each row is one topic of one surveillance experiment and content kind: how often its items' seeded copies were surveilled, against the benign items of the other topics, Fisher's exact test between the two, Holm-adjusted over the rows.",
+        &[
+            "experiment_name",
+            "content_kind",
+            "label",
+            "topic",
+            "items",
+            "n",
+            "surveilled",
+            "rate",
+            "ci_low",
+            "ci_high",
+            "benign_n",
+            "benign_surveilled",
+            "benign_rate",
+            "fisher_p",
+            "odds_ratio",
+            "p_holm",
+        ],
+        &rows,
+    );
+    let significant: Vec<String> = rows
+        .iter()
+        .filter(|r| r.p_holm.is_some_and(|p| p < 0.05) && r.rate > r.benign_rate)
+        .map(|r| {
+            format!(
+                "{} ({}s, {} of {}, {})",
+                r.topic,
+                r.content_kind,
+                r.surveilled,
+                r.n,
+                words::pct(r.rate)
+            )
+        })
+        .collect();
+    if !rows.is_empty() {
+        table.summary.push(if significant.is_empty() {
+            "By topic: no topic was surveilled significantly more often than the benign items (Holm-adjusted Fisher tests); with few trials a topic, that says little.".to_string()
+        } else {
+            format!(
+                "By topic: surveilled significantly more often than the benign items (Holm-adjusted Fisher, p < 0.05): {}.",
+                significant.join("; ")
+            )
+        });
+    }
+    table.figures.push(crate::stats::design_analysis::Figure {
+        name: "surveillance_topics".into(),
+        title: "Surveillance by topic: the share of trials whose seeded copy was surveilled, with its interval".into(),
+        heading: "Surveilled, by topic".into(),
+        x_label: "topic".into(),
+        y_label: "surveilled (share of trials)".into(),
+        chart: crate::stats::design_analysis::Chart::Bars(
+            rows.iter()
+                .filter(|r| r.n > 0)
+                .map(|r| crate::stats::design_analysis::Bar {
+                    label: format!("{} {} ({})", r.topic, r.content_kind, r.label),
+                    y: r.rate,
+                    lo: r.ci_low,
+                    hi: r.ci_high,
+                })
+                .collect(),
+        ),
+    });
+    table
 }
 
 /// What one row of surveillance.csv shows, in words.
