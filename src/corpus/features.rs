@@ -27,6 +27,10 @@ use super::{CorpusError, Manifest};
 /// The file's name in the corpus folder.
 pub const FEATURES_FILE: &str = "features.csv";
 
+/// The file in a run folder holding the features of the items the run
+/// sends (the same columns).
+pub const RUN_ITEMS_FILE: &str = "items.csv";
+
 /// The columns of features.csv, in order.
 pub const FEATURE_COLUMNS: [&str; 15] = [
     "item_id",

@@ -150,6 +150,7 @@ impl Prepared {
                     &serde_json::to_vec_pretty(&m)?,
                 )
                 .with_context(|| format!("writing {}", dir.join(RUN_FILE).display()))?;
+                write_items(&dir, &spec, &plan)?;
                 (dir, run_id, m, held)
             }
         };
@@ -166,6 +167,36 @@ impl Prepared {
             _held: held,
         })
     }
+}
+
+/// `items.csv`: the content features (corpus/features.csv) of the corpus
+/// items the plan sends, so that the run's datasets carry what the
+/// analyses join by item id, wherever they are read.
+fn write_items(dir: &Path, spec: &Spec, plan: &Plan) -> anyhow::Result<()> {
+    let used: std::collections::HashSet<&str> = plan
+        .trials
+        .iter()
+        .flat_map(|t| t.sends.iter().map(|s| s.item_id.as_str()))
+        .collect();
+    let mut features = crate::corpus::features::load(&spec.corpus)?;
+    if features.is_empty() {
+        // A corpus indexed before features.csv existed.
+        let manifest = crate::corpus::Manifest::load(&spec.corpus)?;
+        let index: Vec<_> = spec.items.iter().map(|i| i.index.clone()).collect();
+        features = crate::corpus::features::build(&spec.corpus, &manifest, &index)?;
+    }
+    features.retain(|f| used.contains(f.item_id.as_str()));
+    let path = dir.join(crate::corpus::features::RUN_ITEMS_FILE);
+    crate::fsutil::atomic_write(&path, |w| -> anyhow::Result<()> {
+        let mut out = csv::WriterBuilder::new().has_headers(false).from_writer(w);
+        out.write_record(crate::corpus::features::FEATURE_COLUMNS)?;
+        for f in &features {
+            out.serialize(f)?;
+        }
+        out.flush()?;
+        Ok(())
+    })
+    .with_context(|| format!("writing {}", path.display()))
 }
 
 fn new_manifest(

@@ -496,8 +496,61 @@ fn analyze_breaks_surveillance_down_by_item_and_topic() {
     }
     write(&run.join("trials.csv"), &trials);
     write(&run.join("sends.csv"), &sends);
+    // The run's items.csv: each item's format.
+    let mut items_csv = chatprobe::corpus::features::FEATURE_COLUMNS.join(",") + "\n";
+    for (id, format) in [
+        ("d1", "pdf"),
+        ("d2", "pdf"),
+        ("d3", "txt"),
+        ("x1", "pdf"),
+        ("x2", "txt"),
+        ("b1", "pdf"),
+        ("b2", "txt"),
+        ("t1", "txt"),
+    ] {
+        items_csv.push_str(&format!(
+            "{id},document,{format},100,,,zh-Hans,t,l,s,true,10,0,0,\n"
+        ));
+    }
+    std::fs::write(run.join("items.csv"), items_csv).unwrap();
     chatprobe_ok(&["analyze", s(&run)]);
     let a = run.join("analysis");
+
+    // By format: sensitive PDFs and texts against benign ones of the same
+    // format.
+    let formats = csv_maps(&a.join("surveillance_formats.csv"));
+    assert_eq!(formats.len(), 4, "{formats:?}");
+    let mut ps = Vec::new();
+    for (format, (k, n), (bk, bn)) in [
+        ("pdf", (7u64, 12u64), (0u64, 4u64)),
+        ("txt", (4, 8), (1, 8)),
+    ] {
+        let r = formats
+            .iter()
+            .find(|r| r["format"] == format && r["label"] == "sensitive")
+            .unwrap();
+        assert_eq!(
+            [
+                &r["surveilled"],
+                &r["n"],
+                &r["benign_surveilled"],
+                &r["benign_n"]
+            ],
+            [k, n, bk, bn].map(|x| x.to_string()).each_ref(),
+            "{format}"
+        );
+        let (p, _) = chatprobe::stats::fisher_exact(k, n - k, bk, bn - bk);
+        assert!((r["fisher_p"].parse::<f64>().unwrap() - p).abs() < 1e-12);
+        ps.push((r["p_holm"].clone(), p));
+    }
+    let holm = chatprobe::stats::holm(&ps.iter().map(|x| x.1).collect::<Vec<_>>());
+    for ((got, _), want) in ps.iter().zip(holm) {
+        assert!((got.parse::<f64>().unwrap() - want).abs() < 1e-12);
+    }
+    assert!(formats
+        .iter()
+        .filter(|r| r["label"] == "benign")
+        .all(|r| r["fisher_p"].is_empty()));
 
     let items = csv_maps(&a.join("surveillance_items.csv"));
     assert_eq!(items.len(), 8);

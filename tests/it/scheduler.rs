@@ -135,6 +135,19 @@ async fn every_design_runs_on_the_simulated_platform_and_agrees_with_its_decisio
     assert!(sends.len() > 100, "{} sends", sends.len());
     let trials = csv_maps(&s.dir.join("trials.csv"));
     assert_eq!(trials.len(), s.trials_planned);
+    // items.csv: the content features of exactly the corpus items sent.
+    let sent: std::collections::BTreeSet<&str> = sends
+        .iter()
+        .map(|r| r["item_id"].as_str())
+        .filter(|i| !i.is_empty())
+        .collect();
+    let features = csv_maps(&s.dir.join("items.csv"));
+    let described: std::collections::BTreeSet<&str> =
+        features.iter().map(|r| r["item_id"].as_str()).collect();
+    assert_eq!(described, sent);
+    assert!(features
+        .iter()
+        .all(|r| !r["format"].is_empty() && r["has_text"] == "true"));
     let offsets: HashMap<String, f64> = sends
         .iter()
         .filter(|r| r["experiment"] == "latency" && r["role"] == "test")

@@ -119,6 +119,8 @@ struct SurveillanceTable {
     counts: BTreeMap<Group, (u64, u64, u64)>,
     /// Each item's verdicts, by (experiment_name, item_id).
     items: BTreeMap<(String, String), ItemCounts>,
+    /// The content features of the items, from the run folders' items.csv.
+    features: std::collections::HashMap<String, crate::corpus::features::FeatureRow>,
 }
 
 /// One item's trials (design surveillance), across runs and days.
@@ -202,6 +204,24 @@ struct SurveillanceRow {
 }
 
 impl Analysis for SurveillanceTable {
+    fn folder(&mut self, dir: &std::path::Path) -> Result<(), InputError> {
+        let path = dir.join(crate::corpus::features::RUN_ITEMS_FILE);
+        if !path.is_file() {
+            return Ok(());
+        }
+        let mut rdr = csv::Reader::from_path(&path)
+            .map_err(|e| InputError::new(&path, format!("cannot read: {e}")))?;
+        for (i, r) in rdr.deserialize().enumerate() {
+            let f: crate::corpus::features::FeatureRow = r.map_err(|e| {
+                InputError::new(&path, format!("malformed row: {e}"))
+                    .line(i as u64 + 2)
+                    .hint("its columns are those of corpus/features.csv (docs/DATASET.md)")
+            })?;
+            self.features.insert(f.item_id.clone(), f);
+        }
+        Ok(())
+    }
+
     fn send(&mut self, r: &crate::dataset::SendRow) {
         if r.role != "seed" || r.sent_at.len() < 10 {
             return;
@@ -318,7 +338,12 @@ impl Analysis for SurveillanceTable {
             .filter(|(_, c)| c.n + c.filtered_realtime > 0)
             .map(|((x, id), c)| (x, id, c))
             .collect();
-        vec![table, item_table(&items), topic_table(&items, interval)]
+        vec![
+            table,
+            item_table(&items),
+            topic_table(&items, interval),
+            format_table(&items, &self.features, interval),
+        ]
     }
 }
 
@@ -385,6 +410,125 @@ fn item_table(items: &[(String, String, ItemCounts)]) -> Table {
             always.join(", "),
             never.len(),
             if never.is_empty() { String::new() } else { format!(" ({})", never.join(", ")) },
+        ));
+    }
+    table
+}
+
+/// A row of surveillance_formats.csv.
+#[derive(Serialize)]
+struct FormatRow {
+    experiment_name: String,
+    format: String,
+    label: String,
+    items: u64,
+    n: u64,
+    surveilled: u64,
+    rate: Option<f64>,
+    ci_low: Option<f64>,
+    ci_high: Option<f64>,
+    benign_n: u64,
+    benign_surveilled: u64,
+    benign_rate: Option<f64>,
+    fisher_p: Option<f64>,
+    odds_ratio: Option<f64>,
+    p_holm: Option<f64>,
+}
+
+/// surveillance_formats.csv: each file format's sensitive items against
+/// the benign items of the same format (Fisher, Holm over the rows), and
+/// the benign items themselves; formats from the run folders' items.csv.
+fn format_table(
+    items: &[(String, String, ItemCounts)],
+    features: &std::collections::HashMap<String, crate::corpus::features::FeatureRow>,
+    interval: Interval,
+) -> Table {
+    // (experiment, format, label) → (items, n, surveilled).
+    let mut groups: BTreeMap<(String, String, String), (u64, u64, u64)> = BTreeMap::new();
+    for (x, id, c) in items {
+        let Some(f) = features.get(id) else { continue };
+        let e = groups
+            .entry((x.clone(), f.format.clone(), c.label.clone()))
+            .or_default();
+        e.0 += 1;
+        e.1 += c.n;
+        e.2 += c.surveilled;
+    }
+    let mut rows: Vec<FormatRow> = groups
+        .iter()
+        .map(|((x, format, label), (k_items, n, k))| {
+            let benign = groups
+                .get(&(x.clone(), format.clone(), "benign".to_string()))
+                .filter(|_| label != "benign");
+            let (bn, bk) = benign.map_or((0, 0), |b| (b.1, b.2));
+            let (lo, hi) = interval.ci(*k, *n);
+            let test = (*n > 0 && bn > 0).then(|| stats::fisher_exact(*k, n - k, bk, bn - bk));
+            FormatRow {
+                experiment_name: x.clone(),
+                format: format.clone(),
+                label: label.clone(),
+                items: *k_items,
+                n: *n,
+                surveilled: *k,
+                rate: rate(*k, *n),
+                ci_low: lo,
+                ci_high: hi,
+                benign_n: bn,
+                benign_surveilled: bk,
+                benign_rate: rate(bk, bn),
+                fisher_p: test.map(|t| t.0),
+                odds_ratio: test.map(|t| t.1).filter(|o| o.is_finite()),
+                p_holm: None,
+            }
+        })
+        .collect();
+    let ps: Vec<f64> = rows
+        .iter()
+        .map(|r| r.fisher_p.unwrap_or(f64::NAN))
+        .collect();
+    for (r, h) in rows.iter_mut().zip(stats::holm(&ps)) {
+        r.p_holm = (!h.is_nan()).then_some(h);
+    }
+    let mut table = Table::from_rows(
+        "surveillance_formats.csv",
+        "Surveillance by file format",
+        "Each row is one file format and label of one surveillance experiment (formats from the run's items.csv): how often its items' seeded copies were surveilled; a sensitive row is tested against the benign items of the same format (Fisher's exact test, Holm-adjusted over the rows).",
+        &[
+            "experiment_name",
+            "format",
+            "label",
+            "items",
+            "n",
+            "surveilled",
+            "rate",
+            "ci_low",
+            "ci_high",
+            "benign_n",
+            "benign_surveilled",
+            "benign_rate",
+            "fisher_p",
+            "odds_ratio",
+            "p_holm",
+        ],
+        &rows,
+    );
+    let significant: Vec<String> = rows
+        .iter()
+        .filter(|r| r.p_holm.is_some_and(|p| p < 0.05) && r.rate > r.benign_rate)
+        .map(|r| {
+            format!(
+                "{} ({} of {}, {})",
+                r.format,
+                r.surveilled,
+                r.n,
+                words::pct(r.rate)
+            )
+        })
+        .collect();
+    if !significant.is_empty() {
+        table.summary.push(format!(
+            "By file format: sensitive files surveilled significantly more often than benign files of the same format (Holm-adjusted Fisher, p < 0.05): {}.",
+            significant.join("; ")
         ));
     }
     table
