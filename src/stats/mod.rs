@@ -4,6 +4,10 @@
 //! - [`wilson`] and [`clopper_pearson`] intervals for a proportion;
 //! - [`fisher_exact`]: two-sided p and the sample odds ratio of a 2×2 table;
 //! - [`holm`]: Holm's step-down adjustment of a family of p-values;
+//! - [`odds_ratio_woolf`]: an odds ratio with its Woolf interval, finite
+//!   under zero cells (Haldane–Anscombe);
+//! - [`logit`]: logistic regression on several covariates, by maximum
+//!   likelihood or Firth's penalised likelihood when the data separate;
 //! - [`logistic`]: logistic regression of a binary outcome on one covariate,
 //!   fitted by IRLS, with the covariate value at 50 % and its delta-method
 //!   interval;
@@ -18,6 +22,7 @@
 
 pub mod analyze;
 pub mod design_analysis;
+pub mod logit;
 pub mod words;
 
 use statrs::distribution::{Beta, ContinuousCDF, Normal};
@@ -112,6 +117,19 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
         out[i] = running;
     }
     out
+}
+
+/// The odds ratio of the table `[[a, b], [c, d]]` with its Woolf (log)
+/// interval: (odds ratio, low, high). When a cell is zero, 0.5 is added to
+/// every cell first (Haldane–Anscombe), so the ratio and its interval stay
+/// finite; as statsmodels' `Table2x2(shift_zeros=True)`.
+pub fn odds_ratio_woolf(a: u64, b: u64, c: u64, d: u64, conf: f64) -> (f64, f64, f64) {
+    let shift = if a * b * c * d == 0 { 0.5 } else { 0.0 };
+    let [a, b, c, d] = [a, b, c, d].map(|v| v as f64 + shift);
+    let log_or = (a * d / (b * c)).ln();
+    let se = (1.0 / a + 1.0 / b + 1.0 / c + 1.0 / d).sqrt();
+    let h = z(conf) * se;
+    (log_or.exp(), (log_or - h).exp(), (log_or + h).exp())
 }
 
 /// A logistic fit of y ∈ {0, 1} on one covariate x.

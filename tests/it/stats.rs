@@ -1,5 +1,5 @@
 //! chatprobe's statistics against reference values computed with scipy,
-//! statsmodels and lifelines (tests/reference/make_reference.py).
+//! statsmodels, lifelines and firthmodels (tests/reference/make_reference.py).
 
 use chatprobe::stats;
 use serde_json::Value;
@@ -149,4 +149,76 @@ fn kaplan_meier_matches_lifelines() {
         0.0,
         "median",
     );
+}
+
+fn columns_and_outcomes(r: &Value) -> (Vec<Vec<f64>>, Vec<bool>) {
+    let cols = r["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_array().unwrap().iter().map(f).collect())
+        .collect();
+    let y = r["y"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64() == Some(1))
+        .collect();
+    (cols, y)
+}
+
+fn same_fit(fit: &stats::logit::Fit, r: &Value, what: &str) {
+    for (key, got) in [("coef", &fit.coef), ("se", &fit.se)] {
+        let want: Vec<f64> = r[key].as_array().unwrap().iter().map(f).collect();
+        assert_eq!(got.len(), want.len(), "{what} {key}");
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            close(*a, *b, 1e-6, &format!("{what} {key}[{i}]"));
+        }
+    }
+    for (i, p) in r["p"].as_array().unwrap().iter().enumerate() {
+        close(
+            stats::logit::wald_p(fit.coef[i], fit.se[i]),
+            f(p),
+            1e-6,
+            &format!("{what} p[{i}]"),
+        );
+    }
+    close(fit.loglik, f(&r["loglik"]), 1e-6, &format!("{what} loglik"));
+}
+
+#[test]
+fn logistic_on_several_covariates_matches_statsmodels() {
+    let r = &reference()["logit_mle"];
+    let (cols, y) = columns_and_outcomes(r);
+    let fit = stats::logit::fit_auto(&cols, &y).unwrap();
+    assert_eq!(fit.method, stats::logit::Method::MaximumLikelihood);
+    assert!(!fit.separated);
+    same_fit(&fit, r, "mle");
+}
+
+#[test]
+fn separated_data_get_firths_estimates_as_firthmodels_and_logistf() {
+    let r = &reference()["logit_firth"];
+    let (cols, y) = columns_and_outcomes(r);
+    let fit = stats::logit::fit_auto(&cols, &y).unwrap();
+    assert_eq!(fit.method, stats::logit::Method::Firth);
+    assert!(fit.separated, "every sensitive trial surveilled, no other");
+    same_fit(&fit, r, "firth");
+}
+
+#[test]
+fn odds_ratios_with_woolf_intervals_match_statsmodels() {
+    for case in reference()["odds_ratio"].as_array().unwrap() {
+        let t: Vec<u64> = case["table"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()))
+            .collect();
+        let (or, lo, hi) = stats::odds_ratio_woolf(t[0], t[1], t[2], t[3], 0.95);
+        let what = format!("{t:?}");
+        close(or, f(&case["odds_ratio"]), 1e-9, &what);
+        close(lo, f(&case["ci"][0]), 1e-9, &what);
+        close(hi, f(&case["ci"][1]), 1e-9, &what);
+    }
 }

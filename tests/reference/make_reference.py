@@ -1,19 +1,22 @@
 """Reference values for chatprobe's statistics, computed with the tools a
-researcher would use: scipy, statsmodels and lifelines. Regenerate with
+researcher would use: scipy, statsmodels, lifelines and firthmodels. Regenerate with
 
     python3 tests/reference/make_reference.py > tests/reference/reference.json
 
-(pip install scipy statsmodels lifelines). The data sets are fixed here, so
+(pip install scipy statsmodels lifelines firthmodels). The data sets are fixed here, so
 the file is reproducible; tests/it/stats.rs compares chatprobe against it.
 """
+import importlib.metadata
 import json
 import sys
 
 import numpy as np
 import scipy
+import scipy.stats
 import statsmodels
 import statsmodels.api as sm
 import lifelines
+import firthmodels
 from lifelines import KaplanMeierFitter
 from scipy.stats import fisher_exact
 from statsmodels.stats.multitest import multipletests
@@ -71,6 +74,53 @@ for t in sorted(set(times)):
                   "ci_low": float(ci.loc[t].iloc[0]), "ci_high": float(ci.loc[t].iloc[1])})
 out["kaplan_meier"] = {"times": times, "events": events, "steps": steps,
                        "median": float(kmf.median_survival_time_)}
+
+# Logistic regression on several covariates (surveillance on content
+# features): maximum likelihood (statsmodels) on overlapping data, and
+# Firth's penalised likelihood (firthmodels) on separated data.
+rng = np.random.default_rng(20200507)
+n = 80
+sensitive = (rng.random(n) < 0.5).astype(float)
+document = (rng.random(n) < 0.4).astype(float)
+keywords = np.where(sensitive == 1, rng.integers(0, 4, n), 0).astype(float)
+kib = np.round(rng.uniform(2, 9, n), 3)
+eta = -1.5 + 1.8 * sensitive - 0.6 * document + 0.4 * keywords + 0.1 * kib
+y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
+X = np.column_stack([sensitive, document, keywords, kib])
+mle = sm.Logit(y, sm.add_constant(X)).fit(disp=0, tol=1e-12, maxiter=200)
+out["logit_mle"] = {"columns": X.T.tolist(), "y": y.tolist(), "coef": list(mle.params),
+                    "se": list(mle.bse), "p": list(mle.pvalues), "loglik": float(mle.llf)}
+# Separated: every sensitive trial surveilled, no benign one, with two
+# covariates beside it.
+from firthmodels import FirthLogisticRegression
+ys = sensitive.astype(int)
+Xs = np.column_stack([sensitive, document, kib])
+firth = FirthLogisticRegression(gtol=1e-9, xtol=1e-9, max_iter=500).fit(Xs, ys)
+# firthmodels puts the intercept last; chatprobe puts it first. Standard
+# errors as logistf and Heinze & Schemper (2002) give them: the inverse of
+# the Fisher information X'WX at the penalised estimate (firthmodels' own
+# bse_ uses the augmented-data information instead).
+coef = np.array([float(firth.intercept_)] + list(firth.coef_))
+Xc = sm.add_constant(Xs)
+mu = 1 / (1 + np.exp(-Xc @ coef))
+se = np.sqrt(np.diag(np.linalg.inv(Xc.T @ (Xc * (mu * (1 - mu))[:, None]))))
+out["logit_firth"] = {"columns": Xs.T.tolist(), "y": ys.tolist(), "coef": coef.tolist(),
+                      "se": se.tolist(), "p": (2 * scipy.stats.norm.sf(np.abs(coef / se))).tolist(),
+                      "loglik": float(firth.loglik_)}
+out["versions"]["firthmodels"] = importlib.metadata.version("firthmodels")
+
+# Odds ratios of 2x2 tables with 0.5 added to every cell when one is zero
+# (Haldane-Anscombe) and Woolf's interval: statsmodels' Table2x2. Its own
+# shift_zeros replaces only the zero cells by 0.5 (statsmodels 0.15, though
+# its docstring says all cells), so the shift is made here.
+from statsmodels.stats.contingency_tables import Table2x2
+out["odds_ratio"] = []
+for t in tables:
+    a = np.array(t, dtype=float)
+    tt = Table2x2(a + 0.5 if (a == 0).any() else a, shift_zeros=False)
+    lo, hi = tt.oddsratio_confint(alpha=0.05)
+    out["odds_ratio"].append({"table": t, "odds_ratio": float(tt.oddsratio),
+                              "ci": [float(lo), float(hi)]})
 
 json.dump(out, sys.stdout, indent=1)
 print()
