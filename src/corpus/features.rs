@@ -57,7 +57,7 @@ pub struct FeatureRow {
     pub item_id: String,
     /// `image` or `document`.
     pub kind: String,
-    /// `png`, `jpeg`, `txt`, `docx`, `pdf`.
+    /// `png`, `jpg`, `txt`, `docx`, `pdf` (the file's extension).
     pub format: String,
     /// File size.
     pub bytes: u64,

@@ -20,7 +20,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::stats::analyze::{Interval, Tables};
-use crate::stats::design_analysis::{Bar, Chart, DesignAnalysis, Figure, Series, Table};
+use crate::stats::design_analysis::{
+    Bar, Chart, DesignAnalysis, Figure, ForestRow, GridCell, Series, Table,
+};
 
 const FONT: &[u8] = include_bytes!("DejaVuSans.ttf");
 const W: u32 = 720;
@@ -65,6 +67,8 @@ where
         Chart::Categories { labels, series } => categories(f, labels, series, area)?,
         Chart::Bars(bars) => bars_chart(f, bars, area)?,
         Chart::Logistic { points, fit } => logistic(f, points, *fit, area)?,
+        Chart::Forest(rows) => forest(f, rows, area)?,
+        Chart::Grid { columns, rows } => grid(f, columns, rows, area)?,
     }
     area.present()?;
     Ok(())
@@ -284,6 +288,126 @@ where
     Ok(())
 }
 
+/// A forest plot: one row per effect, its ratio as a dot and its interval
+/// as a bar, on a log10 x axis, with a dashed line at 1.
+fn forest<DB: DrawingBackend>(
+    f: &Figure,
+    rows: &[ForestRow],
+    area: &DrawingArea<DB, Shift>,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let finite = |v: f64| v.is_finite() && v > 0.0;
+    let logs: Vec<f64> = rows
+        .iter()
+        .flat_map(|r| [r.lo, r.estimate, r.hi])
+        .filter(|v| finite(*v))
+        .map(f64::log10)
+        .collect();
+    let lo = logs.iter().copied().fold(0.0, f64::min).floor() - 0.2;
+    let hi = logs.iter().copied().fold(0.0, f64::max).ceil() + 0.2;
+    let n = rows.len();
+    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4);
+    let mut c = ChartBuilder::on(area)
+        .caption(&f.heading, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size((longest as u32 * 7).clamp(40, 300))
+        .build_cartesian_2d(lo..hi, -0.5..(n as f64 - 0.5))?;
+    let xfmt = |x: &f64| {
+        let v = 10f64.powf(*x);
+        crate::stats::words::ratio(v)
+    };
+    // Row i is drawn from the top.
+    let yfmt = |y: &f64| category_label(&labels, n as f64 - 1.0 - *y);
+    c.configure_mesh()
+        .x_labels(((hi - lo) as usize + 1).max(2))
+        .x_label_formatter(&xfmt)
+        .y_labels(n)
+        .y_label_formatter(&yfmt)
+        .disable_y_mesh()
+        .x_desc(&f.x_label)
+        .draw()?;
+    c.draw_series(DashedLineSeries::new(
+        [(0.0, -0.5), (0.0, n as f64 - 0.5)],
+        4,
+        4,
+        BLACK.mix(0.6).stroke_width(1),
+    ))?;
+    let clamp = |v: f64| {
+        if finite(v) {
+            v.log10().clamp(lo, hi)
+        } else if v > 0.0 {
+            hi
+        } else {
+            lo
+        }
+    };
+    c.draw_series(rows.iter().enumerate().map(|(i, r)| {
+        let y = n as f64 - 1.0 - i as f64;
+        PathElement::new(
+            vec![(clamp(r.lo), y), (clamp(r.hi), y)],
+            COLOURS[0].stroke_width(2),
+        )
+    }))?;
+    c.draw_series(rows.iter().enumerate().map(|(i, r)| {
+        let y = n as f64 - 1.0 - i as f64;
+        Circle::new((clamp(r.estimate), y), 4, COLOURS[1].filled())
+    }))?;
+    Ok(())
+}
+
+/// A grid of outcomes: rows of cells, coloured by outcome.
+fn grid<DB: DrawingBackend>(
+    f: &Figure,
+    columns: &[String],
+    rows: &[(String, Vec<GridCell>)],
+    area: &DrawingArea<DB, Shift>,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let (nc, nr) = (columns.len().max(1), rows.len());
+    let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4);
+    let mut c = ChartBuilder::on(area)
+        .caption(&f.heading, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size((longest as u32 * 7).clamp(40, 300))
+        .build_cartesian_2d(-0.5..(nc as f64 - 0.5), -0.5..(nr as f64 - 0.5))?;
+    let yfmt = |y: &f64| category_label(&labels, nr as f64 - 1.0 - *y);
+    let xfmt = |x: &f64| category_label(columns, *x);
+    c.configure_mesh()
+        .x_labels(nc.min(12))
+        .x_label_formatter(&xfmt)
+        .y_labels(nr.min(60))
+        .y_label_formatter(&yfmt)
+        .disable_mesh()
+        .x_desc(&f.x_label)
+        .draw()?;
+    c.draw_series(rows.iter().enumerate().flat_map(|(i, (_, cells))| {
+        let y = nr as f64 - 1.0 - i as f64;
+        cells.iter().enumerate().filter_map(move |(j, cell)| {
+            let colour = match cell {
+                GridCell::None => return None,
+                GridCell::Yes => COLOURS[1],
+                GridCell::No => RGBColor(250, 210, 200),
+                GridCell::Other => COLOURS[4],
+                GridCell::Inconclusive => RGBColor(180, 180, 180),
+            };
+            let x = j as f64;
+            Some(Rectangle::new(
+                [(x - 0.45, y - 0.45), (x + 0.45, y + 0.45)],
+                colour.filled(),
+            ))
+        })
+    }))?;
+    Ok(())
+}
+
 /// Draw every figure of every table that has data into `dir` (`NAME.svg`,
 /// `NAME.png`); returns (name, title, svg text) of each.
 pub fn plots(t: &Tables, dir: &Path) -> anyhow::Result<Vec<(String, String, String)>> {
@@ -385,11 +509,68 @@ pub fn write_html(
     let mut h = String::from(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>chatprobe report</title>\n<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;font-size:12px;margin-bottom:1em}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#f3f3f3}dt{font-weight:bold}svg{max-width:100%;height:auto}li{margin-bottom:.4em}</style></head><body>\n<h1>chatprobe report</h1>\n",
     );
+    // Tables with a section get a heading of their own, with their
+    // sentences, plots and tables; the rest go under the general headings.
+    let mut sections: Vec<(&str, Vec<&Table>)> = Vec::new();
+    for tab in t.tables.iter().filter(|x| !x.rows.is_empty()) {
+        if let Some(name) = tab.section.as_deref() {
+            match sections.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, list)) => list.push(tab),
+                None => sections.push((name, vec![tab])),
+            }
+        }
+    }
+    let in_section = |tab: &Table| {
+        tab.section
+            .as_deref()
+            .is_some_and(|name| sections.iter().any(|(n, _)| *n == name))
+    };
+    let own_plots: Vec<&str> = sections
+        .iter()
+        .flat_map(|(_, list)| {
+            list.iter()
+                .flat_map(|x| x.figures.iter().map(|f| f.name.as_str()))
+        })
+        .collect();
+    let figure_html = |name: &str, title: &str, svg: &str| {
+        let svg = svg.find("<svg").map_or(svg, |i| &svg[i..]);
+        format!(
+            "<figure><figcaption>{} ({name}.svg, {name}.png)</figcaption>\n{svg}</figure>\n",
+            esc(title)
+        )
+    };
     h.push_str("<h2>What this run shows</h2>\n<ul>\n");
-    for s in summary(t) {
+    let general: Vec<String> = t
+        .tables
+        .iter()
+        .filter(|x| !in_section(x))
+        .flat_map(|x| x.summary.clone())
+        .collect();
+    if general.is_empty() && sections.is_empty() {
+        h.push_str("<li>The input holds no trial that a table could use.</li>\n");
+    }
+    for s in general {
         let _ = writeln!(h, "<li>{}</li>", esc(&s));
     }
+    for (name, _) in &sections {
+        let _ = writeln!(h, "<li>{}: see its section below.</li>", esc(name));
+    }
     h.push_str("</ul>\n");
+    for (name, list) in &sections {
+        let _ = writeln!(h, "<h2>{}</h2>\n<ul>", esc(name));
+        for s in list.iter().flat_map(|x| &x.summary) {
+            let _ = writeln!(h, "<li>{}</li>", esc(s));
+        }
+        h.push_str("</ul>\n");
+        for fig in list.iter().flat_map(|x| &x.figures) {
+            if let Some((n, title, svg)) = plots.iter().find(|p| p.0 == fig.name) {
+                h.push_str(&figure_html(n, title, svg));
+            }
+        }
+        for tab in list {
+            h.push_str(&table(tab));
+        }
+    }
     if let Some(m) = manifest {
         h.push_str("<h2>Provenance</h2>\n<dl>\n");
         for key in [
@@ -426,19 +607,18 @@ pub fn write_html(
         }
         h.push_str("</dl>\n");
     }
-    if !plots.is_empty() {
+    let rest: Vec<_> = plots
+        .iter()
+        .filter(|p| !own_plots.contains(&p.0.as_str()))
+        .collect();
+    if !rest.is_empty() {
         h.push_str("<h2>Plots</h2>\n");
-        for (name, title, svg) in plots {
-            let svg = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);
-            let _ = writeln!(
-                h,
-                "<figure><figcaption>{} ({name}.svg, {name}.png)</figcaption>\n{svg}</figure>",
-                esc(title)
-            );
+        for (name, title, svg) in rest {
+            h.push_str(&figure_html(name, title, svg));
         }
     }
     h.push_str("<h2>Tables</h2>\n<p>Intervals are 95% Wilson score intervals unless the analysis was run with <code>--interval exact</code>; Fisher p values are two-sided. docs/DATASET.md describes every column.</p>\n");
-    for t in &t.tables {
+    for t in t.tables.iter().filter(|x| !in_section(x)) {
         h.push_str(&table(t));
     }
     let _ = writeln!(

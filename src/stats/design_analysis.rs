@@ -32,6 +32,9 @@ pub struct Table {
     pub summary: Vec<String>,
     /// Its plots (drawn only when they have data).
     pub figures: Vec<Figure>,
+    /// The report section it belongs to (its own heading, before the
+    /// general plots and tables), if any.
+    pub section: Option<String>,
 }
 
 impl Table {
@@ -74,6 +77,7 @@ impl Table {
             rows: records.collect(),
             summary: Vec::new(),
             figures: Vec::new(),
+            section: None,
         }
     }
 }
@@ -118,6 +122,45 @@ pub enum Chart {
         /// (intercept, slope).
         fit: Option<(f64, f64)>,
     },
+    /// A forest plot: one row per effect, a ratio and its interval on a
+    /// log scale, with a line at 1 (no effect).
+    Forest(Vec<ForestRow>),
+    /// A grid of outcomes: one row per thing (an item), one cell per
+    /// column (a trial).
+    Grid {
+        /// The columns' labels.
+        columns: Vec<String>,
+        /// Each row's label and its cells, one per column.
+        rows: Vec<(String, Vec<GridCell>)>,
+    },
+}
+
+/// One effect of a forest plot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForestRow {
+    /// What it is.
+    pub label: String,
+    /// The ratio.
+    pub estimate: f64,
+    /// Its interval's low end.
+    pub lo: f64,
+    /// Its interval's high end.
+    pub hi: f64,
+}
+
+/// One cell of a [`Chart::Grid`]: a trial's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GridCell {
+    /// No trial there.
+    None,
+    /// Judged, the answer yes (surveilled, blocked).
+    Yes,
+    /// Judged, the answer no.
+    No,
+    /// Settled otherwise (filtered in real time).
+    Other,
+    /// Inconclusive.
+    Inconclusive,
 }
 
 /// A named series of rates.
@@ -164,6 +207,8 @@ impl Figure {
             }
             Chart::Bars(b) => !b.is_empty(),
             Chart::Logistic { points, .. } => !points.is_empty(),
+            Chart::Forest(rows) => !rows.is_empty(),
+            Chart::Grid { rows, .. } => !rows.is_empty(),
         }
     }
 }

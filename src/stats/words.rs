@@ -30,3 +30,20 @@ pub fn p_value(p: Option<f64>) -> String {
         None => "p –".into(),
     }
 }
+
+/// A ratio (an odds ratio) to three significant figures.
+pub fn ratio(x: f64) -> String {
+    if !x.is_finite() {
+        return "–".into();
+    }
+    let digits = 2 - x.abs().max(1e-300).log10().floor() as i32;
+    format!("{:.*}", digits.max(0) as usize, x)
+}
+
+/// A 95 % interval of a ratio.
+pub fn ci_ratio(lo: Option<f64>, hi: Option<f64>) -> String {
+    match (lo, hi) {
+        (Some(l), Some(h)) => format!("95% CI {}–{}", ratio(l), ratio(h)),
+        _ => "no interval".into(),
+    }
+}

@@ -324,6 +324,7 @@ fn analyze_draws_the_plots_and_a_self_contained_report() {
         "transforms",
         "threshold",
         "surveillance_topics",
+        "surveillance_items",
         "trend",
     ] {
         let svg = std::fs::read_to_string(a.join(format!("{name}.svg"))).unwrap();
@@ -340,7 +341,17 @@ fn analyze_draws_the_plots_and_a_self_contained_report() {
     }
     let html = std::fs::read_to_string(a.join("report.html")).unwrap();
     // Self-contained: the plots are inline, nothing is loaded from elsewhere.
-    assert_eq!(html.matches("<svg").count(), 5);
+    // (No effects plot: the fixture's topics have no benign items of
+    // other topics to be tested against, and no features for a model.)
+    assert_eq!(html.matches("<svg").count(), 6);
+    assert!(!a.join("surveillance_effects.svg").exists());
+    // What triggered surveillance has a section of its own, its plots in it.
+    let section = html
+        .find("<h2>What triggered surveillance</h2>")
+        .expect("the section");
+    let tables = html.find("<h2>Tables</h2>").unwrap();
+    let at = html.find("surveillance_items.svg").unwrap();
+    assert!(section < at && at < tables, "the item grid in its section");
     assert!(
         !html.contains("src=\"") && !html.contains("href=\"http"),
         "external resource"

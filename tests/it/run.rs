@@ -1089,3 +1089,95 @@ test_chat = { from = "intl-a", to = "china-c" }
     assert_eq!(m["stop_reason"], "max_runtime");
     assert_eq!(m["state"], "interrupted");
 }
+
+/// Validation against a known truth, through the browser: the shipped
+/// topics-validation policy (only June 4th images and Falun Gong documents
+/// are sensitive), sped up 20×; surveillance of images of three topics and
+/// documents of six, three replicates. Every outcome matches the testbed's
+/// decisions, the testbed judged only those items sensitive, and the
+/// analysis singles out exactly june4 (images) and falun-gong (documents).
+#[test]
+fn the_topic_validation_policy_is_recovered_through_the_browser() {
+    let c = Campaign::new(
+        "0.05",
+        "sends_per_minute = 120\nparallel_pairs = 2\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.6\nmax_runtime_s = 900",
+        r#"
+[[experiment]]
+kind = "surveillance"
+name = "images"
+items = { id = ["img-s01", "img-s02", "img-s03", "img-s04", "img-s05", "img-b01", "img-b02", "img-b03"] }
+replicates = 3
+seed_chat = { from = "intl-a", to = "intl-b" }
+test_chat = { from = "intl-a", to = "china-c" }
+delay_s = 6
+
+[[experiment]]
+kind = "surveillance"
+name = "documents"
+items = { id = ["doc-s01", "doc-s03", "doc-b01", "doc-b02", "doc-b03", "doc-b04"] }
+replicates = 3
+seed_chat = { from = "intl-c", to = "intl-b" }
+test_chat = { from = "intl-c", to = "china-d" }
+delay_s = 6
+"#,
+    );
+    // The shipped validation policy in place of wechat-2020, sped up 20×.
+    let shipped = root().join("probes/policies");
+    let policies = c.dir.path().join("probes/policies");
+    copy_tree(
+        &shipped.join("reference-june4"),
+        &policies.join("reference-june4"),
+    );
+    let text = std::fs::read_to_string(shipped.join("topics-validation.toml"))
+        .unwrap()
+        .replace("time_scale = 1.0", "time_scale = 0.05");
+    std::fs::write(c.policy(), text).unwrap();
+    let r = chatprobe_ok(&["run", s(&c.spec), "--results", s(&c.results()), "--quiet"]);
+    assert!(r.stdout.contains("complete"), "{}", r.stdout);
+    let run = c.run_dir();
+    check_against_truth(&run, &run.join("truth.jsonl"));
+    // The testbed judged sensitive only June 4th images and Falun Gong text.
+    let reasons: HashSet<String> = jsonl(&run.join("truth.jsonl"))
+        .iter()
+        .filter(|t| t["event"] == "inspection" && t["verdict"] == "sensitive")
+        .map(|t| t["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!reasons.is_empty());
+    for why in &reasons {
+        assert!(
+            ["img-s01", "img-s02", "img-s03", "法轮"]
+                .iter()
+                .any(|k| why.contains(k)),
+            "judged sensitive for {why}"
+        );
+    }
+    chatprobe_ok(&["analyze", s(&run)]);
+    let a = run.join("analysis");
+    for r in csv_maps(&a.join("surveillance_items.csv")) {
+        let planted = ["img-s01", "img-s02", "img-s03", "doc-s03"].contains(&r["item_id"].as_str());
+        assert_eq!(r["n"], "3", "{r:?}");
+        assert_eq!(r["surveilled"], if planted { "3" } else { "0" }, "{r:?}");
+    }
+    let mut significant: Vec<(String, String)> = csv_maps(&a.join("surveillance_topics.csv"))
+        .iter()
+        .filter(|r| r["p_holm"].parse::<f64>().is_ok_and(|p| p < 0.05))
+        .map(|r| (r["content_kind"].clone(), r["topic"].clone()))
+        .collect();
+    significant.sort();
+    assert_eq!(
+        significant,
+        [("document", "falun-gong"), ("image", "june4")]
+            .map(|(k, t)| (k.to_string(), t.to_string()))
+    );
+    let html = std::fs::read_to_string(a.join("report.html")).unwrap();
+    assert!(html.contains("By topic: surveilled significantly more often than the benign items"));
+    assert!(a.join("surveillance_effects.svg").is_file());
+    assert_eq!(
+        csv_maps(&a.join("surveillance_model.csv"))
+            .iter()
+            .filter(|r| r["term"] == "sensitive")
+            .count(),
+        2,
+        "a model for each experiment"
+    );
+}

@@ -686,3 +686,123 @@ async fn isolate_finds_every_combination_and_agrees_with_the_keyword_table() {
     };
     assert_eq!(strip(csv_maps(&dir.join("isolations.csv"))), strip(rows));
 }
+
+/// Validation against a known truth: a platform on which only the June 4th
+/// and Falun Gong items are sensitive. Surveillance of every item, four
+/// replicates: the topic table singles out exactly those two topics (for
+/// images and for documents) and no other.
+#[tokio::test(start_paused = true)]
+async fn the_topic_table_singles_out_exactly_the_sensitive_topics() {
+    let body = r#"
+[[experiment]]
+kind = "surveillance"
+name = "all"
+items = { label = ["sensitive", "benign"] }
+replicates = 4
+delay_s = 5
+seed_chat = { from = "intl-a", to = "intl-b" }
+test_chat = { from = "intl-a", to = "china-c" }
+"#;
+    let c = Campaign::new("1.0", LIMITS, body);
+    let mut cfg = SimConfig::for_accounts(&Spec::load(&c.spec).unwrap().accounts);
+    let manifest = csv_maps(&c.dir.path().join("corpus/manifest.csv"));
+    let sensitive_topics = ["june4", "falun-gong"];
+    cfg.sensitive_names = manifest
+        .iter()
+        .filter(|m| sensitive_topics.contains(&m["topic"].as_str()) && m["label"] == "sensitive")
+        .map(|m| m["id"].clone())
+        .collect();
+    assert_eq!(cfg.sensitive_names.len(), 6);
+    let sim = SimPlatform::new(cfg);
+    let s = run(&c, &sim, None, None).await.unwrap();
+    assert_eq!(s.state, RunStatus::Complete, "{s:?}");
+    chatprobe_ok(&["analyze", crate::util::s(&s.dir)]);
+    let topics = csv_maps(&s.dir.join("analysis/surveillance_topics.csv"));
+    assert_eq!(topics.len(), 30, "every topic of each kind and label");
+    let mut significant: Vec<(String, String)> = topics
+        .iter()
+        .filter(|r| r["p_holm"].parse::<f64>().is_ok_and(|p| p < 0.05))
+        .map(|r| (r["content_kind"].clone(), r["topic"].clone()))
+        .collect();
+    significant.sort();
+    assert_eq!(
+        significant,
+        [
+            ("document", "falun-gong"),
+            ("document", "june4"),
+            ("image", "falun-gong"),
+            ("image", "june4")
+        ]
+        .map(|(k, t)| (k.to_string(), t.to_string())),
+        "{topics:#?}"
+    );
+    // Per item: the sensitive topics' items surveilled in all 4 replicates,
+    // every other item in none.
+    for r in csv_maps(&s.dir.join("analysis/surveillance_items.csv")) {
+        let expected =
+            if r["label"] == "sensitive" && sensitive_topics.contains(&r["topic"].as_str()) {
+                "4"
+            } else {
+                "0"
+            };
+        assert_eq!(
+            (r["n"].as_str(), r["surveilled"].as_str()),
+            ("4", expected),
+            "{r:?}"
+        );
+    }
+    // By format: each sensitive format's surveilled trials are 4 for each
+    // planted item of that format, and no benign format has any.
+    let mut planted: std::collections::BTreeMap<String, u64> = Default::default();
+    for m in manifest.iter().filter(|m| cfg_has(&sensitive_topics, m)) {
+        let ext = m["path"].rsplit('.').next().unwrap().to_string();
+        *planted.entry(ext).or_default() += 4;
+    }
+    let formats = csv_maps(&s.dir.join("analysis/surveillance_formats.csv"));
+    let got: std::collections::BTreeMap<String, u64> = formats
+        .iter()
+        .filter(|r| r["surveilled"] != "0")
+        .map(|r| {
+            assert_eq!(r["label"], "sensitive", "{r:?}");
+            (r["format"].clone(), r["surveilled"].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(got, planted);
+    // The content model: only sensitive items were surveilled, so the
+    // data separate and the model is Firth's, with finite estimates; the
+    // sensitive label is a positive effect.
+    let model = csv_maps(&s.dir.join("analysis/surveillance_model.csv"));
+    let term = |t: &str| {
+        model
+            .iter()
+            .find(|r| r["term"] == t)
+            .unwrap_or_else(|| panic!("{t}: {model:#?}"))
+    };
+    assert!(model.iter().all(|r| r["method"] == "firth"), "{model:#?}");
+    assert_eq!(term("intercept")["n"], (36 * 4).to_string());
+    assert_eq!(term("intercept")["events"], (6 * 4).to_string());
+    let est: f64 = term("sensitive")["estimate"].parse().unwrap();
+    assert!(est.is_finite() && est > 0.0, "{model:#?}");
+    // The report's section, with the forest plot and the item grid.
+    let html = std::fs::read_to_string(s.dir.join("analysis/report.html")).unwrap();
+    assert!(html.contains("<h2>What triggered surveillance</h2>"));
+    assert!(
+        html.contains("Firth"),
+        "the model's sentence says how it was fitted"
+    );
+    let forest = std::fs::read_to_string(s.dir.join("analysis/surveillance_effects.svg")).unwrap();
+    for t in [
+        "june4 (images)",
+        "falun-gong (documents)",
+        "model: sensitive",
+    ] {
+        assert!(forest.contains(t), "{t} in the forest plot");
+    }
+    let grid = std::fs::read_to_string(s.dir.join("analysis/surveillance_items.svg")).unwrap();
+    assert!(grid.contains("img-s01") && grid.contains("doc-b06"));
+}
+
+/// Whether manifest row `m` is a sensitive item of one of `topics`.
+fn cfg_has(topics: &[&str], m: &std::collections::HashMap<String, String>) -> bool {
+    topics.contains(&m["topic"].as_str()) && m["label"] == "sensitive"
+}

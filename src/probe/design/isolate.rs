@@ -764,6 +764,7 @@ impl crate::stats::design_analysis::Analysis for Isolations {
             rows: self.rows,
             summary,
             figures: Vec::new(),
+            section: None,
         }]
     }
 }

@@ -29,6 +29,7 @@ mod keyword;
 mod latency;
 mod parse;
 mod surveillance;
+mod surveillance_content;
 mod threshold;
 mod transform;
 

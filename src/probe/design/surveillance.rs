@@ -11,6 +11,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use super::surveillance_content as content;
 use super::{Common, Design, Experiment, ParseCx, TrialOutcomes, Verdict, INCONCLUSIVE};
 use crate::dataset::{Outcome, TrialRow};
 use crate::error::InputError;
@@ -18,7 +19,7 @@ use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
 use crate::probe::plan::{num, send, trial, Content, Role, Trial};
 use crate::stats::analyze::{rate, Interval};
-use crate::stats::design_analysis::{Analysis, Table};
+use crate::stats::design_analysis::{Analysis, ForestRow, GridCell, Table};
 use crate::stats::{self, words};
 
 /// The registry entry.
@@ -121,6 +122,8 @@ struct SurveillanceTable {
     items: BTreeMap<(String, String), ItemCounts>,
     /// The content features of the items, from the run folders' items.csv.
     features: std::collections::HashMap<String, crate::corpus::features::FeatureRow>,
+    /// The date of each trial's seed send, by (run_id, trial_id).
+    seed_day: std::collections::HashMap<(String, String), String>,
 }
 
 /// One item's trials (design surveillance), across runs and days.
@@ -137,6 +140,8 @@ struct ItemCounts {
     runs: std::collections::BTreeSet<String>,
     /// Dates (of the seed's `sent_at`) its trials ran on.
     days: std::collections::BTreeSet<String>,
+    /// Every trial, inconclusive ones included: (run_id, trial_id, verdict).
+    cells: Vec<(String, String, GridCell)>,
 }
 
 /// A row of surveillance_items.csv.
@@ -176,6 +181,11 @@ struct TopicRow {
     fisher_p: Option<f64>,
     odds_ratio: Option<f64>,
     p_holm: Option<f64>,
+    /// The odds ratio with 0.5 added to every cell when one is zero.
+    or_adj: Option<f64>,
+    /// Its Woolf 95 % interval.
+    or_ci_low: Option<f64>,
+    or_ci_high: Option<f64>,
 }
 
 /// (experiment_name, content_kind, label, channel), or topic in place of
@@ -231,9 +241,24 @@ impl Analysis for SurveillanceTable {
             .entry((r.experiment_name.clone(), r.item_id.clone()))
             .or_default();
         e.days.insert(r.sent_at[..10].to_string());
+        self.seed_day.insert(
+            (r.run_id.clone(), r.trial_id.clone()),
+            r.sent_at[..10].to_string(),
+        );
     }
 
     fn trial(&mut self, r: &TrialRow) {
+        let cell = match r.verdict.as_str() {
+            "surveilled" => GridCell::Yes,
+            "not_surveilled" => GridCell::No,
+            INCONCLUSIVE => GridCell::Inconclusive,
+            _ => GridCell::Other,
+        };
+        self.items
+            .entry((r.experiment_name.clone(), r.item_id.clone()))
+            .or_default()
+            .cells
+            .push((r.run_id.clone(), r.trial_id.clone(), cell));
         if r.verdict != INCONCLUSIVE {
             let e = self
                 .items
@@ -338,12 +363,49 @@ impl Analysis for SurveillanceTable {
             .filter(|(_, c)| c.n + c.filtered_realtime > 0)
             .map(|((x, id), c)| (x, id, c))
             .collect();
-        vec![
-            table,
-            item_table(&items),
-            topic_table(&items, interval),
-            format_table(&items, &self.features, interval),
-        ]
+        let mut by_item = item_table(&items);
+        let (mut by_topic, topic_effects) = topic_table(&items, interval);
+        let mut by_format = format_table(&items, &self.features, interval);
+        let tallies: Vec<content::Tally> = items
+            .iter()
+            .map(|(x, id, c)| content::Tally {
+                experiment: x,
+                item_id: id,
+                n: c.n,
+                surveilled: c.surveilled,
+            })
+            .collect();
+        let (mut model, terms) = content::model_table(&tallies, &self.features);
+        model.figures.push(content::forest(topic_effects, terms));
+        let several = items
+            .iter()
+            .map(|i| &i.0)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 1;
+        let cells: Vec<(String, String, String, GridCell)> = items
+            .iter()
+            .flat_map(|(x, id, c)| {
+                let label = if several {
+                    format!("{id} ({x})")
+                } else {
+                    id.clone()
+                };
+                let days = &self.seed_day;
+                c.cells.iter().map(move |(run, trial, cell)| {
+                    let day = days
+                        .get(&(run.clone(), trial.clone()))
+                        .cloned()
+                        .unwrap_or_default();
+                    (label.clone(), day, format!("{run}/{trial}"), *cell)
+                })
+            })
+            .collect();
+        by_item.figures.push(content::grid(&cells));
+        for t in [&mut by_item, &mut by_topic, &mut by_format] {
+            t.section = Some(content::SECTION.into());
+        }
+        vec![table, by_item, by_topic, by_format, model]
     }
 }
 
@@ -537,7 +599,12 @@ fn format_table(
 /// surveillance_topics.csv: each topic's items against the benign items of
 /// the other topics (same experiment and content kind), Fisher's exact test,
 /// Holm-adjusted over the rows; and its plot.
-fn topic_table(items: &[(String, String, ItemCounts)], interval: Interval) -> Table {
+/// Also returns each sensitive topic's odds ratio against the benign items
+/// with its Woolf interval, as rows of the forest plot.
+fn topic_table(
+    items: &[(String, String, ItemCounts)],
+    interval: Interval,
+) -> (Table, Vec<ForestRow>) {
     // (experiment, kind, label, topic) → (items, n, surveilled).
     let mut topics: BTreeMap<Group, (u64, u64, u64)> = BTreeMap::new();
     for (x, _, c) in items {
@@ -583,6 +650,9 @@ fn topic_table(items: &[(String, String, ItemCounts)], interval: Interval) -> Ta
                 fisher_p: test.map(|t| t.0),
                 odds_ratio: test.map(|t| t.1).filter(|o| o.is_finite()),
                 p_holm: None,
+                or_adj: None,
+                or_ci_low: None,
+                or_ci_high: None,
             }
         })
         .collect();
@@ -592,6 +662,20 @@ fn topic_table(items: &[(String, String, ItemCounts)], interval: Interval) -> Ta
         .collect();
     for (r, h) in rows.iter_mut().zip(stats::holm(&ps)) {
         r.p_holm = (!h.is_nan()).then_some(h);
+    }
+    let mut effects = Vec::new();
+    for r in rows.iter_mut().filter(|r| r.fisher_p.is_some()) {
+        let (k, n, bk, bn) = (r.surveilled, r.n, r.benign_surveilled, r.benign_n);
+        let (or, lo, hi) = stats::odds_ratio_woolf(k, n - k, bk, bn - bk, 0.95);
+        (r.or_adj, r.or_ci_low, r.or_ci_high) = (Some(or), Some(lo), Some(hi));
+        if r.label != "benign" {
+            effects.push(ForestRow {
+                label: format!("{} ({}s)", r.topic, r.content_kind),
+                estimate: or,
+                lo,
+                hi,
+            });
+        }
     }
     let mut table = Table::from_rows(
         "surveillance_topics.csv",
@@ -614,6 +698,9 @@ fn topic_table(items: &[(String, String, ItemCounts)], interval: Interval) -> Ta
             "fisher_p",
             "odds_ratio",
             "p_holm",
+            "or_adj",
+            "or_ci_low",
+            "or_ci_high",
         ],
         &rows,
     );
@@ -659,7 +746,7 @@ fn topic_table(items: &[(String, String, ItemCounts)], interval: Interval) -> Ta
                 .collect(),
         ),
     });
-    table
+    (table, effects)
 }
 
 /// What one row of surveillance.csv shows, in words.

@@ -355,6 +355,7 @@ impl crate::stats::design_analysis::Analysis for Searches {
             rows,
             summary: Vec::new(),
             figures: Vec::new(),
+            section: None,
         }]
     }
 }
