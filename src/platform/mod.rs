@@ -302,6 +302,11 @@ pub trait Platform {
     fn in_flight(&self) -> Option<&InFlight> {
         None
     }
+    /// What run.json records of the endpoints at the end of a run (which
+    /// endpoint and Grid node served each account), if the platform knows.
+    fn provenance(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// The key of the chat `t` goes through, the same from both sides.

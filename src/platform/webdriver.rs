@@ -49,6 +49,22 @@ pub struct EndpointInfo {
     pub count: usize,
     /// The timeouts set on every session.
     pub timeouts: super::profile::Timeouts,
+    /// Which endpoint (and, behind a Selenium Grid, which node) served each
+    /// account's sessions, in the order they were created.
+    pub sessions: Vec<ServedBy>,
+}
+
+/// Where one account's browser session ran.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServedBy {
+    /// The account's alias.
+    pub account: String,
+    /// The WebDriver endpoint the session was asked of (credentials
+    /// redacted); `managed` for chatprobe's own chromedriver.
+    pub endpoint: String,
+    /// The Grid node that runs it (its URI, from the Grid's GraphQL
+    /// endpoint), or empty when the endpoint is no Grid.
+    pub node: String,
 }
 
 struct Slot {
@@ -80,6 +96,7 @@ pub struct WebDriverPlatform {
     visible: bool,
     in_flight: InFlight,
     screenshots: Screenshots,
+    served: StdMutex<Vec<ServedBy>>,
 }
 
 /// Selenium's file upload: `se/file` (Selenium 4, Grid), or `file` (the
@@ -177,6 +194,7 @@ impl WebDriverPlatform {
             visible: false,
             in_flight: InFlight::default(),
             screenshots: Screenshots::default(),
+            served: StdMutex::new(Vec::new()),
         })
     }
 
@@ -195,6 +213,7 @@ impl WebDriverPlatform {
             kind,
             count,
             timeouts: self.profile.timeouts,
+            sessions: self.served.lock().expect("served").clone(),
         }
     }
 
@@ -323,6 +342,23 @@ impl WebDriverPlatform {
         if let Err(e) = self.log_in(&client, alias).await {
             let _ = client.clone().close().await;
             return Err(e);
+        }
+        let node = match (self.is_remote(), client.session_id().await) {
+            (true, Ok(Some(id))) => grid_node(&endpoint, &id).await.unwrap_or_default(),
+            _ => String::new(),
+        };
+        let served = ServedBy {
+            account: alias.to_string(),
+            endpoint: if self.is_remote() {
+                crate::redact::url(&endpoint)
+            } else {
+                "managed".into()
+            },
+            node,
+        };
+        let mut list = self.served.lock().expect("served");
+        if list.last() != Some(&served) {
+            list.push(served);
         }
         Ok(client)
     }
@@ -561,6 +597,38 @@ impl WebDriverPlatform {
     }
 }
 
+/// The URI of the Selenium Grid node that runs session `id`, asked of the
+/// Grid's GraphQL endpoint (`POST {grid}/graphql`); None when `endpoint` is
+/// no Grid (a chromedriver, an Appium server) or does not answer in time.
+async fn grid_node(endpoint: &str, id: &str) -> Option<String> {
+    use http_body_util::{BodyExt, Full};
+    let url = url::Url::parse(endpoint).ok()?.join("graphql").ok()?;
+    let query = json!({
+        "query": format!("{{ session (id: \"{id}\") {{ nodeUri }} }}")
+    });
+    let req = http::Request::post(url.as_str())
+        .header("content-type", "application/json; charset=utf-8")
+        .body(Full::new(bytes::Bytes::from(query.to_string())))
+        .ok()?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let ask = async {
+        let resp = client.request(req).await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let body = resp.into_body().collect().await.ok()?.to_bytes();
+        let v: Value = serde_json::from_slice(&body).ok()?;
+        v.pointer("/data/session/nodeUri")?
+            .as_str()
+            .map(String::from)
+    };
+    tokio::time::timeout(Duration::from_secs(5), ask)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Browsers of a chatprobe that died without cleaning up (kill -9, power
 /// loss) keep running: kill those whose profiles folder's owner is gone, and
 /// remove the folder.
@@ -771,6 +839,10 @@ impl Platform for WebDriverPlatform {
 
     fn in_flight(&self) -> Option<&InFlight> {
         Some(&self.in_flight)
+    }
+
+    fn provenance(&self) -> Option<Value> {
+        serde_json::to_value(self.endpoint_info()).ok()
     }
 
     async fn ensure_session(&self, alias: &str) -> Result<(), PlatformError> {

@@ -226,6 +226,9 @@ async fn drive<P: Platform>(
         reason,
     };
     record(&mut jr, &mut st, &stop)?;
+    if let Some(v) = platform.provenance() {
+        ctx.manifest.webdriver = v;
+    }
     let done = outputs::write_outputs(&mut ctx, plan, &st, Some(reason))?;
     Ok(RunSummary {
         dir,

@@ -21,7 +21,7 @@ use crate::run::{jsonl, markers, truth_by_marker, Campaign, TestbedProcess};
 use crate::util::{chatprobe_ok, csv_maps, s};
 
 const LIMITS: &str =
-    "sends_per_minute = 120\nparallel_pairs = 2\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.6";
+    "sends_per_minute = 120\nparallel_pairs = 2\ndeliver_timeout_s = 20\nafter_sentinel_s = 0.6";
 
 /// Images and documents seeded then tested, and keywords: every kind of send.
 const BODY: &str = r#"

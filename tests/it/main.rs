@@ -10,6 +10,7 @@ mod corpus;
 mod design;
 mod driver;
 mod faults;
+mod grid;
 mod props;
 mod run;
 mod scheduler;

@@ -1092,20 +1092,21 @@ test_chat = { from = "intl-a", to = "china-c" }
 
 /// Validation against a known truth, through the browser: the shipped
 /// topics-validation policy (only June 4th images and Falun Gong documents
-/// are sensitive), sped up 20×; surveillance of images of three topics and
-/// documents of six, three replicates. Every outcome matches the testbed's
+/// are sensitive), sped up 20×; surveillance of images of four topics and
+/// documents of five, three replicates (enough for the two planted topics
+/// to pass Holm's correction over the nine topic rows). Every outcome matches the testbed's
 /// decisions, the testbed judged only those items sensitive, and the
 /// analysis singles out exactly june4 (images) and falun-gong (documents).
 #[test]
 fn the_topic_validation_policy_is_recovered_through_the_browser() {
     let c = Campaign::new(
         "0.05",
-        "sends_per_minute = 120\nparallel_pairs = 2\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.6\nmax_runtime_s = 900",
+        "sends_per_minute = 120\nparallel_pairs = 2\ndeliver_timeout_s = 20\nafter_sentinel_s = 0.6\nmax_runtime_s = 900",
         r#"
 [[experiment]]
 kind = "surveillance"
 name = "images"
-items = { id = ["img-s01", "img-s02", "img-s03", "img-s04", "img-s05", "img-b01", "img-b02", "img-b03"] }
+items = { id = ["img-s01", "img-s02", "img-s03", "img-s04", "img-b01", "img-b02"] }
 replicates = 3
 seed_chat = { from = "intl-a", to = "intl-b" }
 test_chat = { from = "intl-a", to = "china-c" }
@@ -1114,7 +1115,7 @@ delay_s = 6
 [[experiment]]
 kind = "surveillance"
 name = "documents"
-items = { id = ["doc-s01", "doc-s03", "doc-b01", "doc-b02", "doc-b03", "doc-b04"] }
+items = { id = ["doc-s01", "doc-s03", "doc-b01", "doc-b02", "doc-b03"] }
 replicates = 3
 seed_chat = { from = "intl-c", to = "intl-b" }
 test_chat = { from = "intl-c", to = "china-d" }
