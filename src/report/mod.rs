@@ -288,6 +288,22 @@ where
     Ok(())
 }
 
+/// A chart whose rows are labelled on the y axis: the label area as wide
+/// as the longest label needs (forest plots, grids).
+fn labelled_rows<'a, 'b, DB: DrawingBackend>(
+    f: &Figure,
+    labels: &[String],
+    area: &'a DrawingArea<DB, Shift>,
+) -> ChartBuilder<'a, 'b, DB> {
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4);
+    let mut b = ChartBuilder::on(area);
+    b.caption(&f.heading, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size((longest as u32 * 7).clamp(40, 300));
+    b
+}
+
 /// A forest plot: one row per effect, its ratio as a dot and its interval
 /// as a bar, on a log10 x axis, with a dashed line at 1.
 fn forest<DB: DrawingBackend>(
@@ -309,13 +325,8 @@ where
     let hi = logs.iter().copied().fold(0.0, f64::max).ceil() + 0.2;
     let n = rows.len();
     let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
-    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4);
-    let mut c = ChartBuilder::on(area)
-        .caption(&f.heading, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size((longest as u32 * 7).clamp(40, 300))
-        .build_cartesian_2d(lo..hi, -0.5..(n as f64 - 0.5))?;
+    let mut c =
+        labelled_rows(f, &labels, area).build_cartesian_2d(lo..hi, -0.5..(n as f64 - 0.5))?;
     let xfmt = |x: &f64| {
         let v = 10f64.powf(*x);
         crate::stats::words::ratio(v)
@@ -371,12 +382,7 @@ where
 {
     let (nc, nr) = (columns.len().max(1), rows.len());
     let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4);
-    let mut c = ChartBuilder::on(area)
-        .caption(&f.heading, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size((longest as u32 * 7).clamp(40, 300))
+    let mut c = labelled_rows(f, &labels, area)
         .build_cartesian_2d(-0.5..(nc as f64 - 0.5), -0.5..(nr as f64 - 0.5))?;
     let yfmt = |y: &f64| category_label(&labels, nr as f64 - 1.0 - *y);
     let xfmt = |x: &f64| category_label(columns, *x);
