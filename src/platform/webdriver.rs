@@ -97,6 +97,8 @@ pub struct WebDriverPlatform {
     in_flight: InFlight,
     screenshots: Screenshots,
     served: StdMutex<Vec<ServedBy>>,
+    /// Endpoints that have no file-upload command.
+    no_upload: StdMutex<std::collections::HashSet<String>>,
 }
 
 /// Selenium's file upload: `se/file` (Selenium 4, Grid), or `file` (the
@@ -195,6 +197,7 @@ impl WebDriverPlatform {
             in_flight: InFlight::default(),
             screenshots: Screenshots::default(),
             served: StdMutex::new(Vec::new()),
+            no_upload: StdMutex::new(Default::default()),
         })
     }
 
@@ -301,7 +304,9 @@ impl WebDriverPlatform {
             caps.insert("goog:chromeOptions".into(), opts);
         }
         for (k, v) in &self.profile.browser.capabilities {
-            caps.insert(k.clone(), serde_json::to_value(v).unwrap_or(Value::Null));
+            let mut v = serde_json::to_value(v).unwrap_or(Value::Null);
+            fill_free_ports(&mut v);
+            caps.insert(k.clone(), v);
         }
         caps
     }
@@ -557,7 +562,21 @@ impl WebDriverPlatform {
         Ok((!moved).then_some((png, (before[0], before[1]))))
     }
 
-    async fn push_file(&self, c: &Client, path: &Path) -> Result<String, PlatformError> {
+    /// Put the file where the remote browser can read it: Selenium's
+    /// `se/file` (Grid), else the older `file`; an endpoint that has
+    /// neither (Appium's Chromium driver) gets the local path, which works
+    /// when it runs on this machine (and is remembered, so the two failing
+    /// commands are not tried again).
+    async fn push_file(
+        &self,
+        c: &Client,
+        endpoint: &str,
+        path: &Path,
+    ) -> Result<String, PlatformError> {
+        let local = || path.to_string_lossy().into_owned();
+        if self.no_upload.lock().expect("no_upload").contains(endpoint) {
+            return Ok(local());
+        }
         let bytes = std::fs::read(path).map_err(|e| {
             PlatformError::new(Failure::UploadFailed, format!("{}: {e}", path.display()))
         })?;
@@ -575,13 +594,21 @@ impl WebDriverPlatform {
                 .map_err(|e| PlatformError::new(Failure::UploadFailed, e.to_string()))?;
         }
         let b64 = base64::engine::general_purpose::STANDARD.encode(zipped.into_inner());
+        let unknown = |e: &CmdError| e.is_unknown_command() || e.is_unknown_path();
         let v = match self
             .rt(c.issue_cmd(UploadFile(b64.clone(), "se/file")))
             .await
         {
-            Err(e) if e.is_unknown_command() || e.is_unknown_path() => {
-                self.rt(c.issue_cmd(UploadFile(b64, "file"))).await
-            }
+            Err(e) if unknown(&e) => match self.rt(c.issue_cmd(UploadFile(b64, "file"))).await {
+                Err(e) if unknown(&e) => {
+                    self.no_upload
+                        .lock()
+                        .expect("no_upload")
+                        .insert(endpoint.to_string());
+                    return Ok(local());
+                }
+                other => other,
+            },
             other => other,
         }
         .map_err(|e| {
@@ -594,6 +621,26 @@ impl WebDriverPlatform {
         v.as_str().map(String::from).ok_or_else(|| {
             PlatformError::new(Failure::UploadFailed, "the endpoint returned no path")
         })
+    }
+}
+
+/// Replace every capability value `"{free_port}"` with a free TCP port on
+/// 127.0.0.1 (a number), chosen anew for each session: Appium's Chromium
+/// driver needs a distinct `appium:chromedriverPort` per parallel session.
+fn fill_free_ports(v: &mut Value) {
+    match v {
+        Value::String(s) if s == "{free_port}" => {
+            if let Some(p) = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .ok()
+                .map(|a| a.port())
+            {
+                *v = json!(p);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(fill_free_ports),
+        Value::Object(o) => o.values_mut().for_each(fill_free_ports),
+        _ => {}
     }
 }
 
@@ -947,6 +994,7 @@ impl Platform for WebDriverPlatform {
     async fn send(&self, alias: &str, payload: &Payload) -> Result<(), PlatformError> {
         let p = &self.profile.chat;
         let remote = self.is_remote();
+        let endpoint = self.slot(alias)?.lock().await.endpoint.clone();
         self.with_client(alias, async |c, chat| match payload {
             Payload::Text(text) => {
                 let text_input = self.in_chat(&p.text_input, chat)?;
@@ -970,7 +1018,7 @@ impl Platform for WebDriverPlatform {
                     PlatformError::new(Failure::UploadFailed, format!("{}: {e}", path.display()))
                 })?;
                 let typed = if remote {
-                    self.push_file(c, &local).await?
+                    self.push_file(c, &endpoint, &local).await?
                 } else {
                     local.to_string_lossy().into_owned()
                 };

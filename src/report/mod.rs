@@ -321,20 +321,27 @@ where
         .filter(|v| finite(*v))
         .map(f64::log10)
         .collect();
-    let lo = logs.iter().copied().fold(0.0, f64::min).floor() - 0.2;
-    let hi = logs.iter().copied().fold(0.0, f64::max).ceil() + 0.2;
+    // At most 10^-4 to 10^5: intervals reaching further (separated data,
+    // few trials) run to the edge, which says "unbounded here".
+    let lo = logs.iter().copied().fold(0.0, f64::min).floor().max(-4.0) - 0.2;
+    let hi = logs.iter().copied().fold(0.0, f64::max).ceil().min(5.0) + 0.2;
     let n = rows.len();
     let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
     let mut c =
         labelled_rows(f, &labels, area).build_cartesian_2d(lo..hi, -0.5..(n as f64 - 0.5))?;
+    // Decades as plain numbers (0.001, 1, 1000); other ticks to three
+    // significant figures.
     let xfmt = |x: &f64| {
-        let v = 10f64.powf(*x);
-        crate::stats::words::ratio(v)
+        if (x - x.round()).abs() < 1e-9 {
+            format!("{}", 10f64.powi(x.round() as i32))
+        } else {
+            crate::stats::words::ratio(10f64.powf(*x))
+        }
     };
     // Row i is drawn from the top.
     let yfmt = |y: &f64| category_label(&labels, n as f64 - 1.0 - *y);
     c.configure_mesh()
-        .x_labels(((hi - lo) as usize + 1).max(2))
+        .x_labels(((hi - lo) as usize + 1).clamp(2, 10))
         .x_label_formatter(&xfmt)
         .y_labels(n)
         .y_label_formatter(&yfmt)
@@ -414,6 +421,18 @@ where
     Ok(())
 }
 
+/// A figure's size in pixels: 720×420, taller for charts with a row per
+/// thing (forest plots, grids) when their rows need it (16 px a row, at
+/// most 2,000 px).
+fn size(f: &Figure) -> (u32, u32) {
+    let rows = match &f.chart {
+        Chart::Forest(r) => r.len(),
+        Chart::Grid { rows, .. } => rows.len(),
+        _ => 0,
+    } as u32;
+    (W, (90 + 16 * rows).clamp(H, 2000))
+}
+
 /// Draw every figure of every table that has data into `dir` (`NAME.svg`,
 /// `NAME.png`); returns (name, title, svg text) of each.
 pub fn plots(t: &Tables, dir: &Path) -> anyhow::Result<Vec<(String, String, String)>> {
@@ -432,15 +451,16 @@ pub fn plots(t: &Tables, dir: &Path) -> anyhow::Result<Vec<(String, String, Stri
     let mut out = Vec::new();
     for p in list {
         let name = &p.figure.name;
+        let size = size(p.figure);
         let mut svg = String::new();
         {
-            let area = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
+            let area = SVGBackend::with_string(&mut svg, size).into_drawing_area();
             (p.draw)(&area).map_err(|e| anyhow::anyhow!("drawing {name}: {e}"))?;
         }
         std::fs::write(dir.join(format!("{name}.svg")), &svg)?;
         let png = dir.join(format!("{name}.png"));
         {
-            let area = BitMapBackend::new(&png, (W, H)).into_drawing_area();
+            let area = BitMapBackend::new(&png, size).into_drawing_area();
             (p.draw_png)(&area).map_err(|e| anyhow::anyhow!("drawing {name}: {e}"))?;
         }
         out.push((name.clone(), p.figure.title.clone(), svg));

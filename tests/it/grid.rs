@@ -23,7 +23,7 @@ fn jar() -> PathBuf {
 }
 
 /// A free TCP port on 127.0.0.1.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -154,7 +154,7 @@ stereotype = '{{"browserName": "chrome", "platformName": "linux", "goog:chromeOp
 }
 
 /// A GET on loopback with a short timeout (the status endpoint).
-fn http_get(url: &str) -> std::io::Result<String> {
+pub fn http_get(url: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
     let u = url::Url::parse(url).unwrap();
     let addr = format!("{}:{}", u.host_str().unwrap(), u.port().unwrap());

@@ -5,6 +5,7 @@
 //! design), where no browser is needed.
 
 mod analyze;
+mod appium;
 mod browser;
 mod corpus;
 mod design;

@@ -49,7 +49,7 @@ impl Campaign {
         )
         .unwrap();
         std::fs::create_dir_all(d.join("probes/profiles")).unwrap();
-        for p in ["testbed.toml", "testbed-noids.toml"] {
+        for p in ["testbed.toml", "testbed-noids.toml", "testbed-appium.toml"] {
             std::fs::copy(
                 root().join("probes/profiles").join(p),
                 d.join("probes/profiles").join(p),

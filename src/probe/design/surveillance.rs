@@ -663,6 +663,12 @@ fn topic_table(
     for (r, h) in rows.iter_mut().zip(stats::holm(&ps)) {
         r.p_holm = (!h.is_nan()).then_some(h);
     }
+    let several = rows
+        .iter()
+        .map(|r| &r.experiment_name)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
     let mut effects = Vec::new();
     for r in rows.iter_mut().filter(|r| r.fisher_p.is_some()) {
         let (k, n, bk, bn) = (r.surveilled, r.n, r.benign_surveilled, r.benign_n);
@@ -670,7 +676,11 @@ fn topic_table(
         (r.or_adj, r.or_ci_low, r.or_ci_high) = (Some(or), Some(lo), Some(hi));
         if r.label != "benign" {
             effects.push(ForestRow {
-                label: format!("{} ({}s)", r.topic, r.content_kind),
+                label: if several {
+                    format!("{} ({}s, {})", r.topic, r.content_kind, r.experiment_name)
+                } else {
+                    format!("{} ({}s)", r.topic, r.content_kind)
+                },
                 estimate: or,
                 lo,
                 hi,
