@@ -182,23 +182,25 @@ fn newton(
             step *= MAX_STEP / largest;
         }
         let mut accepted = None;
-        for _ in 0..30 {
+        for halvings in 0..30 {
             let cand = &beta + &step;
             if let Some(pt) = evaluate(x, y, &cand, firth) {
                 if pt.objective >= at.objective - 1e-12 {
-                    accepted = Some((cand, pt));
+                    accepted = Some((cand, pt, halvings));
                     break;
                 }
             }
             step *= 0.5;
         }
-        let Some((cand, pt)) = accepted else {
+        let Some((cand, pt, halvings)) = accepted else {
             return Err(FitError::NoConvergence(it));
         };
         let moved = (&cand - &beta).amax();
         beta = cand;
         at = pt;
-        if moved < TOL || at.gradient.amax() < TOL {
+        // Converged: the score is zero, or a full Newton step moves nothing
+        // (a step shrunk by halving is no sign of convergence).
+        if at.gradient.amax() < TOL || (moved < TOL && halvings == 0) {
             return Ok((beta, at, it));
         }
         if beta.amax() > 50.0 && !firth {

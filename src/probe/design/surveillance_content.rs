@@ -16,8 +16,9 @@ use crate::stats::{self, words};
 /// The report section these tables and figures belong to.
 pub(super) const SECTION: &str = "What triggered surveillance";
 
-/// The model's covariates, in order: name, what it is, how it is read
-/// from an item's features.
+/// The model's covariates, in order: name and what it is (the `note` of
+/// its row); [`covariates`] reads them from an item's features, in the
+/// same order.
 const TERMS: [(&str, &str); 5] = [
     ("sensitive", "the item is labelled sensitive"),
     ("document", "a document (an image otherwise)"),
@@ -26,7 +27,8 @@ const TERMS: [(&str, &str); 5] = [
     ("log2_kib", "log2 of its size in KiB"),
 ];
 
-fn covariates(f: &FeatureRow) -> [f64; 5] {
+/// An item's values of [`TERMS`].
+fn covariates(f: &FeatureRow) -> [f64; TERMS.len()] {
     [
         f64::from(u8::from(f.label == "sensitive")),
         f64::from(u8::from(f.kind == "document")),
