@@ -7,9 +7,9 @@
 
 use std::process::{Child, Command, Stdio};
 
-use crate::grid::{free_port, http_get};
-use crate::run::{check_against_truth, Campaign};
-use crate::util::{chatprobe_ok, root, s, wait_until};
+use crate::grid::{free_port, http_get, run_through};
+use crate::run::Campaign;
+use crate::util::{root, wait_until};
 
 /// An Appium server, killed (as a process group) when dropped.
 struct Appium {
@@ -93,22 +93,9 @@ delay_s = 4
         .unwrap()
         .replace("profiles/testbed.toml", "profiles/testbed-appium.toml");
     std::fs::write(&c.spec, spec).unwrap();
-    let r = chatprobe_ok(&[
-        "run",
-        s(&c.spec),
-        "--results",
-        s(&c.results()),
-        "--quiet",
-        "--webdriver",
-        &appium.url,
-    ]);
-    assert!(r.stdout.contains("complete"), "{}", r.stdout);
-    let run = c.run_dir();
-    let sends = check_against_truth(&run, &run.join("truth.jsonl"));
+    let (sends, manifest) = run_through(&c, &appium.url);
     assert_eq!(sends.len(), 4 * 3, "seed, test and control of 4 trials");
     assert!(sends.iter().any(|r| r["outcome"] == "blocked"));
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
     let sessions = manifest["webdriver"]["sessions"].as_array().unwrap();
     assert!(sessions.len() >= 5, "{sessions:?}");
     for x in sessions {

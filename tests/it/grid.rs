@@ -176,6 +176,33 @@ pub fn http_get(url: &str) -> std::io::Result<String> {
     }
 }
 
+/// Run campaign `c` through the WebDriver endpoint `url`: it completes,
+/// and every send is checked against the testbed's truth. Returns the
+/// sends and run.json.
+pub fn run_through(
+    c: &Campaign,
+    url: &str,
+) -> (
+    Vec<std::collections::HashMap<String, String>>,
+    serde_json::Value,
+) {
+    let r = chatprobe_ok(&[
+        "run",
+        s(&c.spec),
+        "--results",
+        s(&c.results()),
+        "--quiet",
+        "--webdriver",
+        url,
+    ]);
+    assert!(r.stdout.contains("complete"), "{}", r.stdout);
+    let run = c.run_dir();
+    let sends = check_against_truth(&run, &run.join("truth.jsonl"));
+    let manifest =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    (sends, manifest)
+}
+
 /// The replication slice through a hub with two nodes: every outcome is
 /// the testbed's decision, documents and images reached the browsers on
 /// the nodes (pushed with `se/file`), and run.json names the node of every
@@ -204,25 +231,12 @@ test_chat = { from = "intl-c", to = "china-d" }
 delay_s = 4
 "#,
     );
-    let r = chatprobe_ok(&[
-        "run",
-        s(&c.spec),
-        "--results",
-        s(&c.results()),
-        "--quiet",
-        "--webdriver",
-        &grid.url,
-    ]);
-    assert!(r.stdout.contains("complete"), "{}", r.stdout);
-    let run = c.run_dir();
-    let sends = check_against_truth(&run, &run.join("truth.jsonl"));
+    let (sends, manifest) = run_through(&c, &grid.url);
     assert_eq!(sends.len(), 5 * 3, "seed, test and control of 5 trials");
     assert!(
         sends.iter().any(|r| r["outcome"] == "blocked"),
         "the sensitive seeds were surveilled through the Grid too"
     );
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
     let w = &manifest["webdriver"];
     assert_eq!(w["kind"], "remote", "{w}");
     let sessions = w["sessions"].as_array().expect("sessions in run.json");
