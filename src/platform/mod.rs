@@ -17,8 +17,10 @@
 pub mod chromedriver;
 pub mod endpoint;
 pub mod identity;
+pub mod locator;
 pub mod profile;
 pub mod sim;
+pub mod source;
 pub mod webdriver;
 
 use std::fmt;

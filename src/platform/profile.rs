@@ -25,22 +25,73 @@ pub enum ClientKind {
     Appium,
 }
 
-/// One login step.
+/// One step of a flow (logging in, sending a file). Every element is named
+/// by a locator (see [`super::locator`]): CSS by default, or any WebDriver
+/// or Appium strategy with its prefix (`xpath:`, `accessibility id:`,
+/// `id:`, `-android uiautomator:` …).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// Type `value` into this element.
     #[serde(default)]
     pub fill: Option<String>,
-    /// The text to type (`{login}`, `{password}` substituted).
+    /// The text to type (`{login}`, `{password}` substituted in login
+    /// steps; `{file}`, the file's name, in file steps).
     #[serde(default)]
     pub value: Option<String>,
-    /// Click this element.
-    #[serde(default)]
+    /// Click (on a phone: tap) this element.
+    #[serde(default, alias = "tap")]
     pub click: Option<String>,
     /// Wait until this element exists.
     #[serde(default)]
     pub wait: Option<String>,
+    /// File steps only: put the file on the device at this path (`{file}`:
+    /// its name), with Appium's `push_file`.
+    #[serde(default)]
+    pub push: Option<String>,
+    /// File steps only: type the file's path into this `<input type=file>`
+    /// (the path the endpoint's upload command returned, on a remote one).
+    #[serde(default)]
+    pub upload: Option<String>,
+    /// Run this script or Appium extension command (`mobile: scanMedia`)
+    /// with `args` as its one argument.
+    #[serde(default)]
+    pub execute: Option<String>,
+    /// The argument of `execute` (placeholders substituted in its strings).
+    #[serde(default)]
+    pub args: Option<toml::Table>,
+}
+
+impl Step {
+    /// How many actions the step names (a valid step names one); a `fill`
+    /// without its `value`, or a `value` without a `fill`, counts as none.
+    fn actions(&self) -> usize {
+        if self.fill.is_some() != self.value.is_some()
+            || (self.args.is_some() && self.execute.is_none())
+        {
+            return 0;
+        }
+        [
+            self.execute.is_some(),
+            self.fill.is_some(),
+            self.click.is_some(),
+            self.wait.is_some(),
+            self.push.is_some(),
+            self.upload.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
+    }
+
+    /// The step's locator, if it names an element.
+    pub fn locator(&self) -> Option<&str> {
+        self.fill
+            .as_deref()
+            .or(self.click.as_deref())
+            .or(self.wait.as_deref())
+            .or(self.upload.as_deref())
+    }
 }
 
 /// `[urls]`.
@@ -84,11 +135,27 @@ pub struct ChatSelectors {
     /// The send button (empty: press Enter).
     #[serde(default)]
     pub send_button: String,
-    /// The `<input type=file>` that takes uploads.
+    /// The `<input type=file>` that takes uploads (a web client); short
+    /// for `send_file = [{ upload = "…" }]`.
+    #[serde(default)]
     pub file_input: String,
+    /// How a file is sent, as steps (a phone app: `push` it to the device,
+    /// `tap` the attach control, the newest item, the confirm button).
+    /// Empty: `upload` into `file_input`.
+    #[serde(default)]
+    pub send_file: Vec<Step>,
+    /// How a picture is sent, when it differs from a document (WeChat's
+    /// app: the album, not the file browser). Empty: as `send_file`.
+    #[serde(default)]
+    pub send_image: Vec<Step>,
 }
 
-/// `[messages]`: how a message looks in the chat view.
+/// `[messages]`: how a message looks in the chat view. In a web profile the
+/// selectors are CSS, read in the page by one script; in an `appium`
+/// profile (a phone app, no JavaScript) they are XPath 1.0 over the page
+/// source (Appium's `GET /source`): `item` absolute, the others relative to
+/// an item, each yielding the string value of the first node it selects
+/// (an element's text, or an attribute's value: `.//*[@resource-id="x"]/@text`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessageSelectors {
@@ -257,7 +324,6 @@ impl Profile {
             ("chat.direct", &p.chat.direct),
             ("chat.group", &p.chat.group),
             ("chat.text_input", &p.chat.text_input),
-            ("chat.file_input", &p.chat.file_input),
             ("messages.item", &p.messages.item),
         ] {
             if sel.trim().is_empty() {
@@ -289,19 +355,108 @@ impl Profile {
                 .hint("max_distance is 0–64 bits, margin 0–2"));
         }
         for (i, s) in p.login.steps.iter().enumerate() {
-            let actions = [s.fill.is_some(), s.click.is_some(), s.wait.is_some()]
-                .iter()
-                .filter(|b| **b)
-                .count();
-            if actions != 1 || (s.fill.is_some() != s.value.is_some()) {
+            if s.actions() != 1 || s.push.is_some() || s.upload.is_some() {
                 return Err(InputError::new(
                     path,
-                    "a login step is one of {fill, value}, {click} or {wait}",
+                    "a login step is one of {fill, value}, {click} (or {tap}), {wait} or {execute, args}",
                 )
                 .key(format!("login.steps[{i}]")));
             }
         }
+        if !p.chat.send_file.is_empty() && !p.chat.file_input.is_empty() {
+            return Err(InputError::new(
+                path,
+                "both chat.file_input and chat.send_file say how a file is sent",
+            )
+            .key("chat.file_input")
+            .hint("keep one: file_input is short for send_file = [{ upload = \"…\" }]"));
+        }
+        if p.file_steps(false).is_empty() {
+            return Err(InputError::new(path, "the profile does not say how a file is sent")
+                .key("chat.send_file")
+                .hint("set chat.file_input (a web client's <input type=file>) or chat.send_file (steps: push, tap, wait, upload)"));
+        }
+        for (key, flow) in [
+            ("chat.send_file", &p.chat.send_file),
+            ("chat.send_image", &p.chat.send_image),
+        ] {
+            for (i, s) in flow.iter().enumerate() {
+                if s.actions() != 1 {
+                    return Err(InputError::new(
+                        path,
+                        "a file step is one of {push}, {upload}, {fill, value}, {click} (or {tap}), {wait} or {execute, args}",
+                    )
+                    .key(format!("{key}[{i}]")));
+                }
+            }
+            if !flow.is_empty() && !flow.iter().any(|s| s.push.is_some() || s.upload.is_some()) {
+                return Err(InputError::new(path, format!("no step of {key} hands the file over"))
+                    .key(key)
+                    .hint("add a { push = \"/sdcard/Download/{file}\" } step (a phone) or an { upload = \"input[type=file]\" } step (a web client)"));
+            }
+        }
+        let locators = [
+            ("login.logged_in", p.login.logged_in.as_str()),
+            ("login.logged_out", p.login.logged_out.as_str()),
+            ("chat.direct", p.chat.direct.as_str()),
+            ("chat.group", p.chat.group.as_str()),
+            ("chat.text_input", p.chat.text_input.as_str()),
+            ("chat.send_button", p.chat.send_button.as_str()),
+        ];
+        let steps = p
+            .login
+            .steps
+            .iter()
+            .chain(&p.chat.send_file)
+            .chain(&p.chat.send_image);
+        for (key, sel) in locators
+            .into_iter()
+            .chain(steps.filter_map(|s| s.locator()).map(|l| ("a step", l)))
+        {
+            if let Err(e) = super::locator::Locator::parse(sel).check() {
+                return Err(InputError::new(path, e).key(key));
+            }
+        }
+        if p.kind == ClientKind::Appium {
+            let m = &p.messages;
+            for (key, sel) in [
+                ("messages.item", &m.item),
+                ("messages.text", &m.text),
+                ("messages.file_name", &m.file_name),
+                ("messages.image", &m.image),
+            ] {
+                if let Err(e) = super::source::check_xpath(sel) {
+                    return Err(InputError::new(path, format!("not an XPath 1.0 expression: {e}"))
+                        .key(key)
+                        .hint("an appium profile reads messages from the page source: item is an absolute XPath (//…), the others relative to an item (.//…)"));
+                }
+            }
+        }
         Ok(p)
+    }
+
+    /// The steps that send a file: for a picture `chat.send_image` if
+    /// given, else `chat.send_file`, else an upload into `chat.file_input`.
+    pub fn file_steps(&self, image: bool) -> Vec<Step> {
+        if image && !self.chat.send_image.is_empty() {
+            return self.chat.send_image.clone();
+        }
+        if !self.chat.send_file.is_empty() {
+            return self.chat.send_file.clone();
+        }
+        if self.chat.file_input.trim().is_empty() {
+            return Vec::new();
+        }
+        vec![Step {
+            fill: None,
+            value: None,
+            click: None,
+            wait: None,
+            push: None,
+            upload: Some(self.chat.file_input.clone()),
+            execute: None,
+            args: None,
+        }]
     }
 
     /// The persistent browser profile of `alias`, if the profile keeps them.

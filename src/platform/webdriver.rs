@@ -19,15 +19,17 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use fantoccini::elements::Element;
 use fantoccini::error::CmdError;
 use fantoccini::wd::{TimeoutConfiguration, WebDriverCompatibleCommand};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use super::chromedriver::Chromedriver;
 use super::identity::{FileRule, Identity, InFlight, Picture, Screenshots};
-use super::profile::{fill_selector, ClientKind, Profile};
+use super::locator::{element_id, Find, Locator, PushFile};
+use super::profile::{fill_selector, ClientKind, Profile, Step};
 use super::{Failure, Payload, Platform, PlatformError, Seen, Target};
 use crate::accounts::Accounts;
 use crate::error::InputError;
@@ -330,15 +332,17 @@ impl WebDriverPlatform {
                     format!("no session at {endpoint}: {e}"),
                 )
             })?;
+        // A phone app has no scripts or pages to time (and Appium's native
+        // drivers refuse those two): only the implicit wait is set there.
+        let web = self.profile.kind == ClientKind::Web;
         let timeouts = TimeoutConfiguration::new(
-            Some(Duration::from_millis(t.script_ms)),
-            Some(Duration::from_millis(t.page_load_ms)),
+            web.then(|| Duration::from_millis(t.script_ms)),
+            web.then(|| Duration::from_millis(t.page_load_ms)),
             Some(Duration::from_millis(t.implicit_ms)),
         );
         let setup = async {
             self.rt(client.update_timeouts(timeouts)).await?;
-            self.rt(client.goto(&self.profile.login_url(&self.base_url)))
-                .await
+            self.open_login_page(&client).await
         };
         if let Err(e) = setup.await {
             let _ = client.close().await;
@@ -373,34 +377,15 @@ impl WebDriverPlatform {
         let wait = Duration::from_millis(self.profile.timeouts.page_load_ms);
         for (i, step) in self.profile.login.steps.iter().enumerate() {
             let what = format!("login step {} of profile `{}`", i + 1, self.profile.name);
-            let r = async {
-                if let (Some(sel), Some(value)) = (&step.fill, &step.value) {
-                    let value = value
-                        .replace("{login}", &account.login)
-                        .replace("{password}", &self.passwords[alias]);
-                    let el = self
-                        .rt(c.wait().at_most(wait).for_element(Locator::Css(sel)))
-                        .await?;
-                    self.rt(el.send_keys(&value)).await?;
-                } else if let Some(sel) = &step.click {
-                    let el = self
-                        .rt(c.wait().at_most(wait).for_element(Locator::Css(sel)))
-                        .await?;
-                    self.rt(el.click()).await?;
-                } else if let Some(sel) = &step.wait {
-                    self.rt(c.wait().at_most(wait).for_element(Locator::Css(sel)))
-                        .await?;
-                }
-                Ok::<(), CmdError>(())
-            };
+            let r = self.step(c, step, wait, |v| {
+                v.replace("{login}", &account.login)
+                    .replace("{password}", &self.passwords[alias])
+            });
             // The error text of a fill step could echo the password: drop it.
             r.await
                 .map_err(|e| classify_quiet(e, Failure::LoginFailed, &format!("{what} failed")))?;
         }
-        self.rt(c
-            .wait()
-            .at_most(wait)
-            .for_element(Locator::Css(&self.profile.login.logged_in)))
+        self.rt(self.wait_for(c, &self.profile.login.logged_in, wait))
             .await
             .map_err(|e| {
                 classify_quiet(
@@ -410,6 +395,275 @@ impl WebDriverPlatform {
                 )
             })?;
         Ok(())
+    }
+
+    /// Open the login page: a web client's URL; a phone app opens with its
+    /// session, so there is nothing to open.
+    async fn open_login_page(&self, c: &Client) -> Result<(), CmdError> {
+        if self.profile.kind == ClientKind::Appium {
+            return Ok(());
+        }
+        self.rt(c.goto(&self.profile.login_url(&self.base_url)))
+            .await
+    }
+
+    /// Every element `sel` (CSS or a prefixed strategy) names now.
+    async fn find_all(&self, c: &Client, sel: &str) -> Result<Vec<Element>, CmdError> {
+        let l = Locator::parse(sel);
+        let v = c
+            .issue_cmd(Find {
+                using: l.using,
+                value: l.value.to_string(),
+                from: None,
+                many: true,
+            })
+            .await?;
+        Ok(v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(element_id)
+                    .map(|id| Element::from_element_id(c.clone(), id.into()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The first element `sel` names (the endpoint's "no such element"
+    /// when there is none).
+    async fn find(&self, c: &Client, sel: &str) -> Result<Element, CmdError> {
+        let l = Locator::parse(sel);
+        let v = c
+            .issue_cmd(Find {
+                using: l.using,
+                value: l.value.to_string(),
+                from: None,
+                many: false,
+            })
+            .await?;
+        let id = element_id(&v).ok_or_else(|| {
+            CmdError::NotW3C(json!({ "unexpected element reference": v.to_string() }))
+        })?;
+        Ok(Element::from_element_id(c.clone(), id.into()))
+    }
+
+    /// The first element `sel` names, waiting up to `wait` for it (looking
+    /// every `poll_ms`).
+    async fn wait_for(&self, c: &Client, sel: &str, wait: Duration) -> Result<Element, CmdError> {
+        let deadline = Instant::now() + wait;
+        let period = Duration::from_millis(self.profile.timeouts.poll_ms.clamp(20, 1000));
+        loop {
+            if let Some(e) = self.find_all(c, sel).await?.into_iter().next() {
+                return Ok(e);
+            }
+            if Instant::now() >= deadline {
+                return Err(CmdError::WaitTimeout);
+            }
+            tokio::time::sleep(period).await;
+        }
+    }
+
+    /// One `fill`, `click` (`tap`), `wait` or `execute` step; `fill` values
+    /// and `execute` arguments go through `subst` (placeholders).
+    async fn step(
+        &self,
+        c: &Client,
+        step: &Step,
+        wait: Duration,
+        subst: impl Fn(&str) -> String,
+    ) -> Result<(), CmdError> {
+        if let (Some(sel), Some(value)) = (&step.fill, &step.value) {
+            let el = self.rt(self.wait_for(c, sel, wait)).await?;
+            self.rt(el.send_keys(&subst(value))).await?;
+        } else if let Some(sel) = &step.click {
+            let el = self.rt(self.wait_for(c, sel, wait)).await?;
+            self.rt(el.click()).await?;
+        } else if let Some(sel) = &step.wait {
+            self.rt(self.wait_for(c, sel, wait)).await?;
+        } else if let Some(script) = &step.execute {
+            let mut args =
+                serde_json::to_value(step.args.clone().unwrap_or_default()).unwrap_or_default();
+            substitute(&mut args, &subst);
+            self.rt(c.execute(script, vec![args])).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the client shows its logged-in marker and not its login page.
+    async fn logged_in(&self, c: &Client) -> Result<bool, CmdError> {
+        let p = &self.profile.login;
+        if self.profile.kind == ClientKind::Web {
+            let v = self
+                .rt(c.execute(
+                    LOGGED_IN_SCRIPT,
+                    vec![json!(p.logged_in), json!(p.logged_out)],
+                ))
+                .await?;
+            return Ok(v.as_bool() == Some(true));
+        }
+        if self.rt(self.find_all(c, &p.logged_in)).await?.is_empty() {
+            return Ok(false);
+        }
+        Ok(p.logged_out.is_empty() || self.rt(self.find_all(c, &p.logged_out)).await?.is_empty())
+    }
+
+    /// Send the file at `local` by the profile's file steps.
+    async fn send_file(
+        &self,
+        c: &Client,
+        chat: &Option<Target>,
+        endpoint: &str,
+        local: &Path,
+    ) -> Result<(), PlatformError> {
+        let name = local
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("file")
+            .to_string();
+        let wait = Duration::from_millis(self.profile.timeouts.page_load_ms);
+        let image = super::identity::is_image(local);
+        for (i, step) in self.profile.file_steps(image).iter().enumerate() {
+            let what = format!("file step {} of profile `{}`", i + 1, self.profile.name);
+            if let Some(dest) = &step.push {
+                let bytes = std::fs::read(local).map_err(|e| {
+                    PlatformError::new(Failure::UploadFailed, format!("{}: {e}", local.display()))
+                })?;
+                let cmd = PushFile {
+                    path: dest.replace("{file}", &name),
+                    data: base64::engine::general_purpose::STANDARD.encode(bytes),
+                };
+                self.rt(c.issue_cmd(cmd)).await.map_err(|e| {
+                    classify(
+                        e,
+                        Failure::UploadFailed,
+                        &format!("{what}: pushing the file to the device"),
+                    )
+                })?;
+            } else if let Some(sel) = &step.upload {
+                let typed = if self.is_remote() {
+                    self.push_file(c, endpoint, local).await?
+                } else {
+                    local.to_string_lossy().into_owned()
+                };
+                let sel = self.in_chat(sel, chat)?;
+                let input = self
+                    .rt(self.find(c, &sel))
+                    .await
+                    .map_err(|e| classify(e, Failure::UploadFailed, "finding the file input"))?;
+                // Typing a path into an input that takes `multiple` files
+                // adds to what it holds: a client that does not empty it
+                // after an upload (Converse) would send the previous file
+                // again. Empty it first.
+                if self.profile.kind == ClientKind::Web {
+                    self.rt(c.execute(
+                        "arguments[0].value = '';",
+                        vec![serde_json::to_value(&input).unwrap_or_default()],
+                    ))
+                    .await
+                    .map_err(|e| classify(e, Failure::UploadFailed, "emptying the file input"))?;
+                }
+                self.rt(input.send_keys(&typed))
+                    .await
+                    .map_err(|e| classify(e, Failure::UploadFailed, "uploading the file"))?;
+            } else {
+                let mut step = step.clone();
+                for sel in [&mut step.fill, &mut step.click, &mut step.wait]
+                    .into_iter()
+                    .flatten()
+                {
+                    *sel = self.in_chat(sel, chat)?;
+                }
+                self.step(c, &step, wait, |v| v.replace("{file}", &name))
+                    .await
+                    .map_err(|e| classify(e, Failure::UploadFailed, &what))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Read the chat of a phone app from its page source (see
+    /// [`super::source`]); pictures are cut from one screenshot.
+    async fn look_source(
+        &self,
+        c: &Client,
+        alias: &str,
+        chat: &Option<Target>,
+    ) -> Result<Vec<Seen>, PlatformError> {
+        let m = &self.profile.messages;
+        let logged_out = &self.profile.login.logged_out;
+        if !logged_out.is_empty()
+            && !self
+                .rt(self.find_all(c, logged_out))
+                .await
+                .map_err(|e| classify(e, Failure::ElementMissing, "reading the chat view"))?
+                .is_empty()
+        {
+            return Err(PlatformError::new(
+                Failure::LoggedOut,
+                format!("`{alias}`'s client shows its login page"),
+            ));
+        }
+        let xml = self
+            .rt(c.source())
+            .await
+            .map_err(|e| classify(e, Failure::ElementMissing, "reading the page source"))?;
+        let (item, text, file_name, image) = (
+            self.in_chat(&m.item, chat)?,
+            self.in_chat(&m.text, chat)?,
+            self.in_chat(&m.file_name, chat)?,
+            self.in_chat(&m.image, chat)?,
+        );
+        let pictures = self.profile.identity.image == FileRule::Picture;
+        let selectors = super::source::Selectors {
+            item: &item,
+            id_attr: &m.id_attr,
+            sender_attr: &m.sender_attr,
+            filename_attr: &m.filename_attr,
+            text: &text,
+            file_name: &file_name,
+            file_name_attr: &m.file_name_attr,
+            image: if pictures { &image } else { "" },
+        };
+        let items = super::source::read(&xml, &selectors)
+            .map_err(|e| PlatformError::new(Failure::ElementMissing, e))?;
+        let tail = items.len().saturating_sub(PICTURE_TAIL);
+        let wanted: Vec<(usize, [f64; 4])> = items
+            .iter()
+            .enumerate()
+            .skip(tail)
+            .filter_map(|(k, it)| it.image.map(|r| (k, r)))
+            .collect();
+        let mut cut: HashMap<usize, Option<Arc<Picture>>> = HashMap::new();
+        if !wanted.is_empty() {
+            let png = self
+                .rt(c.screenshot())
+                .await
+                .map_err(|e| classify(e, Failure::ElementMissing, "taking a screenshot"))?;
+            let window = self
+                .rt(c.get_window_size())
+                .await
+                .map_err(|e| classify(e, Failure::ElementMissing, "reading the window size"))?;
+            let rects = wanted.clone();
+            let pics =
+                tokio::task::spawn_blocking(move || crop_pictures(&png, window.0 as u32, &rects))
+                    .await
+                    .unwrap_or_default();
+            cut.extend(pics);
+        }
+        Ok(items
+            .into_iter()
+            .enumerate()
+            .map(|(k, it)| {
+                let picture = cut.remove(&k).flatten();
+                Seen {
+                    id: it.id,
+                    sender: it.sender,
+                    filename: it.filename,
+                    text: it.text,
+                    picture_pending: it.image.is_some() && picture.is_none() && k >= tail,
+                    picture,
+                }
+            })
+            .collect())
     }
 
     fn slot(&self, alias: &str) -> Result<&Mutex<Slot>, PlatformError> {
@@ -622,6 +876,52 @@ impl WebDriverPlatform {
             PlatformError::new(Failure::UploadFailed, "the endpoint returned no path")
         })
     }
+}
+
+/// Apply `subst` to every string in `v`.
+fn substitute(v: &mut Value, subst: &impl Fn(&str) -> String) {
+    match v {
+        Value::String(s) => *s = subst(s),
+        Value::Array(a) => a.iter_mut().for_each(|v| substitute(v, subst)),
+        Value::Object(o) => o.values_mut().for_each(|v| substitute(v, subst)),
+        _ => {}
+    }
+}
+
+/// Cut each rectangle (in the device's units: `window_width` wide) out of
+/// the screenshot `png` as a picture; None for a rectangle off the screen.
+fn crop_pictures(
+    png: &[u8],
+    window_width: u32,
+    rects: &[(usize, [f64; 4])],
+) -> Vec<(usize, Option<Arc<Picture>>)> {
+    let Ok(shot) = image::load_from_memory(png) else {
+        return rects.iter().map(|(k, _)| (*k, None)).collect();
+    };
+    let scale = if window_width > 0 {
+        shot.width() as f64 / window_width as f64
+    } else {
+        1.0
+    };
+    rects
+        .iter()
+        .map(|(k, [x, y, w, h])| {
+            let (x, y) = ((x * scale).round(), (y * scale).round());
+            let (w, h) = ((w * scale).round(), (h * scale).round());
+            let inside = x >= 0.0
+                && y >= 0.0
+                && w >= 8.0
+                && h >= 8.0
+                && x + w <= shot.width() as f64
+                && y + h <= shot.height() as f64;
+            let p = inside.then(|| {
+                Arc::new(Picture::new(
+                    &shot.crop_imm(x as u32, y as u32, w as u32, h as u32),
+                ))
+            });
+            (*k, p)
+        })
+        .collect()
 }
 
 /// Replace every capability value `"{free_port}"` with a free TCP port on
@@ -909,23 +1209,14 @@ impl Platform for WebDriverPlatform {
         if let Some(c) = slot.client.clone() {
             // Still logged in? A platform that restarted, or expired the
             // session, shows its login page: log in again in this browser.
-            let p = &self.profile.login;
-            let shown = self
-                .rt(c.execute(
-                    LOGGED_IN_SCRIPT,
-                    vec![json!(p.logged_in), json!(p.logged_out)],
-                ))
-                .await;
-            match shown {
-                Ok(v) if v.as_bool() == Some(true) => return Ok(()),
-                Ok(_) => {
+            match self.logged_in(&c).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
                     slot.chat = None;
                     let again = async {
-                        self.rt(c.goto(&self.profile.login_url(&self.base_url)))
-                            .await
-                            .map_err(|e| {
-                                classify(e, Failure::LoginFailed, "opening the login page")
-                            })?;
+                        self.open_login_page(&c).await.map_err(|e| {
+                            classify(e, Failure::LoginFailed, "opening the login page")
+                        })?;
                         self.log_in(&c, alias).await
                     };
                     return match again.await {
@@ -969,7 +1260,7 @@ impl Platform for WebDriverPlatform {
                 return Ok(false);
             }
             let el = self
-                .rt(c.wait().at_most(wait).for_element(Locator::Css(&selector)))
+                .rt(self.wait_for(c, &selector, wait))
                 .await
                 .map_err(|e| {
                     classify(
@@ -993,19 +1284,18 @@ impl Platform for WebDriverPlatform {
 
     async fn send(&self, alias: &str, payload: &Payload) -> Result<(), PlatformError> {
         let p = &self.profile.chat;
-        let remote = self.is_remote();
         let endpoint = self.slot(alias)?.lock().await.endpoint.clone();
         self.with_client(alias, async |c, chat| match payload {
             Payload::Text(text) => {
                 let text_input = self.in_chat(&p.text_input, chat)?;
                 let send_button = self.in_chat(&p.send_button, chat)?;
                 let r = async {
-                    let input = self.rt(c.find(Locator::Css(&text_input))).await?;
+                    let input = self.rt(self.find(c, &text_input)).await?;
                     if send_button.is_empty() {
                         self.rt(input.send_keys(&format!("{text}\u{E007}"))).await?;
                     } else {
                         self.rt(input.send_keys(text)).await?;
-                        let b = self.rt(c.find(Locator::Css(&send_button))).await?;
+                        let b = self.rt(self.find(c, &send_button)).await?;
                         self.rt(b.click()).await?;
                     }
                     Ok::<(), CmdError>(())
@@ -1017,29 +1307,7 @@ impl Platform for WebDriverPlatform {
                 let local = path.canonicalize().map_err(|e| {
                     PlatformError::new(Failure::UploadFailed, format!("{}: {e}", path.display()))
                 })?;
-                let typed = if remote {
-                    self.push_file(c, &endpoint, &local).await?
-                } else {
-                    local.to_string_lossy().into_owned()
-                };
-                let file_input = self.in_chat(&p.file_input, chat)?;
-                let input = self
-                    .rt(c.find(Locator::Css(&file_input)))
-                    .await
-                    .map_err(|e| classify(e, Failure::UploadFailed, "finding the file input"))?;
-                // Typing a path into an input that takes `multiple` files
-                // adds to what it holds: a client that does not empty it
-                // after an upload (Converse) would send the previous file
-                // again. Empty it first.
-                self.rt(c.execute(
-                    "arguments[0].value = '';",
-                    vec![serde_json::to_value(&input).unwrap_or_default()],
-                ))
-                .await
-                .map_err(|e| classify(e, Failure::UploadFailed, "emptying the file input"))?;
-                self.rt(input.send_keys(&typed))
-                    .await
-                    .map_err(|e| classify(e, Failure::UploadFailed, "uploading the file"))
+                self.send_file(c, chat, &endpoint, &local).await
             }
         })
         .await
@@ -1048,6 +1316,9 @@ impl Platform for WebDriverPlatform {
     async fn look(&self, alias: &str) -> Result<Vec<Seen>, PlatformError> {
         let m = &self.profile.messages;
         self.with_client(alias, async |c, chat| {
+            if self.profile.kind == ClientKind::Appium {
+                return self.look_source(c, alias, chat).await;
+            }
             let pictures = self.profile.identity.image == FileRule::Picture;
             let args = vec![
                 json!(self.in_chat(&m.item, chat)?),

@@ -12,9 +12,9 @@ use crate::run::Campaign;
 use crate::util::{root, wait_until};
 
 /// An Appium server, killed (as a process group) when dropped.
-struct Appium {
+pub struct Appium {
     child: Child,
-    url: String,
+    pub url: String,
     _log: tempfile::TempDir,
 }
 
@@ -29,7 +29,7 @@ impl Drop for Appium {
 }
 
 impl Appium {
-    fn start() -> Appium {
+    pub fn start() -> Appium {
         let bin = root().join("third_party/appium/node_modules/.bin/appium");
         assert!(
             bin.exists(),

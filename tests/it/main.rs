@@ -12,6 +12,7 @@ mod design;
 mod driver;
 mod faults;
 mod grid;
+mod phone;
 mod props;
 mod run;
 mod scheduler;
