@@ -49,11 +49,12 @@ soak: deps
 	@echo "make soak: ok"
 
 ## bench: speed against the tools a researcher would otherwise use
-bench: deps-bench deps-xmpp build
+bench: deps-bench deps-xmpp deps-grid build
 	$(CARGO) bench --locked --bench hashing
 	$(CARGO) bench --locked --bench driver
 	$(CARGO) bench --locked --bench analyze
 	$(CARGO) bench --locked --bench isolate
+	$(CARGO) bench --locked --bench scaling
 
 ## lint: formatting and clippy, warnings are errors
 lint:

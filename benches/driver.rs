@@ -26,41 +26,20 @@ use chatprobe::platform::{transmit, Limits, Outcome, Payload, Target, Transmissi
 
 const N: usize = 20;
 
-struct Testbed(std::process::Child, String);
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
+use common::Testbed;
 
 fn testbed(root: &Path) -> Testbed {
     testbed_with(root, &[])
 }
 
 fn testbed_with(root: &Path, more: &[&str]) -> Testbed {
-    let bin = root.join("target/release/chatprobe");
-    let mut child = Command::new(&bin)
-        .args(["testbed", "--policy"])
-        .arg(root.join("probes/policies/open.toml"))
-        .arg("--accounts")
-        .arg(root.join("probes/accounts.testbed.toml"))
-        .args(more)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("target/release/chatprobe: run `cargo build --release` first (make bench does)");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    Testbed(child, url)
+    common::testbed(
+        root,
+        &root.join("probes/policies/open.toml"),
+        &root.join("probes/accounts.testbed.toml"),
+        more,
+    )
 }
 
 fn files(root: &Path, dir: &Path) -> Vec<PathBuf> {
