@@ -66,8 +66,10 @@ corpus: deps-corpus
 	$(CARGO) run --release --locked --features corpusgen --example make_corpus -- $(CORPUS)
 	$(BIN) corpus index --corpus $(CORPUS) || $(CARGO) run --release --locked -- corpus index --corpus $(CORPUS)
 
+## build: the release binary and its man pages (target/man/)
 build: deps
 	$(CARGO) build --release --locked
+	$(BIN) man --dir target/man
 
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from rustup"; exit 1; }

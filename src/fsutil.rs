@@ -61,3 +61,29 @@ pub fn progress_bar_with(len: u64, template: &'static str, quiet: bool) -> Progr
     pb.set_style(ProgressStyle::with_template(template).expect("static progress template"));
     pb
 }
+
+/// `path` as it would be typed from the working folder: relative, with
+/// `..` where needed, so that run.json never holds the researcher's home
+/// folder. Falls back to the path as given when the working folder is
+/// unknown.
+pub fn relative_to_cwd(path: &Path) -> String {
+    let Ok(cwd) = std::env::current_dir().and_then(|d| d.canonicalize()) else {
+        return path.display().to_string();
+    };
+    let abs = std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf());
+    let (a, b): (Vec<_>, Vec<_>) = (cwd.components().collect(), abs.components().collect());
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out = std::path::PathBuf::new();
+    for _ in common..a.len() {
+        out.push("..");
+    }
+    for c in &b[common..] {
+        out.push(c);
+    }
+    if out.as_os_str().is_empty() {
+        return ".".into();
+    }
+    out.display().to_string()
+}

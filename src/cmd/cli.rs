@@ -44,6 +44,48 @@ pub enum Command {
     Run(RunArgs),
     /// List the runs in a results folder.
     Runs(RunsArgs),
+    /// Check that this machine has the programs chatprobe's commands need,
+    /// and say how to install what is missing.
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish …) to stdout.
+    Completions(CompletionsArgs),
+    /// Write man pages (chatprobe.1 and one per command) into a folder.
+    Man(ManArgs),
+}
+
+/// `chatprobe doctor …`
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Check only what this needs: run, send, login, xmpp, corpus (make
+    /// corpus) or test (make test); without it, everything. Exit 0 only
+    /// when all of that is there.
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::doctor::COMMANDS))]
+    pub command: Option<String>,
+    /// The platform profile whose browser to check.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "probes/profiles/testbed.toml"
+    )]
+    pub profile: PathBuf,
+    /// Print the checks as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `chatprobe completions SHELL`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
+/// `chatprobe man --dir DIR`
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Where to write the pages.
+    #[arg(long, value_name = "DIR", default_value = "target/man")]
+    pub dir: PathBuf,
 }
 
 /// `chatprobe plan …`

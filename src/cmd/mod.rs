@@ -8,6 +8,7 @@ pub mod cli;
 mod inspect;
 mod measure;
 mod serve;
+mod setup;
 
 use anyhow::Context;
 
@@ -94,6 +95,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Designs => inspect::designs(),
         Command::Run(args) => return measure::run_spec(args, quiet),
         Command::Runs(args) => inspect::runs(args)?,
+        Command::Doctor(args) => setup::doctor(args)?,
+        Command::Completions(args) => setup::completions(args)?,
+        Command::Man(args) => setup::man(args)?,
     }
     Ok(())
 }

@@ -11,6 +11,8 @@
 //! data are left out, not drawn empty. Text in PNGs is drawn with the embedded DejaVu Sans (see
 //! FONT-LICENSE.txt), so no system font is needed.
 
+mod provenance;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -533,7 +535,7 @@ pub fn write_html(
     manifest: Option<&serde_json::Value>,
 ) -> anyhow::Result<()> {
     let mut h = String::from(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>chatprobe report</title>\n<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;font-size:12px;margin-bottom:1em}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#f3f3f3}dt{font-weight:bold}svg{max-width:100%;height:auto}li{margin-bottom:.4em}</style></head><body>\n<h1>chatprobe report</h1>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>chatprobe report</title>\n<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;font-size:12px;margin-bottom:1em}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#f3f3f3}.provenance td,.provenance th{text-align:left}svg{max-width:100%;height:auto}li{margin-bottom:.4em}</style></head><body>\n<h1>chatprobe report</h1>\n",
     );
     // Tables with a section get a heading of their own, with their
     // sentences, plots and tables; the rest go under the general headings.
@@ -598,40 +600,7 @@ pub fn write_html(
         }
     }
     if let Some(m) = manifest {
-        h.push_str("<h2>Provenance</h2>\n<dl>\n");
-        for key in [
-            "run_id",
-            "software",
-            "version",
-            "git_revision",
-            "spec_name",
-            "spec_path",
-            "spec_sha256",
-            "corpus_index_sha256",
-            "profile",
-            "platform",
-            "policy",
-            "seed",
-            "started_at",
-            "finished_at",
-            "state",
-            "trials_done",
-            "trials_planned",
-            "counts",
-            "webdriver",
-            "limits",
-            "resumed",
-            "crashes",
-        ] {
-            if let Some(v) = m.get(key) {
-                let v = match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                let _ = writeln!(h, "<dt>{}</dt><dd>{}</dd>", esc(key), esc(&v));
-            }
-        }
-        h.push_str("</dl>\n");
+        h.push_str(&provenance::html(m));
     }
     let rest: Vec<_> = plots
         .iter()

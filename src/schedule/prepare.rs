@@ -63,6 +63,14 @@ impl Prepared {
                     &dir.join(lock::LOCK_FILE),
                     &format!("run {}", m.run_id),
                 )?);
+                if !Path::new(&m.spec_path).is_file() {
+                    return Err(InputError::new(
+                        &m.spec_path,
+                        "the run's spec is not there (run.json records it relative to the folder the run was started in)",
+                    )
+                    .hint("run --resume from that folder, or restore the spec (run.json holds its text)")
+                    .into());
+                }
                 let spec = Spec::load(Path::new(&m.spec_path))?;
                 if spec.sha256 != m.spec_sha256 {
                     return Err(InputError::new(
@@ -214,17 +222,14 @@ fn new_manifest(
         git_revision: git_revision(),
         run_id: run_id.to_string(),
         spec_name: spec.name.clone(),
-        spec_path: std::fs::canonicalize(&spec.path)
-            .unwrap_or(spec.path.clone())
-            .display()
-            .to_string(),
+        spec_path: crate::fsutil::relative_to_cwd(&spec.path),
         spec_sha256: spec.sha256.clone(),
         spec_text: spec.text.clone(),
         corpus_index_sha256: spec.index_sha256.clone(),
-        corpus: spec.corpus.display().to_string(),
+        corpus: crate::fsutil::relative_to_cwd(&spec.corpus),
         profile: profile.name.clone(),
         platform: kind.to_string(),
-        policy,
+        policy: policy.map(|p| crate::fsutil::relative_to_cwd(Path::new(&p))),
         webdriver: serde_json::Value::Null,
         seed: spec.seed,
         limits: serde_json::json!({

@@ -358,8 +358,26 @@ fn analyze_draws_the_plots_and_a_self_contained_report() {
     );
     // Provenance from run.json, every table, and the plain-language summary
     // with the fixture's numbers (10 of 12 seeded, 0 of 12 controls).
-    assert!(html.contains("<dt>spec_name</dt><dd>fixture</dd>"));
-    assert!(html.contains("<dt>seed</dt><dd>42</dd>"));
+    assert!(
+        html.contains("<td>plan seed</td><td>42</td>"),
+        "readable provenance"
+    );
+    let spec_row = html
+        .lines()
+        .find(|l| l.contains("<td>name and file</td>"))
+        .expect("the spec's row");
+    assert!(spec_row.contains("fixture ("), "{spec_row}");
+    assert!(html.contains("<h3>How to cite</h3>"));
+    // The fixture's run.json names no version: the analysing tool's is
+    // shown on its own row.
+    let analysed = html
+        .lines()
+        .find(|l| l.contains("<td>analysed by</td>"))
+        .expect("the analysing tool's row");
+    assert!(
+        analysed.contains(&format!("chatprobe {}", env!("CARGO_PKG_VERSION"))),
+        "{analysed}"
+    );
     for t in [
         "surveillance.csv",
         "latency.csv",

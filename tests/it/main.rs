@@ -16,6 +16,7 @@ mod phone;
 mod props;
 mod run;
 mod scheduler;
+mod setup;
 mod sim;
 mod stats;
 mod testbed;

@@ -463,6 +463,15 @@ test_chat = { from = "intl-c", to = "china-d" }
     assert_eq!(m["seed"], 7);
     assert_eq!(m["trials_done"].as_u64().unwrap() as usize, trials.len());
     assert!(m["spec_text"].as_str().unwrap().contains("[[experiment]]"));
+    // Paths relative to where the run started (the tests' working folder),
+    // never absolute; the version and revision of the tool are there.
+    for key in ["spec_path", "corpus", "policy"] {
+        let p = m[key].as_str().unwrap();
+        assert!(!p.starts_with('/') && !p.is_empty(), "{key}: {p}");
+        assert!(std::path::Path::new(p).exists(), "{key}: {p}");
+    }
+    assert_eq!(m["version"], env!("CARGO_PKG_VERSION"));
+    assert!(m["git_revision"].is_string());
     // The analysis reads the run.
     chatprobe_ok(&["analyze", s(&run), "--quiet"]);
     let surv = csv_maps(&run.join("analysis/surveillance.csv"));
