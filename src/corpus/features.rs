@@ -75,6 +75,7 @@ pub struct FeatureRow {
     pub source: String,
     /// Whether it carries text (empty: unknown, an image whose manifest
     /// row does not say).
+    #[serde(with = "crate::dataset::bool_column::option", default)]
     pub has_text: Option<bool>,
     /// Characters of its text, white space left out (empty: unknown).
     pub text_chars: Option<u64>,

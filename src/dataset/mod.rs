@@ -7,11 +7,62 @@
 //! column, a value outside a closed vocabulary or a malformed time is an
 //! [`InputError`] naming the file, the line and the column.
 
+pub mod package;
+
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
+
+/// A boolean cell as every chatprobe CSV writes it: `TRUE` or `FALSE`, the
+/// spelling that R's `read.csv`, pandas, DuckDB and Frictionless all read as
+/// a boolean without options (R reads `true`/`false` as text).
+pub fn bool_cell(b: bool) -> &'static str {
+    if b {
+        "TRUE"
+    } else {
+        "FALSE"
+    }
+}
+
+/// A boolean cell as read: `TRUE`/`true`/`True` (and the same for false),
+/// so that datasets written before 0.2 still read.
+pub fn parse_bool_cell(s: &str) -> Option<bool> {
+    match s {
+        "TRUE" | "true" | "True" => Some(true),
+        "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// serde helpers for boolean columns ([`bool_cell`], [`parse_bool_cell`]).
+pub mod bool_column {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &bool, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(super::bool_cell(*b))
+    }
+
+    /// An optional boolean: empty for `None`.
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(b: &Option<bool>, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(b.map_or("", super::super::bool_cell))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+            let text = String::deserialize(d)?;
+            if text.is_empty() {
+                return Ok(None);
+            }
+            super::super::parse_bool_cell(&text)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not TRUE or FALSE")))
+        }
+    }
+}
 
 /// The columns of sends.csv, in order.
 pub const SEND_COLUMNS: [&str; 29] = [

@@ -255,10 +255,47 @@ pub enum Failure {
     LoggedOut,
 }
 
+impl Failure {
+    /// Every failure code, for the closed vocabulary of the `failure`
+    /// column (datapackage.json); a new variant goes here and in
+    /// [`Failure::code`] (whose match the compiler checks).
+    pub const ALL: [Failure; 12] = [
+        Failure::LoginFailed,
+        Failure::UploadFailed,
+        Failure::SendFailed,
+        Failure::ChatNotFound,
+        Failure::SessionLost,
+        Failure::DriverTimeout,
+        Failure::DriverUnreachable,
+        Failure::ElementMissing,
+        Failure::AmbiguousImage,
+        Failure::PictureUnreadable,
+        Failure::UnrecognisedPicture,
+        Failure::LoggedOut,
+    ];
+
+    /// The code written in the `failure` column.
+    pub fn code(self) -> &'static str {
+        match self {
+            Failure::LoginFailed => "login_failed",
+            Failure::UploadFailed => "upload_failed",
+            Failure::SendFailed => "send_failed",
+            Failure::ChatNotFound => "chat_not_found",
+            Failure::SessionLost => "session_lost",
+            Failure::DriverTimeout => "driver_timeout",
+            Failure::DriverUnreachable => "driver_unreachable",
+            Failure::ElementMissing => "element_missing",
+            Failure::AmbiguousImage => "ambiguous_image",
+            Failure::PictureUnreadable => "picture_unreadable",
+            Failure::UnrecognisedPicture => "unrecognised_picture",
+            Failure::LoggedOut => "logged_out",
+        }
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = serde_json::to_value(self).expect("failure serialises");
-        f.write_str(s.as_str().unwrap_or("unknown"))
+        f.write_str(self.code())
     }
 }
 

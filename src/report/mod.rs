@@ -460,11 +460,19 @@ pub fn plots(t: &Tables, dir: &Path) -> anyhow::Result<Vec<(String, String, Stri
             (p.draw)(&area).map_err(|e| anyhow::anyhow!("drawing {name}: {e}"))?;
         }
         std::fs::write(dir.join(format!("{name}.svg")), &svg)?;
+        // Drawn into a pixel buffer and encoded by the `image` crate the
+        // rest of chatprobe uses: plotters' own PNG encoder would bring a
+        // second `image` and `png` into the build.
         let png = dir.join(format!("{name}.png"));
+        let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
         {
-            let area = BitMapBackend::new(&png, size).into_drawing_area();
+            let area = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
             (p.draw_png)(&area).map_err(|e| anyhow::anyhow!("drawing {name}: {e}"))?;
         }
+        image::RgbImage::from_raw(size.0, size.1, pixels)
+            .expect("a buffer of width × height × 3")
+            .save(&png)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", png.display()))?;
         out.push((name.clone(), p.figure.title.clone(), svg));
     }
     Ok(out)
@@ -658,12 +666,19 @@ pub fn publish(
         .with_context(|| format!("creating a folder in {}", parent.display()))?;
     let d = tmp.path();
     crate::stats::analyze::write_tables(d, &tables)?;
-    let plots = plots(&tables, d).context("drawing the plots")?;
     let manifest = inputs
         .iter()
         .find(|i| i.is_dir())
         .and_then(|i| std::fs::read_to_string(i.join("run.json")).ok())
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let run_id = manifest
+        .as_ref()
+        .and_then(|m| m["run_id"].as_str())
+        .filter(|_| inputs.len() == 1)
+        .map(str::to_string);
+    crate::stats::analyze::write_package(d, &tables, run_id.as_deref())
+        .context("writing datapackage.json")?;
+    let plots = plots(&tables, d).context("drawing the plots")?;
     write_html(d, &tables, &plots, manifest.as_ref()).context("writing report.html")?;
     if out.is_dir() {
         std::fs::remove_dir_all(out).with_context(|| format!("replacing {}", out.display()))?;

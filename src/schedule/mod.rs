@@ -103,6 +103,9 @@ struct Ctx<'a> {
     manifest: RunManifest,
     regions: HashMap<String, String>,
     poll_ms: u64,
+    /// datapackage.json's resources for the files written once at the
+    /// start (plan.csv, items.csv), read off them at the first rewrite.
+    fixed_resources: Option<Vec<crate::dataset::package::Resource>>,
 }
 
 /// `chatprobe run` (one run; `--every` is [`run_every`]): check
@@ -215,6 +218,7 @@ async fn drive<P: Platform>(
         manifest: folder.manifest.clone(),
         regions,
         poll_ms: folder.profile.timeouts.poll_ms,
+        fixed_resources: None,
     };
     let plan: &mut Plan = &mut folder.plan;
     let reason = dispatch::execute(

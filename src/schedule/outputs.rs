@@ -31,7 +31,8 @@ pub(super) fn write_outputs(
         &crate::dataset::TRIAL_COLUMNS,
         &trials,
     )?;
-    write_run_tables(ctx, plan, st)?;
+    let tables = write_run_tables(ctx, plan, st)?;
+    write_package(ctx, &tables, matches!(stop, Some(StopReason::Complete)))?;
     let m = &mut ctx.manifest;
     m.trials_done = trials.len();
     m.trials_planned = plan.trials.len();
@@ -68,7 +69,67 @@ pub(super) fn write_outputs(
 
 /// The experiments' own tables ([`crate::probe::design::Experiment::run_tables`]),
 /// rows of the same file concatenated in spec order.
-fn write_run_tables(ctx: &Ctx, plan: &Plan, st: &RunState) -> anyhow::Result<()> {
+/// datapackage.json for the run folder: sends.csv and trials.csv with
+/// their typed schemas, the designs' tables and items.csv with types read
+/// off their values.
+fn write_package(
+    ctx: &mut Ctx,
+    tables: &[crate::probe::design::RunTable],
+    complete: bool,
+) -> anyhow::Result<()> {
+    use crate::dataset::package::{self, Resource};
+    let mut resources: Vec<Resource> = package::run_resources(complete).into();
+    for t in tables {
+        let header: Vec<String> = t.header.iter().map(|h| h.to_string()).collect();
+        resources.push(Resource::from_table(
+            t.file,
+            t.file.trim_end_matches(".csv"),
+            "A table of the run's experiments (docs/DATASET.md).",
+            &header,
+            &t.rows,
+        ));
+    }
+    if ctx.fixed_resources.is_none() {
+        let mut fixed = Vec::new();
+        for (file, title, about) in [
+            (
+                "plan.csv",
+                "Plan",
+                "The run's plan: every send in order, as `chatprobe plan` prints it.",
+            ),
+            (
+                crate::corpus::features::RUN_ITEMS_FILE,
+                "Items",
+                "The content features of the corpus items the run sends.",
+            ),
+        ] {
+            if ctx.dir.join(file).is_file() {
+                fixed.push(
+                    Resource::from_file(&ctx.dir, file, title, about)
+                        .with_context(|| format!("reading {}", ctx.dir.join(file).display()))?,
+                );
+            }
+        }
+        ctx.fixed_resources = Some(fixed);
+    }
+    resources.extend(ctx.fixed_resources.iter().flatten().cloned());
+    package::write(
+        &ctx.dir,
+        &ctx.run_id,
+        &format!(
+            "chatprobe run {} (spec {})",
+            ctx.run_id, ctx.manifest.spec_name
+        ),
+        &resources,
+    )
+    .with_context(|| format!("writing {}", ctx.dir.join(package::PACKAGE_FILE).display()))
+}
+
+fn write_run_tables(
+    ctx: &Ctx,
+    plan: &Plan,
+    st: &RunState,
+) -> anyhow::Result<Vec<crate::probe::design::RunTable>> {
     let mut files: Vec<crate::probe::design::RunTable> = Vec::new();
     for (k, x) in plan.experiments.iter().enumerate() {
         let seen = plan.finished(k, |x, t| st.finished_verdict(x, t));
@@ -79,7 +140,7 @@ fn write_run_tables(ctx: &Ctx, plan: &Plan, st: &RunState) -> anyhow::Result<()>
             }
         }
     }
-    for t in files {
+    for t in &files {
         let path = ctx.dir.join(t.file);
         crate::fsutil::atomic_write(&path, |f| -> anyhow::Result<()> {
             let mut w = csv::Writer::from_writer(f);
@@ -92,7 +153,7 @@ fn write_run_tables(ctx: &Ctx, plan: &Plan, st: &RunState) -> anyhow::Result<()>
         })
         .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(())
+    Ok(files)
 }
 
 /// Write rows atomically; with no rows, the header alone (so the file still

@@ -266,6 +266,26 @@ impl Analysis for Trend {
     }
 }
 
+/// datapackage.json for the analysis folder: every table written by
+/// [`write_tables`], its types read off its values; `run_id` names the
+/// package when one run was analysed.
+pub fn write_package(dir: &Path, tables: &Tables, run_id: Option<&str>) -> std::io::Result<()> {
+    use crate::dataset::package::{self, Resource};
+    let resources: Vec<Resource> = tables
+        .tables
+        .iter()
+        .map(|t| Resource::from_table(&t.file, &t.title, &t.about, &t.header, &t.rows))
+        .collect();
+    let (name, title) = match run_id {
+        Some(id) => (
+            format!("{id}-analysis"),
+            format!("chatprobe analysis of run {id}"),
+        ),
+        None => ("chatprobe-analysis".into(), "chatprobe analysis".into()),
+    };
+    package::write(dir, &name, &title, &resources)
+}
+
 /// Write every table as CSV into `dir` (the analysis folder being made).
 pub fn write_tables(dir: &Path, tables: &Tables) -> std::io::Result<()> {
     for t in &tables.tables {

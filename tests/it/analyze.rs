@@ -258,11 +258,11 @@ fn analyze_writes_the_surveillance_latency_and_transform_tables() {
 
     let kw = csv_maps(&a.join("keywords.csv"));
     let k = |w: &str| kw.iter().find(|r| r["keyword"] == w).unwrap().clone();
-    assert_eq!(k("法轮功")["minimal_trigger"], "true");
-    assert_eq!(k("刘晓波+诺贝尔")["minimal_trigger"], "true");
+    assert_eq!(k("法轮功")["minimal_trigger"], "TRUE");
+    assert_eq!(k("刘晓波+诺贝尔")["minimal_trigger"], "TRUE");
     assert_eq!(k("刘晓波+诺贝尔")["parts"], "2");
-    assert_eq!(k("法轮功+天气")["minimal_trigger"], "false");
-    assert_eq!(k("刘晓波")["minimal_trigger"], "false");
+    assert_eq!(k("法轮功+天气")["minimal_trigger"], "FALSE");
+    assert_eq!(k("刘晓波")["minimal_trigger"], "FALSE");
 
     let ex = csv_maps(&a.join("expiry.csv"));
     let steps: Vec<(f64, f64)> = ex

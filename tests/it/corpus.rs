@@ -156,7 +156,7 @@ fn index_writes_each_items_content_features() {
         // Every sensitive item of the starter corpus carries a keyword of
         // the list in its text (a document's, or an image's `text:` note);
         // no benign one does.
-        assert_eq!(f["has_text"], "true", "{}", m["id"]);
+        assert_eq!(f["has_text"], "TRUE", "{}", m["id"]);
         let n: u64 = f["sensitive_keywords"].parse().unwrap();
         assert_eq!(n > 0, m["label"] == "sensitive", "{}: {f:?}", m["id"]);
     }

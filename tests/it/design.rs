@@ -354,7 +354,7 @@ fn check_searches(run: &std::path::Path) {
         assert_eq!(row["evaded_nearest"], cell(evaded), "{row:?}");
         let mid = blocked.zip(evaded).map(|(b, e)| (b + e) / 2.0);
         assert_eq!(row["threshold"], cell(mid), "{row:?}");
-        assert_eq!(row["consistent"], "true");
+        assert_eq!(row["consistent"], "TRUE");
         assert_eq!(row["steps"], "3");
     }
 }
@@ -422,12 +422,15 @@ test_chat = { from = "intl-a", to = "china-c" }
         assert_eq!(&found, expected, "{id}: {mine:?}");
         for r in &mine {
             assert_eq!(r["incomplete"], "", "{r:?}");
-            assert_eq!(r["text_blocked"], (!expected.is_empty()).to_string());
+            assert_eq!(
+                r["text_blocked"],
+                chatprobe::dataset::bool_cell(!expected.is_empty())
+            );
             if r["combination"].is_empty() {
                 continue;
             }
             assert!(rules.contains(&r["combination"].as_str()), "{r:?}");
-            assert_eq!(r["verified"], "true", "{r:?}");
+            assert_eq!(r["verified"], "TRUE", "{r:?}");
             // The positions point at the parts in the text.
             let chars: Vec<char> = text.chars().collect();
             let at: Vec<String> = r["positions"]

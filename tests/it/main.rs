@@ -8,6 +8,7 @@ mod analyze;
 mod appium;
 mod browser;
 mod corpus;
+mod data;
 mod design;
 mod driver;
 mod faults;

@@ -478,7 +478,45 @@ test_chat = { from = "intl-c", to = "china-d" }
     assert!(surv
         .iter()
         .any(|r| r["experiment_name"] == "images" && r["label"] == "sensitive"));
+    // Both folders are valid data packages that R and DuckDB load typed;
+    // a complete run declares the key from sends to trials.
+    let package = crate::data::check_package(&run);
+    assert_eq!(
+        package["resources"][0]["schema"]["foreignKeys"][0]["reference"]["resource"],
+        "trials"
+    );
+    crate::data::check_package(&run.join("analysis"));
+    package_catches_bad_values(&run);
     (c, run)
+}
+
+/// The package is what catches a bad dataset: an unknown outcome, a send
+/// of a trial that is not in trials.csv and a time that is no time are
+/// each named by frictionless.
+fn package_catches_bad_values(run: &Path) {
+    let bad = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(run).unwrap() {
+        let f = f.unwrap();
+        let name = f.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".csv") || name == "datapackage.json" {
+            std::fs::copy(f.path(), bad.path().join(&name)).unwrap();
+        }
+    }
+    let (header, mut rows) = crate::util::read_csv(&bad.path().join("sends.csv"));
+    let col = |c: &str| header.iter().position(|h| h == c).unwrap();
+    rows[0][col("outcome")] = "maybe".into();
+    rows[1][col("trial_id")] = "nowhere/r1".into();
+    rows[2][col("sent_at")] = "yesterday".into();
+    let mut w = csv::Writer::from_path(bad.path().join("sends.csv")).unwrap();
+    w.write_record(&header).unwrap();
+    for r in &rows {
+        w.write_record(r).unwrap();
+    }
+    w.flush().unwrap();
+    let errors = crate::data::frictionless_errors(bad.path()).join("\n");
+    for want in ["maybe", "nowhere/r1", "yesterday"] {
+        assert!(errors.contains(want), "{want} not named:\n{errors}");
+    }
 }
 
 /// A testbed in its own process (so killing the run leaves the platform up).

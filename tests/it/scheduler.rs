@@ -147,7 +147,7 @@ async fn every_design_runs_on_the_simulated_platform_and_agrees_with_its_decisio
     assert_eq!(described, sent);
     assert!(features
         .iter()
-        .all(|r| !r["format"].is_empty() && r["has_text"] == "true"));
+        .all(|r| !r["format"].is_empty() && r["has_text"] == "TRUE"));
     let offsets: HashMap<String, f64> = sends
         .iter()
         .filter(|r| r["experiment"] == "latency" && r["role"] == "test")
@@ -207,6 +207,8 @@ async fn every_design_runs_on_the_simulated_platform_and_agrees_with_its_decisio
     // Its analysis: every step evaded, so no threshold, only how far down
     // the search went.
     chatprobe_ok(&["analyze", crate::util::s(&s_dir)]);
+    crate::data::check_package(&s_dir);
+    crate::data::check_package(&s_dir.join("analysis"));
     let search = csv_maps(&s_dir.join("analysis/threshold_search.csv"));
     assert_eq!(search.len(), 1, "{search:?}");
     assert_eq!(
@@ -218,7 +220,7 @@ async fn every_design_runs_on_the_simulated_platform_and_agrees_with_its_decisio
             &search[0]["threshold"],
             &search[0]["consistent"],
         ],
-        ["crop", "3", "", "0.0625", "", "true"]
+        ["crop", "3", "", "0.0625", "", "TRUE"]
     );
 
     // The platform's clock: each account's probes at least 2 s apart.
@@ -543,6 +545,8 @@ async fn isolate_finds_every_combination_and_agrees_with_the_keyword_table() {
     write_truth(&sim, &s.dir.join("truth.jsonl"));
     let sends = check_against_truth(&s.dir, &s.dir.join("truth.jsonl"));
     chatprobe_ok(&["analyze", crate::util::s(&s.dir)]);
+    crate::data::check_package(&s.dir);
+    crate::data::check_package(&s.dir.join("analysis"));
 
     // What each experiment found in each text: (combinations, sends).
     let rows = csv_maps(&s.dir.join("isolations.csv"));
@@ -554,14 +558,14 @@ async fn isolate_finds_every_combination_and_agrees_with_the_keyword_table() {
             .or_default();
         e.1 = r["sends"].parse().unwrap();
         if !r["combination"].is_empty() {
-            assert_eq!(r["verified"], "true", "{r:?}");
-            assert_eq!(r["text_blocked"], "true", "{r:?}");
+            assert_eq!(r["verified"], "TRUE", "{r:?}");
+            assert_eq!(r["text_blocked"], "TRUE", "{r:?}");
             // Positions point at the parts in the text.
             e.0.push(r["combination"].clone());
         }
         // Known before only with the dictionary.
         if r["experiment_name"] == "plain" {
-            assert_ne!(r["known"], "true", "{r:?}");
+            assert_ne!(r["known"], "TRUE", "{r:?}");
         }
     }
     let texts = csv_maps(&c.dir.path().join("probes/texts.csv"));
@@ -588,7 +592,7 @@ async fn isolate_finds_every_combination_and_agrees_with_the_keyword_table() {
     let table = csv_maps(&s.dir.join("analysis/keywords.csv"));
     let minimal: Vec<Vec<&str>> = table
         .iter()
-        .filter(|k| k["minimal_trigger"] == "true")
+        .filter(|k| k["minimal_trigger"] == "TRUE")
         .map(|k| k["keyword"].split('+').collect())
         .collect();
     for t in texts.iter().filter(|t| t["id"].starts_with("row")) {

@@ -583,7 +583,7 @@ impl Experiment for Isolate {
                     Replayed::Done(_, w) | Replayed::Wait(_, w) => *w,
                     Replayed::Ask(..) => None,
                 }
-                .map_or(String::new(), |b| b.to_string());
+                .map_or(String::new(), |b| crate::dataset::bool_cell(b).to_string());
                 let row = |combination: &str,
                            positions: &str,
                            parts: &str,
@@ -644,8 +644,8 @@ impl Experiment for Isolate {
                         &c.texts(text.isolator.text()).join("+"),
                         &positions.join("+"),
                         &c.parts.len().to_string(),
-                        &c.verified.to_string(),
-                        &c.known.to_string(),
+                        crate::dataset::bool_cell(c.verified),
+                        crate::dataset::bool_cell(c.known),
                         sends,
                         &incomplete,
                     ));
@@ -726,7 +726,9 @@ impl crate::stats::design_analysis::Analysis for Isolations {
             let first = !texts.contains(&k);
             if first {
                 texts.push(k);
-                blocked += u64::from(r[col("text_blocked")] == "true");
+                blocked += u64::from(
+                    crate::dataset::parse_bool_cell(&r[col("text_blocked")]) == Some(true),
+                );
                 incomplete += u64::from(!r[col("incomplete")].is_empty());
                 // Sends after the first whole-text test.
                 let sends: u64 = r[col("sends")].parse().unwrap_or(0);
@@ -734,8 +736,9 @@ impl crate::stats::design_analysis::Analysis for Isolations {
             }
             if !r[col("combination")].is_empty() {
                 found += 1;
-                verified += u64::from(r[col("verified")] == "true");
-                known += u64::from(r[col("known")] == "true");
+                verified +=
+                    u64::from(crate::dataset::parse_bool_cell(&r[col("verified")]) == Some(true));
+                known += u64::from(crate::dataset::parse_bool_cell(&r[col("known")]) == Some(true));
             }
         }
         let mut summary = Vec::new();

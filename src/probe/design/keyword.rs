@@ -119,6 +119,7 @@ struct KeywordRow {
     ci_low: Option<f64>,
     ci_high: Option<f64>,
     /// Blocked, and no tested combination of a proper subset of its parts was.
+    #[serde(with = "crate::dataset::bool_column")]
     minimal_trigger: bool,
 }
 

@@ -343,7 +343,7 @@ impl crate::stats::design_analysis::Analysis for Searches {
                     fmt(b),
                     fmt(e),
                     fmt(threshold),
-                    consistent.to_string(),
+                    crate::dataset::bool_cell(consistent).to_string(),
                 ]
             })
             .collect();
