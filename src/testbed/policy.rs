@@ -153,6 +153,9 @@ fn default_match_size() -> u32 {
 fn default_match_threshold() -> f64 {
     1.5
 }
+fn default_sharpness_size() -> u32 {
+    128
+}
 fn default_phash_threshold() -> u32 {
     10
 }
@@ -284,6 +287,17 @@ pub struct Sensitive {
     /// Mean absolute grey difference (0–255) at or under which images match.
     #[serde(default = "default_match_threshold")]
     pub match_threshold: f64,
+    /// Lost sharpness (shape matching): an upload whose edge energy — the
+    /// mean absolute Laplacian of its luminosity grey, shortest side scaled
+    /// to `sharpness_size` — is under this fraction of the reference's does
+    /// not match, however close its pixels. 0 (the default) turns it off;
+    /// WeChat's 2018 filter behaved as about 0.75 (docs/TESTBED.md).
+    #[serde(default)]
+    pub sharpness_min: f64,
+    /// Shortest side, in pixels, at which sharpness is compared (larger
+    /// than `match_size`: a thumbnail has lost what blur takes away).
+    #[serde(default = "default_sharpness_size")]
+    pub sharpness_size: u32,
     /// pHash distance at or under which images match.
     #[serde(default = "default_phash_threshold")]
     pub phash_threshold: u32,
@@ -298,6 +312,8 @@ impl Default for Sensitive {
             match_mode: MatchMode::Shape,
             match_size: 32,
             match_threshold: 1.5,
+            sharpness_min: 0.0,
+            sharpness_size: default_sharpness_size(),
             phash_threshold: 10,
         }
     }
@@ -388,6 +404,18 @@ impl Policy {
             return Err(bad(
                 "sensitive.match_size",
                 "match_size must be at least 4".into(),
+            ));
+        }
+        if !(0.0..1.0).contains(&p.sensitive.sharpness_min) {
+            return Err(bad(
+                "sensitive.sharpness_min",
+                "a fraction of the reference's sharpness: from 0 (off) to under 1".into(),
+            ));
+        }
+        if !(8..=2048).contains(&p.sensitive.sharpness_size) {
+            return Err(bad(
+                "sensitive.sharpness_size",
+                "sharpness_size must be from 8 to 2048 pixels".into(),
             ));
         }
         for k in p.filter.text_keywords.iter().chain(&p.sensitive.keywords) {

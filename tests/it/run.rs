@@ -1229,3 +1229,71 @@ delay_s = 6
         "a model for each experiment"
     );
 }
+
+/// The shipped evasion-2018 spec, on two images, through the browser: the
+/// 2018 transformations against the wechat-2018-moments policy give the
+/// graded picture of the study — re-encoded copies caught, mirrored,
+/// squashed, bordered and Otsu copies evading, blur caught for its first
+/// steps and evading from step 4 on — in transforms.csv and the report.
+#[test]
+fn the_evasion_2018_spec_shows_blur_evading_after_a_few_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let probes = dir.path().join("probes");
+    copy_tree(&root().join("probes"), &probes);
+    let spec = probes.join("evasion-2018.toml");
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace(
+            "corpus = \"../corpus\"",
+            &format!("corpus = {:?}", root().join("corpus")),
+        )
+        .replace(
+            "items = { kind = [\"image\"], label = [\"sensitive\"] }",
+            "items = { id = [\"img-s03\", \"img-s05\"] }",
+        );
+    assert_eq!(
+        text.matches("img-s03").count(),
+        2,
+        "both experiments cut down"
+    );
+    std::fs::write(&spec, text).unwrap();
+    let results = dir.path().join("results");
+    let r = chatprobe_ok(&["run", s(&spec), "--results", s(&results), "--quiet"]);
+    assert!(r.stdout.contains("complete"), "{}", r.stdout);
+    let run = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    check_against_truth(&run, &run.join("truth.jsonl"));
+    chatprobe_ok(&["analyze", s(&run), "--quiet"]);
+    let rate: HashMap<String, String> = csv_maps(&run.join("analysis/transforms.csv"))
+        .into_iter()
+        .map(|r| (r["transform"].clone(), r["evasion_rate"].clone()))
+        .collect();
+    let evaded = |t: &str| {
+        rate.get(t)
+            .unwrap_or_else(|| panic!("no {t} in {rate:?}"))
+            .parse::<f64>()
+            .unwrap()
+    };
+    for t in ["jpeg:95", "blur:0.5", "blur:1", "blur:1.5"] {
+        assert_eq!(evaded(t), 0.0, "{t} is caught: {rate:?}");
+    }
+    for t in [
+        "mirror",
+        "squash-y:0.75",
+        "squash-x:0.75",
+        "border:6",
+        "border:40",
+        "otsu",
+        "blur:2",
+        "blur:3",
+        "blur:5",
+    ] {
+        assert_eq!(evaded(t), 1.0, "{t} evades: {rate:?}");
+    }
+    let html = std::fs::read_to_string(run.join("analysis/report.html")).unwrap();
+    assert!(html.contains("<h3>transforms.csv</h3>") && html.contains("blur:2.5"));
+    assert!(run.join("analysis/transforms.svg").is_file());
+}

@@ -512,53 +512,56 @@ async fn the_server_checks_sessions_caps_uploads_and_names_files_by_hash() {
 fn a_malformed_policy_exits_2_naming_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let accounts = root().join("probes/accounts.testbed.toml");
+    let start = |p: &Path, more: &[&str]| {
+        let mut args = vec![
+            "testbed",
+            "--policy",
+            p.to_str().unwrap(),
+            "--accounts",
+            accounts.to_str().unwrap(),
+        ];
+        args.extend_from_slice(more);
+        chatprobe(&args)
+    };
     let line_of =
         |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
     let text = wechat_like("").replace("probability = 1.0", "probability = 1.0\nprobabilty = 0.5");
     let p = policy(dir.path(), &text);
-    let r = chatprobe(&[
-        "testbed",
-        "--policy",
-        p.to_str().unwrap(),
-        "--accounts",
-        accounts.to_str().unwrap(),
-    ]);
+    let r = start(&p, &[]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     let want = format!(
         "policy.toml:{} [inspection.probabilty]",
         line_of(&text, "probabilty")
     );
     assert!(r.stderr.contains(&want), "{want}: {}", r.stderr);
+    // A sharpness fraction that is no fraction: the key and the fix.
+    let text = std::fs::read_to_string(root().join("probes/policies/wechat-2018-moments.toml"))
+        .unwrap()
+        .replace("sharpness_min = 0.75", "sharpness_min = 1.5");
+    let p = policy(dir.path(), &text);
+    let r = start(&p, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("[sensitive.sharpness_min]") && r.stderr.contains("under 1"),
+        "{}",
+        r.stderr
+    );
     let text = wechat_like("").replace(r#"applies_to = "any-china""#, r#"applies_to = "everyone""#);
     let p = policy(dir.path(), &text);
-    let r = chatprobe(&[
-        "testbed",
-        "--policy",
-        p.to_str().unwrap(),
-        "--accounts",
-        accounts.to_str().unwrap(),
-    ]);
+    let r = start(&p, &[]);
     assert_eq!(r.code, 2);
     let want = format!(
         "policy.toml:{} [filter.applies_to]",
         line_of(&text, "everyone")
     );
     assert!(r.stderr.contains(&want), "{want}: {}", r.stderr);
-    let r = chatprobe(&[
-        "testbed",
-        "--policy",
-        p.to_str().unwrap(),
-        "--accounts",
-        accounts.to_str().unwrap(),
-        "--addr",
-        "0.0.0.0:0",
-    ]);
+    let r = start(&p, &["--addr", "0.0.0.0:0"]);
     assert_eq!(r.code, 2);
 }
 
 #[test]
 fn the_shipped_policies_and_accounts_load() {
-    for p in ["wechat-2020.toml", "open.toml"] {
+    for p in ["wechat-2020.toml", "open.toml", "wechat-2018-moments.toml"] {
         let pol =
             chatprobe::testbed::Policy::load(&root().join("probes/policies").join(p)).unwrap();
         assert!(!pol.name.is_empty());
@@ -956,4 +959,117 @@ async fn repeated_failed_logins_are_slowed_down_with_429() {
         "let in after {:?}, before the {wait} s the server named",
         t0.elapsed()
     );
+}
+
+/// The 2018 evasion tests on WeChat Moments ("(Can't) Picture This"), as
+/// renditions of the starter corpus's sensitive images: transform, then
+/// the platform's re-encoding, then the visual filter of the policy. Returns, per transform, which images
+/// evaded, and per image the first blur step that evaded (11: none did).
+pub fn evasion_2018(policy_file: &str) -> (Vec<(String, Vec<bool>)>, Vec<u32>) {
+    use chatprobe::testbed::engine::Engine;
+    let policy =
+        chatprobe::testbed::Policy::load(&root().join("probes/policies").join(policy_file))
+            .unwrap();
+    let (reencode, quality) = (policy.images.reencode, policy.images.quality);
+    let accounts =
+        chatprobe::accounts::Accounts::load(&root().join("probes/accounts.testbed.toml")).unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let engine = Engine::new(policy, accounts, files.path().to_path_buf(), None).unwrap();
+    let images: Vec<PathBuf> = crate::util::csv_maps(&root().join("corpus/manifest.csv"))
+        .into_iter()
+        .filter(|r| r["kind"] == "image" && r["label"] == "sensitive")
+        .map(|r| root().join("corpus").join(&r["path"]))
+        .collect();
+    let evades = |spec: &str, path: &Path| -> bool {
+        let bytes = std::fs::read(path).unwrap();
+        let format = Format::from_path(path).unwrap();
+        let (out, _) = if spec == "original" {
+            (bytes, format)
+        } else {
+            apply(spec.parse::<Transform>().unwrap(), path, &bytes, format, 1).unwrap()
+        };
+        let out = if reencode {
+            chatprobe::corpus::transform::reencode_jpeg(path, &out, quality).unwrap()
+        } else {
+            out
+        };
+        let img = chatprobe::corpus::hash::decode_image(Path::new("x.jpg"), &out).unwrap();
+        engine.match_reference(&img).is_none()
+    };
+    let mut table = Vec::new();
+    for spec in EVASION_2018 {
+        table.push((
+            spec.to_string(),
+            images.iter().map(|p| evades(spec, p)).collect(),
+        ));
+    }
+    let first_blur = images
+        .iter()
+        .map(|p| {
+            (1..=10)
+                .find(|k| evades(&format!("blur:{}", blur_sigma(*k)), p))
+                .unwrap_or(11)
+        })
+        .collect();
+    (table, first_blur)
+}
+
+/// The 2018 tests besides blur: the original (re-encoded only), mirrored,
+/// squashed shorter and thinner, black borders of 2 px (thin), 6 px (the
+/// thinnest that changes an 800 × 600 image's normalised shape) and 40 px,
+/// Otsu black-and-white.
+pub const EVASION_2018: [&str; 8] = [
+    "original",
+    "mirror",
+    "squash-y:0.75",
+    "squash-x:0.75",
+    "border:2",
+    "border:6",
+    "border:40",
+    "otsu",
+];
+
+/// Blur step k of 10 (Gaussian σ in pixels of the 800 × 600 originals).
+pub fn blur_sigma(k: u32) -> f32 {
+    k as f32 * 0.5
+}
+
+#[test]
+fn the_2018_moments_policy_evades_as_wechat_did_in_2018() {
+    let (table, first_blur) = evasion_2018("wechat-2018-moments.toml");
+    let rate = |spec: &str| {
+        let v = &table.iter().find(|(s, _)| s == spec).unwrap().1;
+        v.iter().filter(|e| **e).count() as f64 / v.len() as f64
+    };
+    for (spec, v) in &table {
+        eprintln!(
+            "{spec:>14}: {} of {} evaded",
+            v.iter().filter(|e| **e).count(),
+            v.len()
+        );
+    }
+    let mut sorted = first_blur.clone();
+    sorted.sort();
+    let median = sorted[sorted.len() / 2 - 1..=sorted.len() / 2]
+        .iter()
+        .sum::<u32>() as f64
+        / 2.0;
+    let evaded_steps: u32 = first_blur.iter().map(|k| 11 - k).sum();
+    eprintln!(
+        "blur: first evading step per image {first_blur:?}, median {median}; {evaded_steps} of {} blurred copies evaded",
+        10 * first_blur.len()
+    );
+    // Published (15 images): mirror 15/15, squash 15/15 and 14/15, minimal
+    // border 13/15, symmetric border 14/15, Otsu 13/15; blur: first
+    // evading step 1 to 7, median 4, 85 of 150 blurred copies evaded.
+    assert_eq!(rate("original"), 0.0, "the originals are caught");
+    assert_eq!(rate("mirror"), 1.0);
+    assert!(rate("squash-y:0.75") >= 0.9 && rate("squash-x:0.75") >= 0.9);
+    assert!(rate("otsu") >= 0.8);
+    assert!(rate("border:6") >= 0.8 && rate("border:40") >= 0.8);
+    assert!(
+        first_blur.iter().all(|k| (1..=7).contains(k)),
+        "{first_blur:?}"
+    );
+    assert!((3.0..=5.0).contains(&median), "median {median}");
 }
