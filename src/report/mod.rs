@@ -214,19 +214,51 @@ where
 {
     let n = bars.len();
     let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    // Labels wider than their bar's slot (7 px a character at 12 px) are
+    // turned upright, in a label area tall enough for the longest.
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u32;
+    let slot = (area.dim_in_pixel().0.saturating_sub(90)) / n.max(1) as u32;
+    let upright = longest * 7 > slot;
+    let label_area = if upright {
+        (longest * 6 + 30).clamp(40, 200)
+    } else {
+        40
+    };
     let mut c = ChartBuilder::on(area)
         .caption(&f.heading, ("sans-serif", 18))
         .margin(12)
-        .x_label_area_size(40)
+        .x_label_area_size(label_area)
         .y_label_area_size(50)
         .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..1.0)?;
-    let fmt = |x: &f64| category_label(&labels, *x);
+    let fmt = |x: &f64| {
+        if upright {
+            String::new()
+        } else {
+            category_label(&labels, *x)
+        }
+    };
     let mut mesh = c.configure_mesh();
     mesh.x_labels(n)
         .x_label_formatter(&fmt)
         .disable_x_mesh()
         .y_desc(&f.y_label);
     axis_label(&mut mesh, &f.x_label).draw()?;
+    if upright {
+        // Drawn here rather than by the mesh, which centres every label on
+        // its tick: upright, they start under the axis and run down.
+        let style = TextStyle::from(("sans-serif", 12).into_font())
+            .transform(FontTransform::Rotate90)
+            .pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Left,
+                plotters::style::text_anchor::VPos::Center,
+            ));
+        let root = c.plotting_area().strip_coord_spec();
+        for (i, l) in labels.iter().enumerate() {
+            let (x, y) = c.backend_coord(&(i as f64, 0.0));
+            let (ox, oy) = root.get_base_pixel();
+            root.draw(&Text::new(l.clone(), (x - ox, y - oy + 8), style.clone()))?;
+        }
+    }
     let col = COLOURS[0];
     c.draw_series(bars.iter().enumerate().map(|(i, b)| {
         let x = i as f64;
