@@ -61,13 +61,10 @@ pub struct DoctorArgs {
     /// when all of that is there.
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::doctor::COMMANDS))]
     pub command: Option<String>,
-    /// The platform profile whose browser to check.
-    #[arg(
-        long,
-        value_name = "FILE",
-        default_value = "probes/profiles/testbed.toml"
-    )]
-    pub profile: PathBuf,
+    /// The platform profile whose browser to check (default:
+    /// probes/profiles/testbed.toml when there, else /usr/bin/chromium).
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
     /// Print the checks as JSON.
     #[arg(long)]
     pub json: bool,

@@ -10,14 +10,17 @@ use crate::doctor;
 /// `chatprobe doctor`: print every check; fail (exit 1) when something the
 /// chosen command needs is missing.
 pub fn doctor(args: DoctorArgs) -> anyhow::Result<()> {
-    // The browser the profile names; a profile that cannot be read is
-    // bad input, said as such.
-    let browser = if args.profile.exists() {
-        crate::platform::profile::Profile::load(&args.profile)?
-            .browser
-            .binary
-    } else {
-        String::new()
+    // The browser the profile names. A profile given that cannot be read
+    // is bad input (exit 2); without one, the project's testbed profile if
+    // this is the project's folder, else the default browser.
+    let default = std::path::Path::new("probes/profiles/testbed.toml");
+    let profile = match &args.profile {
+        Some(p) => Some(p.as_path()),
+        None => default.is_file().then_some(default),
+    };
+    let browser = match profile {
+        Some(p) => crate::platform::profile::Profile::load(p)?.browser.binary,
+        None => String::new(),
     };
     let checks = doctor::run(std::path::Path::new(&browser), std::path::Path::new("."));
     let wanted = doctor::needed(&checks, args.command.as_deref());

@@ -66,6 +66,11 @@ fn doctor_names_a_missing_browser_and_how_to_install_it() {
         r.stdout
     );
     assert!(r.stderr.contains("`send`"), "{}", r.stderr);
+    // A profile that is not there is bad input, not a silent default.
+    let r = chatprobe(&["doctor", "run", "--profile", "/nonexistent/p.toml"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("/nonexistent/p.toml"), "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "nothing printed before the error");
 }
 
 /// From a folder without third_party/, `xmpp` lacks Converse.js: said,
