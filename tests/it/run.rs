@@ -1240,17 +1240,22 @@ fn the_evasion_2018_spec_shows_blur_evading_after_a_few_steps() {
     let dir = tempfile::tempdir().unwrap();
     let probes = dir.path().join("probes");
     copy_tree(&root().join("probes"), &probes);
+    // A fresh clone has no corpus index (it is built, not committed): index
+    // a copy of the starter corpus beside the probes, as `make run` does.
+    let (_keep, corpus) = crate::util::starter_corpus();
+    copy_tree(&corpus, &dir.path().join("corpus"));
+    chatprobe_ok(&[
+        "corpus",
+        "index",
+        "--quiet",
+        "--corpus",
+        s(&dir.path().join("corpus")),
+    ]);
     let spec = probes.join("evasion-2018.toml");
-    let text = std::fs::read_to_string(&spec)
-        .unwrap()
-        .replace(
-            "corpus = \"../corpus\"",
-            &format!("corpus = {:?}", root().join("corpus")),
-        )
-        .replace(
-            "items = { kind = [\"image\"], label = [\"sensitive\"] }",
-            "items = { id = [\"img-s03\", \"img-s05\"] }",
-        );
+    let text = std::fs::read_to_string(&spec).unwrap().replace(
+        "items = { kind = [\"image\"], label = [\"sensitive\"] }",
+        "items = { id = [\"img-s03\", \"img-s05\"] }",
+    );
     assert_eq!(
         text.matches("img-s03").count(),
         2,
