@@ -44,6 +44,10 @@ pub enum Command {
     Run(RunArgs),
     /// List the runs in a results folder.
     Runs(RunsArgs),
+    /// Schedules that survive reboots: a systemd user timer or a crontab
+    /// line that runs a spec when it is due.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Check that this machine has the programs chatprobe's commands need,
     /// and say how to install what is missing.
     Doctor(DoctorArgs),
@@ -102,7 +106,7 @@ pub struct RunArgs {
     /// The probe spec (TOML).
     pub spec: Option<PathBuf>,
     /// Continue an interrupted run (its folder, results/<run-id>).
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["every", "runs"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["every", "runs", "if_due"])]
     pub resume: Option<PathBuf>,
     /// Where run folders go.
     #[arg(long, value_name = "DIR", default_value = "results")]
@@ -122,6 +126,75 @@ pub struct RunArgs {
     /// With --every: stop after N runs.
     #[arg(long, value_name = "N", requires = "every")]
     pub runs: Option<u32>,
+    /// Run only if due: no run of the spec has started since the latest
+    /// slot (--at, then every PERIOD); resume one a reboot interrupted; do
+    /// nothing while another run of the spec holds its lock. What a
+    /// schedule's timer calls.
+    #[arg(long, value_name = "PERIOD", conflicts_with = "every")]
+    pub if_due: Option<String>,
+    /// With --if-due: the local time of day the slots are anchored at.
+    #[arg(
+        long,
+        value_name = "HH:MM",
+        requires = "if_due",
+        default_value = "00:00"
+    )]
+    pub at: String,
+}
+
+/// `chatprobe schedule …`
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Install a schedule for SPEC (replacing the spec's earlier one).
+    Add(ScheduleAddArgs),
+    /// List the installed schedules.
+    List(ScheduleListArgs),
+    /// Remove a spec's schedule (by spec file or name).
+    Remove(ScheduleRemoveArgs),
+}
+
+/// `chatprobe schedule add …`
+#[derive(Debug, Args)]
+pub struct ScheduleAddArgs {
+    /// The probe spec (TOML).
+    pub spec: PathBuf,
+    /// How often: divides a day (24h, 12h, 1h, 30m) or whole days (48h, 7d).
+    #[arg(long, value_name = "PERIOD")]
+    pub every: String,
+    /// Local time of day the runs are anchored at (default: now).
+    #[arg(long, value_name = "HH:MM")]
+    pub at: Option<String>,
+    /// Where run folders go.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// Install as a systemd user timer or a crontab line (default: systemd
+    /// when its user manager answers, else cron).
+    #[arg(long, value_enum)]
+    pub via: Option<ViaArg>,
+}
+
+/// Where a schedule is installed.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ViaArg {
+    /// The user's crontab.
+    Cron,
+    /// A systemd user timer.
+    Systemd,
+}
+
+/// `chatprobe schedule list …`
+#[derive(Debug, Args)]
+pub struct ScheduleListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `chatprobe schedule remove …`
+#[derive(Debug, Args)]
+pub struct ScheduleRemoveArgs {
+    /// The spec file, or the spec's name.
+    pub spec: String,
 }
 
 /// `chatprobe runs …`

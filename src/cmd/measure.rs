@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::cli::{LoginArgs, PlatformArgs, RunArgs, SendArgs};
+use super::cli::{LoginArgs, PlatformArgs, RunArgs, ScheduleCommand, SendArgs, ViaArg};
 use super::shutdown_signal;
 use crate::accounts::Accounts;
 use crate::error::{InputError, Interrupted};
@@ -15,6 +15,8 @@ use crate::platform::{
     check_allowed, default_observer, profile, stage_file, transmit, Limits, Payload, Platform,
     Target, Transmission,
 };
+use crate::schedule::due::{Slots, Tick};
+use crate::schedule::install::{self, Backend};
 
 pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
     let opts = crate::schedule::RunOptions {
@@ -32,6 +34,30 @@ pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
         .as_deref()
         .map(crate::schedule::parse_period)
         .transpose()?;
+    if let Some(p) = args.if_due.as_deref() {
+        let slots = Slots::new(crate::schedule::parse_period(p)?, &args.at)?;
+        let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+        let tick = rt.block_on(crate::schedule::due::run_if_due(
+            &opts,
+            &slots,
+            shutdown_signal(),
+        ))?;
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+        return match tick {
+            Tick::Busy(who) => {
+                println!("{now} skipped: a run of this spec is under way ({who})");
+                Ok(())
+            }
+            Tick::NotDue { last_run, next } => {
+                println!(
+                    "{now} not due: {last_run} ran since the last slot; next slot {}",
+                    next.format("%Y-%m-%dT%H:%M:%SZ")
+                );
+                Ok(())
+            }
+            Tick::Ran(s) => report_runs(&[s]),
+        };
+    }
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let summaries = rt.block_on(async {
         match period {
@@ -41,8 +67,13 @@ pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
                 .map(|s| vec![s]),
         }
     })?;
+    report_runs(&summaries)
+}
+
+/// One line per run; an interrupted run says how to continue (exit 130).
+fn report_runs(summaries: &[crate::schedule::RunSummary]) -> anyhow::Result<()> {
     let mut interrupted = false;
-    for s in &summaries {
+    for s in summaries {
         let c = &s.counts;
         println!(
             "{}: {} ({} of {} trials; {} delivered, {} blocked, {} lost, {} error)",
@@ -66,6 +97,91 @@ pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
     }
     if interrupted {
         return Err(Interrupted.into());
+    }
+    Ok(())
+}
+
+/// `chatprobe schedule add|list|remove`.
+pub(super) fn schedule(cmd: ScheduleCommand) -> anyhow::Result<()> {
+    match cmd {
+        ScheduleCommand::Add(a) => {
+            let spec = crate::probe::spec::Spec::load(&a.spec)?;
+            install::check_name(&spec.name, &a.spec)?;
+            let period = crate::schedule::parse_period(&a.every)?;
+            let at =
+                a.at.clone()
+                    .unwrap_or_else(|| chrono::Local::now().format("%H:%M").to_string());
+            let slots = Slots::new(period, &at)?;
+            let abs = |p: &std::path::Path| {
+                std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))
+            };
+            std::fs::create_dir_all(&a.results)
+                .with_context(|| format!("creating {}", a.results.display()))?;
+            let o = install::AddOptions {
+                spec: abs(&a.spec)?,
+                name: spec.name.clone(),
+                results: abs(&a.results)?,
+                workdir: std::env::current_dir().context("reading the current folder")?,
+                exe: std::env::current_exe().context("finding the chatprobe binary")?,
+                slots,
+                path_env: std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+            };
+            let backend = match a.via {
+                Some(ViaArg::Cron) => Backend::Cron,
+                Some(ViaArg::Systemd) => Backend::Systemd,
+                None => Backend::detect(),
+            };
+            let s = install::add(&o, backend)
+                .with_context(|| format!("installing the schedule of {}", a.spec.display()))?;
+            let due = slots.next(&chrono::Local::now());
+            println!(
+                "scheduled {} via {}: every {} at {} (next slot {}, missed slots caught up once); log: {}",
+                s.name,
+                s.backend.as_str(),
+                humantime::format_duration(period),
+                slots.at.format("%H:%M"),
+                due.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M %Z"),
+                install::log_file(&o.results, &o.name).display()
+            );
+        }
+        ScheduleCommand::List(a) => {
+            let all = install::list().context("reading the installed schedules")?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else if all.is_empty() {
+                eprintln!("no chatprobe schedules installed");
+            } else {
+                for s in &all {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        s.name,
+                        s.backend.as_str(),
+                        s.when,
+                        s.command
+                    );
+                }
+            }
+        }
+        ScheduleCommand::Remove(a) => {
+            let p = std::path::Path::new(&a.spec);
+            let name = if p.is_file() {
+                crate::probe::spec::Spec::load(p)?.name
+            } else {
+                a.spec.clone()
+            };
+            let removed = install::remove(&name).context("removing the schedule")?;
+            if removed.is_empty() {
+                return Err(InputError::new(
+                    &a.spec,
+                    format!("no schedule named `{name}` is installed"),
+                )
+                .hint("`chatprobe schedule list` shows the installed ones")
+                .into());
+            }
+            for s in removed {
+                println!("removed {} ({})", s.name, s.backend.as_str());
+            }
+        }
     }
     Ok(())
 }

@@ -95,6 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Designs => inspect::designs(),
         Command::Run(args) => return measure::run_spec(args, quiet),
         Command::Runs(args) => inspect::runs(args)?,
+        Command::Schedule(cmd) => measure::schedule(cmd)?,
         Command::Doctor(args) => setup::doctor(args)?,
         Command::Completions(args) => setup::completions(args)?,
         Command::Man(args) => setup::man(args)?,

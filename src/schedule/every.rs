@@ -29,6 +29,11 @@ pub fn parse_period(s: &str) -> Result<Duration, InputError> {
     Ok(d)
 }
 
+/// The lock one spec's campaign holds (`--every` and scheduled runs alike).
+pub fn campaign_lock(results: &Path, spec_name: &str) -> std::path::PathBuf {
+    results.join(format!(".every-{spec_name}.lock"))
+}
+
 /// When the next run of `spec_sha`'s campaign is due, given the runs in
 /// `results`: now if none ran, or if the last start plus the period has
 /// passed (after downtime: one run at once, not one per missed period).
@@ -65,7 +70,7 @@ pub async fn run_every(
     std::fs::create_dir_all(&opts.results)
         .with_context(|| format!("creating {}", opts.results.display()))?;
     let _campaign = lock::RunLock::acquire(
-        &opts.results.join(format!(".every-{}.lock", spec.name)),
+        &campaign_lock(&opts.results, &spec.name),
         &format!("the --every campaign `{}`", spec.name),
     )?;
     let mut out = Vec::new();

@@ -24,6 +24,17 @@ impl RunLock {
     /// Take the lock at `path`, or refuse (bad input, exit 2) naming the pid
     /// that holds it. `what` says what is locked, for the message.
     pub fn acquire(path: &Path, what: &str) -> Result<RunLock, InputError> {
+        match RunLock::try_acquire(path)? {
+            Ok(l) => Ok(l),
+            Err(who) => Err(
+                InputError::new(path, format!("{what} is already being run by {who}"))
+                    .hint("wait for it to finish, or stop it (Ctrl-C / kill) and resume then"),
+            ),
+        }
+    }
+
+    /// Take the lock at `path`, or say who holds it (`Ok(Err(holder))`).
+    pub fn try_acquire(path: &Path) -> Result<Result<RunLock, String>, InputError> {
         let mut f = OpenOptions::new()
             .read(true)
             .write(true)
@@ -42,10 +53,7 @@ impl RunLock {
                 } else {
                     format!("chatprobe (pid {holder})")
                 };
-                return Err(
-                    InputError::new(path, format!("{what} is already being run by {who}"))
-                        .hint("wait for it to finish, or stop it (Ctrl-C / kill) and resume then"),
-                );
+                return Ok(Err(who));
             }
             Err(TryLockError::Error(e)) => {
                 return Err(InputError::new(path, format!("cannot lock: {e}")))
@@ -55,10 +63,10 @@ impl RunLock {
         let _ = f.seek(SeekFrom::Start(0));
         let _ = write!(f, "{}", std::process::id());
         let _ = f.flush();
-        Ok(RunLock {
+        Ok(Ok(RunLock {
             _file: f,
             path: path.to_path_buf(),
-        })
+        }))
     }
 
     /// The lock file.

@@ -11,7 +11,9 @@
 //! - [`ledger`]: every MD5 ever sent from a corpus, so fresh copies stay fresh;
 //! - [`outputs`]: sends.csv, trials.csv and run.json, rewritten atomically;
 //! - [`manifest`]: the run folder's run.json;
-//! - [`every`]: `--every`, one run per period; [`runs`]: `chatprobe runs`.
+//! - [`every`]: `--every`, one run per period; [`runs`]: `chatprobe runs`;
+//! - [`due`]: `--if-due`, the tick a schedule runs; [`install`]: `chatprobe
+//!   schedule`, the crontab line or systemd timer that runs it.
 //!
 //! The scheduler is generic over [`Platform`]: [`run`] assembles the real
 //! one (an embedded testbed or an external URL, through WebDriver) with
@@ -21,8 +23,10 @@
 //! sends by looking at the chats, never by sending again.
 
 mod dispatch;
+pub mod due;
 pub mod every;
 mod files;
+pub mod install;
 pub mod journal;
 pub mod ledger;
 pub mod lock;

@@ -16,6 +16,7 @@ mod grid;
 mod phone;
 mod props;
 mod run;
+mod schedule;
 mod scheduler;
 mod setup;
 mod sim;
