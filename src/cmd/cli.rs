@@ -44,6 +44,9 @@ pub enum Command {
     Run(RunArgs),
     /// List the runs in a results folder.
     Runs(RunsArgs),
+    /// Merge every run of a spec (or of all specs) under results folders
+    /// into one set of tidy tables with run-level columns.
+    Merge(MergeArgs),
     /// Schedules that survive reboots: a systemd user timer or a crontab
     /// line that runs a spec when it is due.
     #[command(subcommand)]
@@ -140,6 +143,20 @@ pub struct RunArgs {
         default_value = "00:00"
     )]
     pub at: String,
+}
+
+/// `chatprobe merge …`
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Results folders (of this machine and of others).
+    #[arg(required = true, value_name = "RESULTS_DIR")]
+    pub results: Vec<PathBuf>,
+    /// Where the merged tables go (replaced whole).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Only runs of this spec (its `name`).
+    #[arg(long, value_name = "NAME")]
+    pub spec: Option<String>,
 }
 
 /// `chatprobe schedule …`

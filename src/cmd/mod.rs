@@ -96,6 +96,32 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => return measure::run_spec(args, quiet),
         Command::Runs(args) => inspect::runs(args)?,
         Command::Schedule(cmd) => measure::schedule(cmd)?,
+        Command::Merge(args) => {
+            let o = crate::dataset::merge::MergeOptions {
+                results: args.results,
+                spec: args.spec,
+                out: args.out,
+            };
+            let s = crate::dataset::merge::merge(&o)
+                .map_err(|e| match e {
+                    // Bad input stays an InputError in the chain (exit 2).
+                    crate::dataset::merge::MergeError::Input(i) => anyhow::Error::new(i),
+                    other => anyhow::Error::new(other),
+                })
+                .with_context(|| format!("merging into {}", o.out.display()))?;
+            println!(
+                "{}: {} runs, {} sends, {} trials{}",
+                o.out.display(),
+                s.runs,
+                s.sends,
+                s.trials,
+                if s.duplicates > 0 {
+                    format!(" (duplicate copies of runs merged once: {})", s.duplicates)
+                } else {
+                    String::new()
+                }
+            );
+        }
         Command::Doctor(args) => setup::doctor(args)?,
         Command::Completions(args) => setup::completions(args)?,
         Command::Man(args) => setup::man(args)?,

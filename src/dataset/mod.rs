@@ -7,6 +7,7 @@
 //! column, a value outside a closed vocabulary or a malformed time is an
 //! [`InputError`] naming the file, the line and the column.
 
+pub mod merge;
 pub mod package;
 
 use std::path::Path;

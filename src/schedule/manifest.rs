@@ -161,6 +161,32 @@ pub struct RunManifest {
     /// Starts that ended without a stop record (killed, crashed, power lost).
     #[serde(default)]
     pub crashes: usize,
+    /// Where it was measured from: `CHATPROBE_VANTAGE`, or `machine-` and 12
+    /// hex digits of a hash of the machine id (never the id itself), so that
+    /// runs of several machines merge without clashes (empty: a run made
+    /// before vantages were recorded).
+    #[serde(default)]
+    pub vantage: String,
+}
+
+/// This machine's vantage name (see [`RunManifest::vantage`]).
+pub fn vantage() -> String {
+    if let Ok(v) = std::env::var("CHATPROBE_VANTAGE") {
+        let v = v.trim();
+        if !v.is_empty() {
+            return v.to_string();
+        }
+    }
+    let id = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .filter(|s| !s.trim().is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .unwrap_or_default();
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(format!("chatprobe-vantage:{}", id.trim()).as_bytes());
+    let hex: String = h.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("machine-{hex}")
 }
 
 pub(super) fn git_revision() -> String {

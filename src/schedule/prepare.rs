@@ -218,6 +218,7 @@ fn new_manifest(
     let limits = &spec.limits;
     RunManifest {
         software: "chatprobe".into(),
+        vantage: super::manifest::vantage(),
         version: env!("CARGO_PKG_VERSION").into(),
         git_revision: git_revision(),
         run_id: run_id.to_string(),

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{read_csv, root};
+use crate::util::{chatprobe, csv_maps, read_csv, root, s};
 
 fn pyenv(bin: &str) -> PathBuf {
     let p = root().join("third_party/pyenv/bin").join(bin);
@@ -191,4 +191,105 @@ pub fn check_package(dir: &Path) -> Value {
     }
     assert!(wrong.is_empty(), "{}: {wrong:#?}", dir.display());
     package
+}
+
+/// `chatprobe merge`: runs of two machines with the same run id keep
+/// distinct keys, a copied run is merged once, a clash is refused, and the
+/// merged package is valid and loads in pandas' tools, R and DuckDB.
+#[test]
+fn merge_gathers_runs_of_two_machines_into_one_valid_package() {
+    let c = crate::run::Campaign::new(
+        "1.0",
+        "sends_per_minute = 120\nparallel_pairs = 1\ndeliver_timeout_s = 20\nafter_sentinel_s = 0.5",
+        r#"
+[[experiment]]
+kind = "keyword"
+keywords = "../corpus/keywords.csv"
+items = { topic = ["sports", "tibet"] }
+test_chat = { from = "intl-a", to = "china-c" }
+"#,
+    );
+    let here = c.results();
+    let out = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
+        .args(["run", s(&c.spec), "--results", s(&here), "--quiet"])
+        .env("CHATPROBE_VANTAGE", "lab-a")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = std::fs::read_dir(&here)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    let id = run.file_name().unwrap().to_string_lossy().into_owned();
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(m["vantage"], "lab-a");
+    // The "other machine": the same run id, measured from lab-b.
+    let there = c.dir.path().join("other-machine");
+    copy_run(&run, &there.join(&id), |m| m["vantage"] = "lab-b".into());
+    // And a copy of lab-a's run inside the other folder (merged once).
+    copy_run(&run, &there.join("copy").join(&id), |_| {});
+    let merged = c.dir.path().join("merged");
+    let r = chatprobe(&[
+        "merge",
+        s(&here),
+        s(&there),
+        s(&there.join("copy")),
+        "--out",
+        s(&merged),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("2 runs") && r.stdout.contains("merged once: 1"),
+        "{}",
+        r.stdout
+    );
+    let runs = csv_maps(&merged.join("runs.csv"));
+    let keys: Vec<&str> = runs.iter().map(|r| r["run_key"].as_str()).collect();
+    assert_eq!(
+        keys.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        2
+    );
+    assert!(keys.contains(&format!("{id}@lab-a").as_str()), "{keys:?}");
+    assert!(runs.iter().all(|r| r["schema_version"] == "1"));
+    let sends = csv_maps(&merged.join("sends.csv"));
+    let one = csv_maps(&run.join("sends.csv")).len();
+    assert_eq!(sends.len(), 2 * one);
+    assert!(sends
+        .iter()
+        .all(|r| r["run_id"] == id && r["date"].len() == 10 && !r["tool_version"].is_empty()));
+    let trials = csv_maps(&merged.join("trials.csv"));
+    assert_eq!(trials.len(), 2 * csv_maps(&run.join("trials.csv")).len());
+    check_package(&merged);
+
+    // A different run under the same key: refused, exit 2, nothing replaced.
+    let clash = c.dir.path().join("clash");
+    copy_run(&run, &clash.join(&id), |m| {
+        m["started_at"] = "2020-01-01T00:00:00.000Z".into()
+    });
+    let before = std::fs::read(merged.join("sends.csv")).unwrap();
+    let r = chatprobe(&["merge", s(&here), s(&clash), "--out", s(&merged)]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("CHATPROBE_VANTAGE"), "{}", r.stderr);
+    assert_eq!(std::fs::read(merged.join("sends.csv")).unwrap(), before);
+}
+
+/// Copy a run folder, editing its run.json.
+fn copy_run(from: &Path, to: &Path, edit: impl Fn(&mut Value)) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+    let mut m: Value =
+        serde_json::from_str(&std::fs::read_to_string(to.join("run.json")).unwrap()).unwrap();
+    edit(&mut m);
+    std::fs::write(to.join("run.json"), serde_json::to_string(&m).unwrap()).unwrap();
 }
