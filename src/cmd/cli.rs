@@ -44,6 +44,9 @@ pub enum Command {
     Run(RunArgs),
     /// List the runs in a results folder.
     Runs(RunsArgs),
+    /// What changed from RUN_A to RUN_B: probes newly blocked or delivered,
+    /// rates that moved (Fisher's exact test); writes changes.csv.
+    Changes(ChangesArgs),
     /// Merge every run of a spec (or of all specs) under results folders
     /// into one set of tidy tables with run-level columns.
     Merge(MergeArgs),
@@ -143,6 +146,18 @@ pub struct RunArgs {
         default_value = "00:00"
     )]
     pub at: String,
+}
+
+/// `chatprobe changes …`
+#[derive(Debug, Args)]
+pub struct ChangesArgs {
+    /// The earlier run folder.
+    pub run_a: PathBuf,
+    /// The later run folder.
+    pub run_b: PathBuf,
+    /// Where changes.csv goes (default: RUN_B/changes.csv).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// `chatprobe merge …`

@@ -74,6 +74,9 @@ pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
 fn report_runs(summaries: &[crate::schedule::RunSummary]) -> anyhow::Result<()> {
     let mut interrupted = false;
     for s in summaries {
+        if s.state == crate::schedule::RunStatus::Complete {
+            note_changes(&s.dir);
+        }
         let c = &s.counts;
         println!(
             "{}: {} ({} of {} trials; {} delivered, {} blocked, {} lost, {} error)",
@@ -99,6 +102,23 @@ fn report_runs(summaries: &[crate::schedule::RunSummary]) -> anyhow::Result<()> 
         return Err(Interrupted.into());
     }
     Ok(())
+}
+
+/// After a complete run: what changed since the spec's previous run, into
+/// the run's changes.csv and one line on the terminal. A failure here is
+/// reported, never fatal: the run's own data is already safe.
+fn note_changes(run: &std::path::Path) {
+    use crate::stats::changes;
+    let Some(prev) = changes::previous_run(run) else {
+        return;
+    };
+    match changes::compare(&prev, run, crate::stats::analyze::Interval::Wilson) {
+        Ok(c) => match c.write(&run.join(changes::CHANGES_FILE)) {
+            Ok(()) => eprintln!("{}", c.summary()),
+            Err(e) => eprintln!("warning: writing {}: {e}", changes::CHANGES_FILE),
+        },
+        Err(e) => eprintln!("warning: comparing with {}: {e}", prev.display()),
+    }
 }
 
 /// `chatprobe schedule add|list|remove`.

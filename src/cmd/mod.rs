@@ -96,6 +96,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => return measure::run_spec(args, quiet),
         Command::Runs(args) => inspect::runs(args)?,
         Command::Schedule(cmd) => measure::schedule(cmd)?,
+        Command::Changes(args) => {
+            use crate::stats::changes;
+            let c = changes::compare(
+                &args.run_a,
+                &args.run_b,
+                crate::stats::analyze::Interval::Wilson,
+            )?;
+            let out = args
+                .out
+                .unwrap_or_else(|| args.run_b.join(changes::CHANGES_FILE));
+            c.write(&out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!("{}", c.summary());
+            eprintln!("{} rows in {}", c.rows.len(), out.display());
+        }
         Command::Merge(args) => {
             let o = crate::dataset::merge::MergeOptions {
                 results: args.results,

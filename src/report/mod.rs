@@ -580,7 +580,12 @@ pub fn write_html(
     // Tables with a section get a heading of their own, with their
     // sentences, plots and tables; the rest go under the general headings.
     let mut sections: Vec<(&str, Vec<&Table>)> = Vec::new();
-    for tab in t.tables.iter().filter(|x| !x.rows.is_empty()) {
+    let changes_file = crate::stats::changes::CHANGES_FILE;
+    for tab in t
+        .tables
+        .iter()
+        .filter(|x| !x.rows.is_empty() && x.file != changes_file)
+    {
         if let Some(name) = tab.section.as_deref() {
             match sections.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, list)) => list.push(tab),
@@ -589,9 +594,11 @@ pub fn write_html(
         }
     }
     let in_section = |tab: &Table| {
-        tab.section
-            .as_deref()
-            .is_some_and(|name| sections.iter().any(|(n, _)| *n == name))
+        tab.file == changes_file
+            || tab
+                .section
+                .as_deref()
+                .is_some_and(|name| sections.iter().any(|(n, _)| *n == name))
     };
     let own_plots: Vec<&str> = sections
         .iter()
@@ -607,6 +614,25 @@ pub fn write_html(
             esc(title)
         )
     };
+    // What changed since the previous run: at the very top.
+    if let Some(ch) = t
+        .tables
+        .iter()
+        .find(|x| x.file == crate::stats::changes::CHANGES_FILE)
+    {
+        let _ = writeln!(
+            h,
+            "<h2>{}</h2>\n<ul>",
+            esc(ch.section.as_deref().unwrap_or("What changed"))
+        );
+        for s in &ch.summary {
+            let _ = writeln!(h, "<li>{}</li>", esc(s));
+        }
+        h.push_str("</ul>\n");
+        if !ch.rows.is_empty() {
+            h.push_str(&table(ch));
+        }
+    }
     h.push_str("<h2>What this run shows</h2>\n<ul>\n");
     let general: Vec<String> = t
         .tables
@@ -686,7 +712,14 @@ pub fn publish(
         .hint("name a folder (it is replaced if it exists)")
         .into());
     }
-    let tables = crate::stats::analyze::compute_with(inputs, interval, analyses)?;
+    let mut tables = crate::stats::analyze::compute_with(inputs, interval, analyses)?;
+    // A run's changes since the previous run of its spec come first.
+    if let [run] = inputs {
+        let f = run.join(crate::stats::changes::CHANGES_FILE);
+        if let Some(t) = crate::stats::changes::table_from_file(&f) {
+            tables.tables.insert(0, t);
+        }
+    }
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

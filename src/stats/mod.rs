@@ -21,6 +21,7 @@
 //! tests/reference/.
 
 pub mod analyze;
+pub mod changes;
 pub mod design_analysis;
 pub mod logit;
 pub mod words;

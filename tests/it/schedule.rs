@@ -166,6 +166,17 @@ test_chat = { from = "intl-a", to = "china-c" }
         2,
         "three missed days, one catch-up run: {after:?}"
     );
+    // Each run after the first says what changed since the one before:
+    // nothing, on the same testbed.
+    let second = after.iter().find(|d| **d != first[0]).unwrap();
+    let changes = crate::util::csv_maps(&results.join(second).join("changes.csv"));
+    assert!(changes.is_empty(), "{changes:?}");
+    let log = std::fs::read_to_string(results.join(format!(".schedule-{name}.log"))).unwrap();
+    assert!(
+        log.contains(&format!("changes since {}: nothing changed (", first[0])),
+        "{log}"
+    );
+    assert!(!results.join(&first[0]).join("changes.csv").exists());
 
     // list and remove.
     let l = chatprobe(&["schedule", "list", "--json"]);

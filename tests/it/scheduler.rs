@@ -810,3 +810,175 @@ test_chat = { from = "intl-a", to = "china-c" }
 fn cfg_has(topics: &[&str], m: &std::collections::HashMap<String, String>) -> bool {
     topics.contains(&m["topic"].as_str()) && m["label"] == "sensitive"
 }
+
+/// `changes` between two runs of one spec on a platform whose rules changed
+/// in between (a keyword dropped, one added, images no longer inspected):
+/// exactly the planted changes, per keyword, per combination isolated in a
+/// text and per item, the surveillance rate's fall with its exact test,
+/// and nothing invented (the keyword rate, equal before and after, has no
+/// row). The report shows them first.
+#[tokio::test(start_paused = true)]
+async fn changes_between_two_runs_are_exactly_the_rules_changed_in_between() {
+    let body = r#"
+[[experiment]]
+kind = "keyword"
+name = "list"
+keywords = "kw.csv"
+replicates = 2
+
+[[experiment]]
+kind = "isolate"
+name = "texts"
+texts = "texts.csv"
+
+[[experiment]]
+kind = "surveillance"
+items = { kind = ["image"] }
+seed_chat = { from = "intl-a", to = "intl-b" }
+test_chat = { from = "intl-a", to = "china-c" }
+delay_s = 5
+"#;
+    let c = Campaign::new("1.0", LIMITS, body);
+    let probes = c.dir.path().join("probes");
+    let mut kw = String::from("keyword,lang,topic,source,label\n");
+    for (k, label) in [
+        ("六四", "sensitive"),
+        ("天安门", "sensitive"),
+        ("刘晓波", "sensitive"),
+        ("火锅", "benign"),
+    ] {
+        kw.push_str(&format!("{k},zh-Hans,t,test,{label}\n"));
+    }
+    std::fs::write(probes.join("kw.csv"), kw).unwrap();
+    std::fs::write(
+        probes.join("texts.csv"),
+        "id,text,label,topic\nt1,今天我们在天安门前说起刘晓波，然后去吃火锅。,sensitive,mixed\n",
+    )
+    .unwrap();
+    let spec = Spec::load(&c.spec).unwrap();
+    let mut before = SimConfig::for_accounts(&spec.accounts);
+    before.keywords = vec!["六四".into(), "天安门".into()];
+    before.sensitive_names = vec!["img-s".into()];
+    let mut after = before.clone();
+    after.keywords = vec!["六四".into(), "刘晓波".into()];
+    after.sensitive_names = Vec::new();
+    let a = run(&c, &SimPlatform::new(before), None, None)
+        .await
+        .unwrap();
+    let b = run(&c, &SimPlatform::new(after), None, None).await.unwrap();
+    assert_eq!(b.state, RunStatus::Complete, "{b:?}");
+    assert_eq!(
+        chatprobe::stats::changes::previous_run(&b.dir).as_deref(),
+        Some(a.dir.as_path())
+    );
+    assert_eq!(chatprobe::stats::changes::previous_run(&a.dir), None);
+
+    let out = chatprobe_ok(&["changes", crate::util::s(&a.dir), crate::util::s(&b.dir)]);
+    let rows = csv_maps(&b.dir.join("changes.csv"));
+    let mut got: Vec<(String, String, String, String)> = rows
+        .iter()
+        .filter(|r| r["experiment"] != "surveillance")
+        .map(|r| {
+            (
+                r["experiment"].clone(),
+                r["item_id"].clone(),
+                r["parameter"].clone(),
+                r["change"].clone(),
+            )
+        })
+        .collect();
+    got.sort();
+    let row = |e: &str, i: &str, p: &str, ch: &str| (e.into(), i.into(), p.into(), ch.into());
+    let mut want = vec![
+        row("isolate", "t1", "刘晓波", "newly_blocked"),
+        row("isolate", "t1", "天安门", "newly_delivered"),
+    ];
+    for r in rows.iter().filter(|r| r["experiment"] == "keyword") {
+        want.push(row("keyword", &r["item_id"], &r["parameter"], &r["change"]));
+    }
+    want.sort();
+    assert_eq!(got, want, "{rows:#?}");
+    let keyword = |p: &str| {
+        rows.iter()
+            .find(|r| r["experiment"] == "keyword" && r["parameter"] == p)
+            .unwrap_or_else(|| panic!("{p}: {rows:#?}"))
+    };
+    let k = keyword("刘晓波");
+    assert_eq!(
+        (
+            k["change"].as_str(),
+            k["a_positive"].as_str(),
+            k["a_n"].as_str()
+        ),
+        ("newly_blocked", "0", "2")
+    );
+    assert_eq!((k["b_positive"].as_str(), k["b_n"].as_str()), ("2", "2"));
+    assert_eq!(keyword("天安门")["change"], "newly_delivered");
+    assert_eq!(
+        rows.iter().filter(|r| r["experiment"] == "keyword").count(),
+        2
+    );
+
+    // Surveillance: every sensitive image, and the rate's fall.
+    let mut items: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["experiment"] == "surveillance" && r["change"] != "rate_down")
+        .map(|r| {
+            assert_eq!(r["change"], "newly_not_surveilled", "{r:?}");
+            r["item_id"].as_str()
+        })
+        .collect();
+    items.sort();
+    let sensitive: Vec<String> = (1..=12).map(|i| format!("img-s{i:02}")).collect();
+    assert_eq!(items, sensitive);
+    let fall: Vec<_> = rows.iter().filter(|r| r["change"] == "rate_down").collect();
+    assert_eq!(fall.len(), 1, "{rows:#?}");
+    assert_eq!(fall[0]["experiment"], "surveillance");
+    assert_eq!(
+        (
+            fall[0]["a_positive"].as_str(),
+            fall[0]["b_positive"].as_str()
+        ),
+        ("12", "0")
+    );
+    let p: f64 = fall[0]["p"].parse().unwrap();
+    assert!(p < 0.001, "{p}");
+    assert!(!rows.iter().any(|r| r["change"] == "rate_up"));
+
+    // One line on the terminal, counting the rows.
+    let a_id = a.dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        out.stdout.starts_with(&format!(
+            "changes since {a_id}: 2 newly blocked, 2 newly delivered, 12 newly not surveilled, 1 rate down ("
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(", 0 in one only)"), "{}", out.stdout);
+
+    // The report opens with them; the analysis package describes them.
+    chatprobe_ok(&["analyze", crate::util::s(&b.dir)]);
+    let report = std::fs::read_to_string(b.dir.join("analysis/report.html")).unwrap();
+    let changed = report
+        .find("What changed since the previous run")
+        .expect("section");
+    assert!(changed < report.find("What this run shows").unwrap());
+    assert!(report[changed..].contains("刘晓波"));
+    assert_eq!(csv_maps(&b.dir.join("analysis/changes.csv")), rows);
+    crate::data::check_package(&b.dir.join("analysis"));
+
+    // A run against itself: nothing changed. Not a run folder: exit 2.
+    let same = c.dir.path().join("same.csv");
+    let o = chatprobe_ok(&[
+        "changes",
+        crate::util::s(&a.dir),
+        crate::util::s(&a.dir),
+        "--out",
+        crate::util::s(&same),
+    ]);
+    assert!(o.stdout.contains("nothing changed"), "{}", o.stdout);
+    assert!(csv_maps(&same).is_empty());
+    let bad = crate::util::chatprobe(&["changes", crate::util::s(&a.dir), crate::util::s(&probes)]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("trials.csv"), "{}", bad.stderr);
+}
