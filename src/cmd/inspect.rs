@@ -19,6 +19,20 @@ pub(super) fn plan(args: PlanArgs) -> anyhow::Result<()> {
             adaptive.join(", ")
         );
     }
+    if let Some(fit) = crate::probe::budget::fit(&plan, &spec.limits) {
+        let most = fit.accounts.iter().map(|a| a.planned).max().unwrap_or(0);
+        if fit.dropped.is_empty() {
+            eprintln!(
+                "daily budget: fits ({most} of {} messages for the busiest account)",
+                fit.budget
+            );
+        } else {
+            eprintln!("daily budget: does not fit; `chatprobe run` refuses this spec:");
+            for line in fit.describe(usize::MAX) {
+                eprintln!("  {line}");
+            }
+        }
+    }
     match &args.out {
         Some(out) => {
             plan.save(out)

@@ -5,9 +5,11 @@
 //! - [`design`]: the experiment designs, one module each, and their registry;
 //! - [`plan`]: the reproducible list of trials and sends (grown step by step
 //!   by adaptive designs);
+//! - [`budget`]: the daily send budget per account;
 //! - [`chat`], [`items`], [`keywords`]: what experiments are made of;
 //! - [`locate`]: where in a spec file a key is, for errors.
 
+pub mod budget;
 pub mod chat;
 pub mod design;
 pub mod isolate;

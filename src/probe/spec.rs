@@ -64,6 +64,8 @@ struct LimitsFile {
     after_sentinel_s: f64,
     #[serde(default = "d_jitter")]
     jitter: f64,
+    #[serde(default)]
+    daily_sends_per_account: Option<u64>,
 }
 
 fn d_spm() -> f64 {
@@ -102,6 +104,7 @@ impl Default for LimitsFile {
             max_runtime_s: d_runtime(),
             after_sentinel_s: d_after(),
             jitter: d_jitter(),
+            daily_sends_per_account: None,
         }
     }
 }
@@ -126,6 +129,9 @@ pub struct Limits {
     /// Extra random spacing between two sends of one account, as a fraction
     /// of the minimum spacing (0.2 = up to 20 % more).
     pub jitter: f64,
+    /// Most messages (sends and their sentinels) one account may send in a
+    /// run, a day of monitoring (none: no limit); see [`super::budget`].
+    pub daily_sends_per_account: Option<u64>,
 }
 
 /// A validated probe spec.
@@ -304,6 +310,11 @@ impl Spec {
         if !(l.jitter.is_finite() && (0.0..=10.0).contains(&l.jitter)) {
             return Err(at.section("limits", "jitter", "must be between 0 and 10"));
         }
+        if l.daily_sends_per_account == Some(0) {
+            return Err(at
+                .section("limits", "daily_sends_per_account", "must be at least 1")
+                .hint("leave it out for no daily limit"));
+        }
         if l.parallel_pairs == 0 {
             return Err(at.section("limits", "parallel_pairs", "must be at least 1"));
         }
@@ -316,6 +327,7 @@ impl Spec {
             max_runtime_s: l.max_runtime_s,
             after_sentinel_s: l.after_sentinel_s,
             jitter: l.jitter,
+            daily_sends_per_account: l.daily_sends_per_account,
         };
         if file.experiment.is_empty() {
             return Err(InputError::new(path, "the spec has no [[experiment]]")

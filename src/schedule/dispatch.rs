@@ -57,6 +57,16 @@ struct Done {
 /// A send in flight.
 type InFlight<'p> = Pin<Box<dyn Future<Output = Done> + 'p>>;
 
+/// What [`Scheduler::dispatch`] did.
+enum Dispatched<'p> {
+    /// A send is in flight.
+    Sent(InFlight<'p>),
+    /// The trial was left out (the daily budget); pick again.
+    Dropped,
+    /// Nothing was ready after all.
+    Nothing,
+}
+
 /// `settled` of an outcome found in the chats after a harness error.
 const SETTLED_AFTER_ERROR: &str = "after_error";
 
@@ -102,6 +112,10 @@ struct Scheduler<'r, 'a, P> {
     /// Seconds a send takes, smoothed.
     est_send_s: f64,
     min_gap: chrono::Duration,
+    /// Messages each account sent in this run (the daily budget's count).
+    sent_by: HashMap<String, u64>,
+    /// Accounts whose budget stopped a trial (told once).
+    spent: HashSet<String>,
 }
 
 /// The generator of the rate limit's jitter: from the spec's seed, so that
@@ -125,7 +139,19 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
         let spec = ctx.spec;
         let lim = &spec.limits;
         std::fs::create_dir_all(ctx.dir.join("files/sent"))?;
+        // Messages sent before a resume count against the day too.
+        let mut sent_by: HashMap<String, u64> = HashMap::new();
+        for s in plan.trials.iter().flat_map(|t| t.sends.iter()) {
+            let made = st
+                .attempts
+                .get(&s.send_id)
+                .map_or(0, |v| v.iter().filter(|a| !a.not_sent).count() as u64);
+            *sent_by.entry(s.chat.from.clone()).or_default() +=
+                made * crate::probe::budget::per_send(lim);
+        }
         Ok(Scheduler {
+            sent_by,
+            spent: HashSet::new(),
             limits: platform::Limits {
                 deliver_timeout: Duration::from_secs_f64(lim.deliver_timeout_s),
                 after_sentinel: Duration::from_secs_f64(lim.after_sentinel_s),
@@ -262,8 +288,9 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
                 while inflight.len() < self.lim.parallel_pairs as usize {
                     let Some(k) = self.pick(now) else { break };
                     match self.dispatch(k, now)? {
-                        Some(f) => inflight.push(f),
-                        None => break,
+                        Dispatched::Sent(f) => inflight.push(f),
+                        Dispatched::Dropped => {}
+                        Dispatched::Nothing => break,
                     }
                 }
                 if self.active.is_empty() && self.pending.is_empty() && inflight.is_empty() {
@@ -360,15 +387,40 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
 
     /// Make the next send of active trial `k` go: its file, its intent in
     /// the journal, the accounts held and the rate limit set; returns the
-    /// send to run (none if the trial has nothing ready after all).
-    fn dispatch(&mut self, k: usize, now: DateTime<Utc>) -> anyhow::Result<Option<InFlight<'r>>> {
+    /// send to run, or says the trial was left out or had nothing ready.
+    fn dispatch(&mut self, k: usize, now: DateTime<Utc>) -> anyhow::Result<Dispatched<'r>> {
         let a = &self.active[k];
         let idx = a.idx;
         let t = &self.plan.trials[idx];
         let TrialStatus::Next(s, attempt) = self.st.trial_status(t) else {
-            return Ok(None);
+            return Ok(Dispatched::Nothing);
         };
         let send = &t.sends[s];
+        // The daily budget: a trial goes on only if every account can
+        // still send what it has left.
+        if let Some(budget) = self.lim.daily_sends_per_account {
+            let cost = crate::probe::budget::trial_cost(t, s, self.lim);
+            if let Some((account, n)) = cost
+                .iter()
+                .find(|(a, n)| self.sent_by.get(*a).copied().unwrap_or(0) + **n > budget)
+            {
+                let sent = self.sent_by.get(account).copied().unwrap_or(0);
+                let reason = format!(
+                    "daily budget: {account} has sent {sent} of {budget} messages and this trial needs {n} more"
+                );
+                if self.spent.insert(account.clone()) {
+                    eprintln!("{reason}; trials that need more are left out (journal: abandon)");
+                }
+                let r = Record::Abandon {
+                    trial_id: t.trial_id.clone(),
+                    at: crate::clock::now(),
+                    reason,
+                };
+                record(self.jr, self.st, &r)?;
+                self.retire(k)?;
+                return Ok(Dispatched::Dropped);
+            }
+        }
         // Make the file and write the intent before anything is sent.
         let file_key = prepare_file(
             self.ctx,
@@ -402,6 +454,8 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
                 .record(&f.md5, &send.item_id, &self.ctx.run_id, &send.send_id)?;
         }
         record(self.jr, self.st, &intent)?;
+        *self.sent_by.entry(send.chat.from.clone()).or_default() +=
+            crate::probe::budget::per_send(self.lim);
         let tr = transmission(self.ctx, self.st, t, s, attempt, self.lim.sentinel)?;
         let c = &send.chat;
         let locked = vec![c.from.clone(), c.observer.clone()];
@@ -415,7 +469,7 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
         );
         self.active[k].busy = true;
         let (wd, limits, budget) = (self.wd, self.limits, self.settle_budget);
-        Ok(Some(Box::pin(async move {
+        Ok(Dispatched::Sent(Box::pin(async move {
             let started = tokio::time::Instant::now();
             let obs = platform::transmit_checked(wd, &tr, &limits, &nonce).await;
             // Never retry blind: a probe that may have gone out is
@@ -480,11 +534,16 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
         if self.st.trial_status(t) != TrialStatus::Done {
             return Ok(None);
         }
+        self.retire(k).map(Some)
+    }
+
+    /// Active trial `k` is done: drop it, let an adaptive experiment follow
+    /// it up, rewrite the outputs; returns the trials done.
+    fn retire(&mut self, k: usize) -> anyhow::Result<usize> {
         self.active.remove(k);
-        // An adaptive experiment may follow up on this trial.
         let added = grow_plan(&self.ctx.dir, self.plan, self.st)?;
         self.pending.extend(added);
-        Ok(Some(write_outputs(self.ctx, self.plan, self.st, None)?))
+        write_outputs(self.ctx, self.plan, self.st, None)
     }
 
     /// The progress line: counts and an ETA.

@@ -99,6 +99,15 @@ impl Prepared {
         };
         let profile = Profile::load(&spec.profile_path)?;
         let plan = Plan::build(&spec);
+        // A new run whose day does not fit the send budget is refused
+        // before anything is made.
+        if prior.is_none() {
+            if let Some(fit) = crate::probe::budget::fit(&plan, &spec.limits) {
+                if !fit.dropped.is_empty() {
+                    return Err(crate::probe::budget::refusal(&spec, &fit).into());
+                }
+            }
+        }
         Ok(Prepared {
             spec,
             profile,
@@ -242,6 +251,7 @@ fn new_manifest(
             "max_runtime_s": limits.max_runtime_s,
             "after_sentinel_s": limits.after_sentinel_s,
             "jitter": limits.jitter,
+            "daily_sends_per_account": limits.daily_sends_per_account,
         }),
         started_at: state::rfc(Some(crate::clock::now())),
         finished_at: String::new(),

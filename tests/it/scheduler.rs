@@ -982,3 +982,101 @@ delay_s = 5
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("trials.csv"), "{}", bad.stderr);
 }
+
+/// The daily send budget per account. A spec whose day does not fit is
+/// refused before anything is made, naming the key and the trials it would
+/// drop (`run` exits 2; `plan` says the same). A spec that fits at the
+/// start but grows past it (an adaptive design's follow-ups) leaves out
+/// the trials the budget cannot carry, and no account sends more than it.
+#[tokio::test(start_paused = true)]
+async fn the_daily_send_budget_refuses_a_day_that_does_not_fit_and_is_never_exceeded() {
+    let body = r#"
+[[experiment]]
+kind = "keyword"
+name = "list"
+keywords = "kw.csv"
+replicates = 3
+test_chat = { from = "intl-a", to = "china-c" }
+"#;
+    let limits = |budget: u32| format!("{LIMITS}\ndaily_sends_per_account = {budget}");
+    // 4 keywords × 3 replicates = 12 sends, each with its sentinel: 24
+    // messages from intl-a; 20 allowed.
+    let c = Campaign::new("1.0", &limits(20), body);
+    let probes = c.dir.path().join("probes");
+    let mut kw = String::from("keyword,lang,topic,source,label\n");
+    for k in ["六四", "天安门", "刘晓波", "火锅"] {
+        kw.push_str(&format!("{k},zh-Hans,t,test,sensitive\n"));
+    }
+    std::fs::write(probes.join("kw.csv"), kw).unwrap();
+    let spec = Spec::load(&c.spec).unwrap();
+    let sim = SimPlatform::new(SimConfig::for_accounts(&spec.accounts));
+    let e = run(&c, &sim, None, None).await.unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("spec.toml:") && msg.contains(" [limits.daily_sends_per_account]: "),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("intl-a: 24 messages planned, 20 a day allowed: 2 trials would not fit"),
+        "{msg}"
+    );
+    assert_eq!(msg.matches("would drop list/").count(), 2, "{msg}");
+    assert_eq!(chatprobe::error::exit_code(&e), 2);
+    assert!(!c.results().exists() || std::fs::read_dir(c.results()).unwrap().next().is_none());
+    let p = chatprobe_ok(&["plan", crate::util::s(&c.spec)]);
+    assert!(
+        p.stderr.contains("daily budget: does not fit"),
+        "{}",
+        p.stderr
+    );
+    assert_eq!(
+        p.stderr.matches("would drop list/").count(),
+        2,
+        "{}",
+        p.stderr
+    );
+
+    // An isolation whose first test fits, and whose search does not.
+    let body = r#"
+[[experiment]]
+kind = "isolate"
+name = "texts"
+texts = "texts.csv"
+test_chat = { from = "intl-a", to = "china-c" }
+"#;
+    let c = Campaign::new("1.0", &limits(12), body);
+    std::fs::write(
+        c.dir.path().join("probes/texts.csv"),
+        "id,text,label,topic\nt1,今天我们在天安门前说起刘晓波，然后去吃火锅。,sensitive,mixed\n",
+    )
+    .unwrap();
+    let spec = Spec::load(&c.spec).unwrap();
+    let mut cfg = SimConfig::for_accounts(&spec.accounts);
+    cfg.keywords = vec!["刘晓波".into()];
+    let p = chatprobe_ok(&["plan", crate::util::s(&c.spec)]);
+    assert!(
+        p.stderr.contains("daily budget: fits (2 of 12"),
+        "{}",
+        p.stderr
+    );
+    let s = run(&c, &SimPlatform::new(cfg), None, None).await.unwrap();
+    assert_eq!(s.state, RunStatus::Complete, "{s:?}");
+    let sends = csv_maps(&s.dir.join("sends.csv"));
+    let by_a = sends.iter().filter(|r| r["sender"] == "intl-a").count();
+    assert_eq!(by_a * 2, 12, "6 sends and their sentinels: {sends:#?}");
+    let abandoned: Vec<String> = journal::read(&s.dir)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Abandon { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert!(!abandoned.is_empty());
+    assert!(
+        abandoned[0].starts_with("daily budget: intl-a has sent 12 of 12 messages"),
+        "{abandoned:?}"
+    );
+    let iso = csv_maps(&s.dir.join("isolations.csv"));
+    assert!(iso.iter().all(|r| !r["incomplete"].is_empty()), "{iso:#?}");
+}
