@@ -427,8 +427,11 @@ where
         .build_cartesian_2d(-0.5..(nc as f64 - 0.5), -0.5..(nr as f64 - 0.5))?;
     let yfmt = |y: &f64| category_label(&labels, nr as f64 - 1.0 - *y);
     let xfmt = |x: &f64| category_label(columns, *x);
+    // As many column labels as fit side by side (about 7 px a character).
+    let widest = columns.iter().map(|c| c.chars().count()).max().unwrap_or(1);
+    let fit = (600 / (7 * widest + 12)).max(2);
     c.configure_mesh()
-        .x_labels(nc.min(12))
+        .x_labels(nc.min(12).min(fit))
         .x_label_formatter(&xfmt)
         .y_labels(nr.min(60))
         .y_label_formatter(&yfmt)

@@ -8,8 +8,9 @@
 //! Each design computes its own tables in its module (`surveillance.csv`
 //! in `probe::design::surveillance`, and so on), through
 //! [`super::design_analysis`]: this module reads the input, hands each
-//! design its rows, and adds the one table every design shares,
-//! `trend.csv` (test sends per run and date).
+//! design its rows, and adds the tables every design shares: `trend.csv`
+//! (test sends per run and date) and, over two runs or more,
+//! `timeline.csv` ([`super::timeline`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -110,6 +111,7 @@ pub fn compute_with(
     let mut own: Vec<(&str, Box<dyn Analysis>)> =
         analyses.iter().map(|a| (a.design, (a.make)())).collect();
     let mut trend = Trend::default();
+    let mut timeline = super::timeline::Timeline::default();
     let mut tables = Tables::default();
     for input in inputs {
         let (sends, trials) = input_files(input)?;
@@ -125,6 +127,7 @@ pub fn compute_with(
                         a.trial(&r);
                     }
                 }
+                timeline.trial(&r);
                 Ok(())
             })?;
         }
@@ -136,6 +139,7 @@ pub fn compute_with(
                     }
                 }
                 trend.send(&r);
+                timeline.send(&r);
                 Ok(())
             })?;
         }
@@ -144,6 +148,7 @@ pub fn compute_with(
         tables.tables.extend(a.finish(interval));
     }
     tables.tables.extend(Box::new(trend).finish(interval));
+    tables.tables.extend(timeline.finish());
     Ok(tables)
 }
 

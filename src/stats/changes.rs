@@ -230,11 +230,11 @@ fn verdicts(design: &str) -> &'static [&'static str] {
         .unwrap_or(&[])
 }
 
-fn positive_verdict(design: &str) -> Option<&'static str> {
+pub(super) fn positive_verdict(design: &str) -> Option<&'static str> {
     verdicts(design).first().copied()
 }
 
-fn negative_word(design: &str) -> &'static str {
+pub(super) fn negative_word(design: &str) -> &'static str {
     match verdicts(design).get(1).copied() {
         Some("evaded") => "delivered",
         Some(v) => v,

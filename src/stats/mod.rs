@@ -24,6 +24,7 @@ pub mod analyze;
 pub mod changes;
 pub mod design_analysis;
 pub mod logit;
+pub mod timeline;
 pub mod words;
 
 use statrs::distribution::{Beta, ContinuousCDF, Normal};

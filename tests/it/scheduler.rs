@@ -967,6 +967,64 @@ delay_s = 5
     assert_eq!(csv_maps(&b.dir.join("analysis/changes.csv")), rows);
     crate::data::check_package(&b.dir.join("analysis"));
 
+    // Both runs analysed together: the timeline holds every probe in each
+    // run, and its heat map exactly the probes that changed.
+    let both = c.dir.path().join("both");
+    chatprobe_ok(&[
+        "analyze",
+        crate::util::s(&a.dir),
+        crate::util::s(&b.dir),
+        "--out",
+        crate::util::s(&both),
+    ]);
+    let timeline = csv_maps(&both.join("timeline.csv"));
+    let state = |run: &Path, name: &str, item: &str, param: &str| -> String {
+        let id = run.file_name().unwrap().to_string_lossy();
+        timeline
+            .iter()
+            .find(|r| {
+                r["run_id"] == id
+                    && r["experiment_name"] == name
+                    && r["item_id"] == item
+                    && r["parameter"] == param
+            })
+            .unwrap_or_else(|| panic!("{name} {item} {param}"))["state"]
+            .clone()
+    };
+    let kw_item = keyword("刘晓波")["item_id"].clone();
+    assert_eq!(state(&a.dir, "list", &kw_item, "刘晓波"), "delivered");
+    assert_eq!(state(&b.dir, "list", &kw_item, "刘晓波"), "blocked");
+    assert_eq!(state(&a.dir, "list", &kw_item, "六四"), "blocked");
+    assert_eq!(state(&b.dir, "list", &kw_item, "六四"), "blocked");
+    let s01 = rows
+        .iter()
+        .find(|r| r["experiment"] == "surveillance" && r["item_id"] == "img-s01")
+        .unwrap();
+    let (sname, sparam) = (s01["experiment_name"].as_str(), s01["parameter"].as_str());
+    assert_eq!(state(&a.dir, sname, "img-s01", sparam), "surveilled");
+    assert_eq!(state(&b.dir, sname, "img-s01", sparam), "not_surveilled");
+    assert!(!timeline.iter().any(|r| r["experiment"] == "isolate"));
+    let keys: std::collections::HashSet<_> = timeline
+        .iter()
+        .map(|r| (&r["experiment_name"], &r["item_id"], &r["parameter"]))
+        .collect();
+    assert_eq!(timeline.len(), 2 * keys.len(), "every probe in both runs");
+    let report = std::fs::read_to_string(both.join("report.html")).unwrap();
+    assert!(
+        report.contains(&format!(
+            "{} probes over 2 runs: 14 changed state,",
+            keys.len()
+        )),
+        "{report}"
+    );
+    let svg = std::fs::read_to_string(both.join("timeline.svg")).unwrap();
+    let s12 = format!("{sname}: {} img-s12", sparam);
+    for label in ["list: 刘晓波", "list: 天安门", s12.trim()] {
+        assert!(svg.contains(label), "{label}");
+    }
+    assert!(!svg.contains("list: 六四"));
+    crate::data::check_package(&both);
+
     // A run against itself: nothing changed. Not a run folder: exit 2.
     let same = c.dir.path().join("same.csv");
     let o = chatprobe_ok(&[
