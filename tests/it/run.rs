@@ -1015,15 +1015,18 @@ fn the_ledger_refuses_a_fresh_copy_it_has_sent() {
 #[test]
 fn expiry_sees_a_hash_leave_the_index() {
     // Every seed inspected (after about 1 s, under 5 s even on a loaded
-    // machine); an indexed MD5 expires 200 s × 0.05 = 10 s later: blocked at
-    // the prime (6 s), free at a retest (11 s, 16 s).
+    // machine); an indexed MD5 expires 400 s × 0.05 = 20 s later: blocked at
+    // the prime (8 s), free by the last retest (22 s, 36 s). The margins are
+    // wide because the schedule is the platform's clock: on a loaded CI
+    // machine a browser send alone can take several seconds, and with a
+    // 10 s life the prime once arrived after the hash had left the index.
     let c = Campaign::with_policy(
         "0.05",
         &[
             ("probability = 0.82", "probability = 1.0"),
             (
                 "expiry = { dist = \"none\" }",
-                "expiry = { dist = \"fixed\", s = 200 }",
+                "expiry = { dist = \"fixed\", s = 400 }",
             ),
         ],
         "sends_per_minute = 120\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.6",
@@ -1033,8 +1036,8 @@ kind = "expiry"
 items = { id = ["doc-s01"] }
 seed_chat = { from = "intl-a", to = "intl-b" }
 test_chat = { from = "intl-a", to = "china-c" }
-delay_s = 6
-retest_every_s = 5
+delay_s = 8
+retest_every_s = 14
 retests = 2
 "#,
     );
