@@ -65,6 +65,7 @@ bench: deps-bench deps-xmpp deps-grid build
 	$(CARGO) bench --locked --bench analyze
 	$(CARGO) bench --locked --bench isolate
 	$(CARGO) bench --locked --bench scaling
+	$(CARGO) bench --locked --bench campaign
 
 ## lint: formatting and clippy, warnings are errors
 lint:

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+mod common;
+
 use chatprobe::dataset::{Outcome, SendRow, TrialRow};
 use rand::{Rng, SeedableRng};
 
@@ -198,26 +200,6 @@ fn generate(dir: &Path) -> (usize, usize) {
     (n_sends, n_trials)
 }
 
-/// Run a command; wall seconds and the child's peak RSS in MiB (wait4).
-fn measure(cmd: &mut Command) -> (f64, f64) {
-    let t0 = Instant::now();
-    let child = cmd.spawn().expect("start");
-    let mut status = 0;
-    // SAFETY: zeroed rusage is a valid out-parameter for wait4.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as i32;
-    // SAFETY: waiting for our own child, with valid pointers.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    let secs = t0.elapsed().as_secs_f64();
-    assert_eq!(r, pid, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?} failed"
-    );
-    std::mem::forget(child);
-    (secs, ru.ru_maxrss as f64 / 1024.0)
-}
-
 fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
@@ -230,14 +212,14 @@ fn main() {
         t0.elapsed().as_secs_f64()
     );
     let bin = root().join("target/release/chatprobe");
-    let (ct, cm) = measure(
+    let (ct, cm) = common::measure(
         Command::new(&bin)
             .args(["analyze", "--quiet", "--out"])
             .arg(tmp.path().join("out-chatprobe"))
             .arg(&dir),
     );
     println!("chatprobe analyze (tables, plots, report.html): {ct:.2} s, peak {cm:.0} MiB");
-    let (pt, pm) = measure(
+    let (pt, pm) = common::measure(
         Command::new("python3")
             .arg(root().join("benches/analyze_pandas.py"))
             .arg(&dir)

@@ -69,6 +69,11 @@ pub struct SimConfig {
     pub seed: u64,
     /// How the driver recognises messages on it.
     pub identity: Identity,
+    /// How many of a chat's latest messages a look shows, as a client
+    /// renders only its recent window of a long chat; `None`: the whole
+    /// chat. A long campaign sets it, since looking at a whole day's chat
+    /// on every poll makes the day quadratic.
+    pub window: Option<usize>,
 }
 
 impl SimConfig {
@@ -100,6 +105,7 @@ impl SimConfig {
             fail_after: 0.0,
             seed: 1,
             identity: Identity::default(),
+            window: None,
         }
     }
 }
@@ -339,9 +345,12 @@ impl Platform for SimPlatform {
         let Some(messages) = st.chats.get(&chat) else {
             return Ok(Vec::new());
         };
-        Ok(messages
+        // From the newest back, so a window costs its size, not the chat's.
+        let mut seen: Vec<Seen> = messages
             .iter()
+            .rev()
             .filter(|m| m.sender == alias || m.visible.get(alias).is_some_and(|at| *at <= now))
+            .take(self.config.window.unwrap_or(usize::MAX))
             .map(|m| Seen {
                 id: Some(m.id.to_string()),
                 sender: Some(m.sender.clone()),
@@ -350,7 +359,9 @@ impl Platform for SimPlatform {
                 picture: None,
                 picture_pending: false,
             })
-            .collect())
+            .collect();
+        seen.reverse();
+        Ok(seen)
     }
 
     fn identity(&self) -> Identity {

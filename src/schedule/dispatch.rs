@@ -116,7 +116,17 @@ struct Scheduler<'r, 'a, P> {
     sent_by: HashMap<String, u64>,
     /// Accounts whose budget stopped a trial (told once).
     spent: HashSet<String>,
+    /// When the outputs were last rewritten (real time, not the virtual
+    /// clock: the point is to bound the work, not the run's pace).
+    written_at: std::time::Instant,
 }
+
+/// The outputs are rebuilt from the whole state, so rewriting them after
+/// every trial would cost a run quadratic time: at most this often, then,
+/// and always at a stop. A real platform's trials take seconds each, so
+/// there this is still after every trial; a simulated run of thousands of
+/// trials a second stays linear.
+const REWRITE_EVERY: Duration = Duration::from_secs(2);
 
 /// The generator of the rate limit's jitter: from the spec's seed, so that
 /// a run on the simulated platform is repeatable in its timings too, on a
@@ -152,6 +162,7 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
         Ok(Scheduler {
             sent_by,
             spent: HashSet::new(),
+            written_at: std::time::Instant::now(),
             limits: platform::Limits {
                 deliver_timeout: Duration::from_secs_f64(lim.deliver_timeout_s),
                 after_sentinel: Duration::from_secs_f64(lim.after_sentinel_s),
@@ -497,7 +508,8 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
     /// A send came back: free its accounts, set the sender's rate limit from
     /// when the platform had the probe, journal the outcome, back off after
     /// an error; a trial now done may be followed up (adaptive designs), and
-    /// the outputs are rewritten. Returns the trials done, if that changed.
+    /// the outputs are rewritten (see [`REWRITE_EVERY`]). Returns the
+    /// trials done, when the outputs were rewritten.
     fn finished(&mut self, d: Done) -> anyhow::Result<Option<usize>> {
         for l in &d.locked {
             self.busy.remove(l);
@@ -534,16 +546,22 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
         if self.st.trial_status(t) != TrialStatus::Done {
             return Ok(None);
         }
-        self.retire(k).map(Some)
+        self.retire(k)
     }
 
     /// Active trial `k` is done: drop it, let an adaptive experiment follow
-    /// it up, rewrite the outputs; returns the trials done.
-    fn retire(&mut self, k: usize) -> anyhow::Result<usize> {
+    /// it up, rewrite the outputs if [`REWRITE_EVERY`] has passed; returns
+    /// the trials done when it rewrote them.
+    fn retire(&mut self, k: usize) -> anyhow::Result<Option<usize>> {
         self.active.remove(k);
         let added = grow_plan(&self.ctx.dir, self.plan, self.st)?;
         self.pending.extend(added);
-        write_outputs(self.ctx, self.plan, self.st, None)
+        if self.written_at.elapsed() < REWRITE_EVERY {
+            return Ok(None);
+        }
+        let done = write_outputs(self.ctx, self.plan, self.st, None)?;
+        self.written_at = std::time::Instant::now();
+        Ok(Some(done))
     }
 
     /// The progress line: counts and an ETA.

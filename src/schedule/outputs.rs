@@ -1,5 +1,6 @@
-//! The run's outputs, rewritten (atomically) from the state after every
-//! finished trial and at every stop: sends.csv, trials.csv and run.json.
+//! The run's outputs, rewritten (atomically) from the state after finished
+//! trials (at most every 2 s, so the cost stays linear in the run) and at
+//! every stop: sends.csv, trials.csv and run.json.
 
 use std::path::Path;
 

@@ -10,7 +10,8 @@ use chatprobe::corpus::hash::md5_hex;
 use chatprobe::platform::identity::{tagged, Identity, TextRule};
 use chatprobe::platform::sim::{SimConfig, SimPlatform};
 use chatprobe::platform::{
-    sentinel_text, transmit_checked, Limits, Observation, Outcome, Payload, Target, Transmission,
+    sentinel_text, transmit_checked, Limits, Observation, Outcome, Payload, Platform, Target,
+    Transmission,
 };
 
 fn config() -> SimConfig {
@@ -32,6 +33,7 @@ fn config() -> SimConfig {
             text: TextRule::Nonce,
             ..Identity::default()
         },
+        window: None,
     }
 }
 
@@ -148,51 +150,63 @@ async fn a_seeded_file_is_blocked_for_china_once_inspected_and_a_fresh_copy_is_n
 /// sentinel was lost too.
 #[tokio::test(start_paused = true)]
 async fn outcomes_agree_with_the_platform_under_loss() {
-    let mut c = config();
-    c.loss = 0.25;
-    c.seed = 7;
-    let p = SimPlatform::new(c);
-    let words = ["法轮功 真相", "你好", "习近平 小熊维尼", "天气"];
-    let mut seen = HashMap::new();
-    for k in 0..200 {
-        let nonce = format!("{k:012x}");
-        let text = tagged(words[k % words.len()], &nonce);
-        let o = send(&p, "intl-a", "china-c", Payload::Text(text.clone()), &nonce).await;
-        let truth = p.truth();
-        let of = |m: &str| {
-            truth
-                .iter()
-                .rev()
-                .find(|d| d.marker == m)
-                .map(|d| d.decision)
-                .unwrap()
-        };
-        let (probe, sentinel) = (of(&text), of(&sentinel_text(&nonce)));
-        match o.outcome {
-            Outcome::Delivered => assert_eq!(probe, "delivered"),
-            Outcome::Blocked => {
-                assert_ne!(probe, "delivered");
-                assert_eq!(sentinel, "delivered");
+    // Also through a client that shows only its latest messages, as real
+    // ones render a window of a long chat.
+    for window in [None, Some(8)] {
+        let mut c = config();
+        c.loss = 0.25;
+        c.seed = 7;
+        c.window = window;
+        let p = SimPlatform::new(c);
+        let words = ["法轮功 真相", "你好", "习近平 小熊维尼", "天气"];
+        let mut seen = HashMap::new();
+        for k in 0..200 {
+            let nonce = format!("{k:012x}");
+            let text = tagged(words[k % words.len()], &nonce);
+            let o = send(&p, "intl-a", "china-c", Payload::Text(text.clone()), &nonce).await;
+            let truth = p.truth();
+            let of = |m: &str| {
+                truth
+                    .iter()
+                    .rev()
+                    .find(|d| d.marker == m)
+                    .map(|d| d.decision)
+                    .unwrap()
+            };
+            let (probe, sentinel) = (of(&text), of(&sentinel_text(&nonce)));
+            match o.outcome {
+                Outcome::Delivered => assert_eq!(probe, "delivered"),
+                Outcome::Blocked => {
+                    assert_ne!(probe, "delivered");
+                    assert_eq!(sentinel, "delivered");
+                }
+                Outcome::Lost => {
+                    assert_ne!(probe, "delivered");
+                    assert_ne!(sentinel, "delivered");
+                }
+                Outcome::Error => panic!("{o:?}"),
             }
-            Outcome::Lost => {
-                assert_ne!(probe, "delivered");
-                assert_ne!(sentinel, "delivered");
-            }
-            Outcome::Error => panic!("{o:?}"),
+            *seen.entry((o.outcome.to_string(), probe)).or_insert(0) += 1;
         }
-        *seen.entry((o.outcome.to_string(), probe)).or_insert(0) += 1;
-    }
-    // All four kinds happened.
-    for kind in [
-        (Outcome::Delivered, "delivered"),
-        (Outcome::Blocked, "blocked"),
-        (Outcome::Blocked, "lost"),
-        (Outcome::Lost, "lost"),
-    ] {
-        let kind = (kind.0.to_string(), kind.1);
-        assert!(
-            seen.contains_key(&kind),
-            "{kind:?} never happened: {seen:?}"
+        // The sender sees its 400 messages, or the window's worth.
+        let shown = p.look("intl-a").await.unwrap();
+        assert_eq!(shown.len(), window.unwrap_or(400), "{window:?}");
+        assert_eq!(
+            shown.last().unwrap().text.as_deref(),
+            Some(sentinel_text("0000000000c7").as_str())
         );
+        // All four kinds happened.
+        for kind in [
+            (Outcome::Delivered, "delivered"),
+            (Outcome::Blocked, "blocked"),
+            (Outcome::Blocked, "lost"),
+            (Outcome::Lost, "lost"),
+        ] {
+            let kind = (kind.0.to_string(), kind.1);
+            assert!(
+                seen.contains_key(&kind),
+                "{window:?}: {kind:?} never happened: {seen:?}"
+            );
+        }
     }
 }
