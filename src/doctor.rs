@@ -240,7 +240,7 @@ pub fn run(browser: &Path, root: &Path) -> Vec<Check> {
     out.push(check(
         "a Chinese font",
         Need::Corpus,
-        "sudo apt-get install fonts-wqy-microhei   (make corpus does)",
+        "sudo apt-get install fonts-wqy-microhei   (make does; PNG plots draw Chinese labels with it)",
         fonts.ok_or_else(|| "no font covers Chinese (fc-list :lang=zh)".to_string()),
     ));
     let java = on_path("java");

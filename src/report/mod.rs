@@ -8,8 +8,10 @@
 //! tables, CSVs, plots and page into one folder, atomically. Each table
 //! brings its figures as data (`stats::design_analysis::Figure`); this
 //! module draws each kind of chart one way, for every design. Plots with no
-//! data are left out, not drawn empty. Text in PNGs is drawn with the embedded DejaVu Sans (see
-//! FONT-LICENSE.txt), so no system font is needed.
+//! data are left out, not drawn empty. Text in PNGs is drawn with a system
+//! font that covers Chinese when the machine has one (`make` installs
+//! WenQuanYi Micro Hei), else with the embedded DejaVu Sans (see
+//! FONT-LICENSE.txt), which has no Chinese glyphs.
 
 mod provenance;
 
@@ -30,11 +32,48 @@ const FONT: &[u8] = include_bytes!("DejaVuSans.ttf");
 const W: u32 = 720;
 const H: u32 = 420;
 
+/// The font PNG text is drawn with: a system font that covers Chinese
+/// where fontconfig knows one (keyword labels are Chinese, and DejaVu Sans
+/// has no CJK glyphs: they would come out as empty boxes), else the
+/// embedded DejaVu Sans. SVGs name `sans-serif` and leave the choice to the
+/// viewer.
 fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
+        if let Some(font) = chinese_font() {
+            if plotters::style::register_font("sans-serif", FontStyle::Normal, font).is_ok() {
+                return;
+            }
+        }
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     });
+}
+
+/// The bytes of a font covering Chinese (`fc-list :lang=zh`), sans-serif
+/// families first; read once and kept for the process's life.
+fn chinese_font() -> Option<&'static [u8]> {
+    let out = std::process::Command::new("fc-list")
+        .args([":lang=zh", "file", "family"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let mut fonts: Vec<(&str, &str)> = listing
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(file, family)| (file.trim(), family.trim()))
+        .filter(|(file, _)| {
+            let f = file.to_ascii_lowercase();
+            f.ends_with(".ttf") || f.ends_with(".ttc") || f.ends_with(".otf")
+        })
+        .collect();
+    let serif = |family: &str| {
+        let f = family.to_ascii_lowercase();
+        !(f.contains("sans") || f.contains("hei"))
+    };
+    fonts.sort_by_key(|(file, family)| (serif(family), file.to_string()));
+    let bytes = std::fs::read(fonts.first()?.0).ok()?;
+    Some(Box::leak(bytes.into_boxed_slice()))
 }
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
@@ -438,6 +477,10 @@ where
         .disable_mesh()
         .x_desc(&f.x_label)
         .draw()?;
+    // Cells apart by a gap while cells are wide; past 40 columns (or rows)
+    // the gap is under a pixel and would round into uneven stripes.
+    let half = |n: usize| if n > 40 { 0.5 } else { 0.45 };
+    let (hx, hy) = (half(nc), half(nr));
     c.draw_series(rows.iter().enumerate().flat_map(|(i, (_, cells))| {
         let y = nr as f64 - 1.0 - i as f64;
         cells.iter().enumerate().filter_map(move |(j, cell)| {
@@ -450,7 +493,7 @@ where
             };
             let x = j as f64;
             Some(Rectangle::new(
-                [(x - 0.45, y - 0.45), (x + 0.45, y + 0.45)],
+                [(x - hx, y - hy), (x + hx, y + hy)],
                 colour.filled(),
             ))
         })
@@ -755,4 +798,46 @@ pub fn publish(
     std::fs::rename(tmp.path(), out).with_context(|| format!("writing {}", out.display()))?;
     let _ = tmp.keep();
     Ok(tables)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pixels of a one-cell grid whose row is labelled `label`.
+    fn png_of(label: &str) -> Vec<u8> {
+        register_font();
+        let f = Figure {
+            name: "g".into(),
+            title: String::new(),
+            heading: String::new(),
+            x_label: String::new(),
+            y_label: String::new(),
+            chart: Chart::Grid {
+                columns: vec!["d1".into()],
+                rows: vec![(label.to_string(), vec![GridCell::Yes])],
+            },
+        };
+        let size = size(&f);
+        let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
+        {
+            let area = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+            draw(&f, &area).unwrap();
+        }
+        pixels
+    }
+
+    #[test]
+    fn chinese_labels_are_drawn_in_pngs() {
+        assert!(
+            chinese_font().is_some(),
+            "no font covers Chinese here (fc-list :lang=zh): `make deps` installs fonts-wqy-microhei"
+        );
+        // A font without the glyphs draws every Chinese character as the
+        // same empty box, so two labels would come out alike.
+        assert!(
+            png_of("六四") != png_of("天安"),
+            "two Chinese labels drew alike: the glyphs are missing"
+        );
+    }
 }
