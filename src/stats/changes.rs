@@ -109,6 +109,11 @@ pub struct Changes {
     pub run_a: String,
     /// Run ids.
     pub run_b: String,
+    /// The spec's text differed between the runs (run.json's
+    /// `spec_sha256`): probes one run tested and the other did not are
+    /// counted as unmatched, and rates may have moved because the
+    /// experiment did.
+    pub spec_changed: bool,
 }
 
 type Probe = (String, String, String, String); // experiment, name, item, parameter
@@ -247,9 +252,15 @@ pub fn compare(a: &Path, b: &Path, interval: Interval) -> Result<Changes, InputE
     let (run_a, mut ca) = counts(a)?;
     let (run_b, mut cb) = counts(b)?;
     add_isolations(&isolations(a)?, &isolations(b)?, &mut ca, &mut cb);
+    let sha = |run: &Path| {
+        crate::schedule::read_manifest(run)
+            .ok()
+            .map(|m| m.spec_sha256)
+    };
     let mut c = Changes {
         run_a: run_a.clone(),
         run_b: run_b.clone(),
+        spec_changed: matches!((sha(a), sha(b)), (Some(x), Some(y)) if x != y),
         ..Default::default()
     };
     // Per experiment: pooled counts over the probes both runs tested.
@@ -322,12 +333,17 @@ impl Changes {
 
     /// The one-line summary.
     pub fn summary(&self) -> String {
-        summary_of(
+        let line = summary_of(
             &self.run_a,
             self.rows.iter().map(|r| r.change.as_str()),
             self.compared,
             self.unmatched,
-        )
+        );
+        if self.spec_changed {
+            format!("{line}; the spec changed in between (spec_sha256 differs)")
+        } else {
+            line
+        }
     }
 
     /// Write changes.csv (atomically).

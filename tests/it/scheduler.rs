@@ -1039,6 +1039,27 @@ delay_s = 5
     let bad = crate::util::chatprobe(&["changes", crate::util::s(&a.dir), crate::util::s(&probes)]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("trials.csv"), "{}", bad.stderr);
+
+    // The spec edited between runs: compared all the same, and said so.
+    assert!(!out.stdout.contains("spec changed"), "{}", out.stdout);
+    let text = std::fs::read_to_string(&c.spec).unwrap();
+    std::fs::write(&c.spec, text.replace("replicates = 2", "replicates = 3")).unwrap();
+    let sim = SimPlatform::new(SimConfig::for_accounts(&spec.accounts));
+    let d = run(&c, &sim, None, None).await.unwrap();
+    let o = chatprobe_ok(&[
+        "changes",
+        crate::util::s(&b.dir),
+        crate::util::s(&d.dir),
+        "--out",
+        crate::util::s(&c.dir.path().join("edited.csv")),
+    ]);
+    assert!(
+        o.stdout
+            .trim_end()
+            .ends_with("; the spec changed in between (spec_sha256 differs)"),
+        "{}",
+        o.stdout
+    );
 }
 
 /// The daily send budget per account. A spec whose day does not fit is

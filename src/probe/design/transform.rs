@@ -269,7 +269,8 @@ impl Analysis for TransformTables {
                 "ci_high",
                 "n",
             ],
-            &[&row],
+            // No transform test, no fit: a header alone, not a row of blanks.
+            &[&row][..usize::from(row.n > 0)],
         );
         if let Some(d) = row.distance_at_50 {
             threshold.summary.push(format!(
