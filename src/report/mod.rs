@@ -109,7 +109,11 @@ where
         Chart::Bars(bars) => bars_chart(f, bars, area)?,
         Chart::Logistic { points, fit } => logistic(f, points, *fit, area)?,
         Chart::Forest(rows) => forest(f, rows, area)?,
-        Chart::Grid { columns, rows } => grid(f, columns, rows, area)?,
+        Chart::Grid {
+            columns,
+            rows,
+            legend,
+        } => grid(f, columns, rows, legend, area)?,
     }
     area.present()?;
     Ok(())
@@ -455,11 +459,21 @@ fn grid<DB: DrawingBackend>(
     f: &Figure,
     columns: &[String],
     rows: &[(String, Vec<GridCell>)],
+    legend: &[(GridCell, String)],
     area: &DrawingArea<DB, Shift>,
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
+    let split;
+    let area = if legend.is_empty() {
+        area
+    } else {
+        let h = area.dim_in_pixel().1;
+        split = area.split_vertically(h.saturating_sub(LEGEND_H));
+        grid_legend(legend, &split.1)?;
+        &split.0
+    };
     let (nc, nr) = (columns.len().max(1), rows.len());
     let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
     let mut c = labelled_rows(f, &labels, area)
@@ -484,13 +498,7 @@ where
     c.draw_series(rows.iter().enumerate().flat_map(|(i, (_, cells))| {
         let y = nr as f64 - 1.0 - i as f64;
         cells.iter().enumerate().filter_map(move |(j, cell)| {
-            let colour = match cell {
-                GridCell::None => return None,
-                GridCell::Yes => COLOURS[1],
-                GridCell::No => RGBColor(250, 210, 200),
-                GridCell::Other => COLOURS[4],
-                GridCell::Inconclusive => RGBColor(180, 180, 180),
-            };
+            let colour = cell_colour(*cell)?;
             let x = j as f64;
             Some(Rectangle::new(
                 [(x - hx, y - hy), (x + hx, y + hy)],
@@ -501,16 +509,57 @@ where
     Ok(())
 }
 
+/// A grid cell's colour; none for an empty cell.
+fn cell_colour(cell: GridCell) -> Option<RGBColor> {
+    match cell {
+        GridCell::None => None,
+        GridCell::Yes => Some(COLOURS[1]),
+        GridCell::No => Some(RGBColor(250, 210, 200)),
+        GridCell::Other => Some(COLOURS[4]),
+        GridCell::Inconclusive => Some(RGBColor(180, 180, 180)),
+    }
+}
+
+/// Height in pixels of the strip under a grid that holds its legend.
+const LEGEND_H: u32 = 26;
+
+/// A grid's legend on one line: a square of each cell's colour (an
+/// outline for an empty cell) and what it means.
+fn grid_legend<DB: DrawingBackend>(
+    legend: &[(GridCell, String)],
+    strip: &DrawingArea<DB, Shift>,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let mut x = 12;
+    for (cell, words) in legend {
+        let square = [(x, 6), (x + 12, 18)];
+        match cell_colour(*cell) {
+            Some(c) => strip.draw(&Rectangle::new(square, c.filled()))?,
+            None => strip.draw(&Rectangle::new(square, BLACK.stroke_width(1)))?,
+        }
+        strip.draw(&Text::new(words.as_str(), (x + 17, 5), ("sans-serif", 13)))?;
+        // About 7 px a character, then a gap before the next entry.
+        x += 17 + 7 * words.chars().count() as i32 + 16;
+    }
+    Ok(())
+}
+
 /// A figure's size in pixels: 720×420, taller for charts with a row per
 /// thing (forest plots, grids) when their rows need it (16 px a row, at
-/// most 2,000 px).
+/// most 2,000 px), and a strip more under a grid with a legend.
 fn size(f: &Figure) -> (u32, u32) {
     let rows = match &f.chart {
         Chart::Forest(r) => r.len(),
         Chart::Grid { rows, .. } => rows.len(),
         _ => 0,
     } as u32;
-    (W, (90 + 16 * rows).clamp(H, 2000))
+    let legend = match &f.chart {
+        Chart::Grid { legend, .. } if !legend.is_empty() => LEGEND_H,
+        _ => 0,
+    };
+    (W, (90 + 16 * rows).clamp(H, 2000) + legend)
 }
 
 /// Draw every figure of every table that has data into `dir` (`NAME.svg`,
@@ -804,10 +853,9 @@ pub fn publish(
 mod tests {
     use super::*;
 
-    /// The pixels of a one-cell grid whose row is labelled `label`.
-    fn png_of(label: &str) -> Vec<u8> {
-        register_font();
-        let f = Figure {
+    /// A one-cell grid whose row is labelled `label`.
+    fn one_cell(label: &str, legend: Vec<(GridCell, String)>) -> Figure {
+        Figure {
             name: "g".into(),
             title: String::new(),
             heading: String::new(),
@@ -816,8 +864,15 @@ mod tests {
             chart: Chart::Grid {
                 columns: vec!["d1".into()],
                 rows: vec![(label.to_string(), vec![GridCell::Yes])],
+                legend,
             },
-        };
+        }
+    }
+
+    /// The pixels of a one-cell grid whose row is labelled `label`.
+    fn png_of(label: &str) -> Vec<u8> {
+        register_font();
+        let f = one_cell(label, Vec::new());
         let size = size(&f);
         let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
         {
@@ -825,6 +880,45 @@ mod tests {
             draw(&f, &area).unwrap();
         }
         pixels
+    }
+
+    #[test]
+    fn grids_draw_their_legend_under_the_cells() {
+        register_font();
+        let legend = vec![
+            (GridCell::Yes, "blocked".to_string()),
+            (GridCell::None, "not in that run".to_string()),
+        ];
+        let f = one_cell("k", legend);
+        let (w, h) = size(&f);
+        assert_eq!(h, H + LEGEND_H, "the legend gets a strip of its own");
+        let mut svg = String::new();
+        draw(
+            &f,
+            &SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area(),
+        )
+        .unwrap();
+        for words in ["blocked", "not in that run"] {
+            assert!(
+                svg.contains(&format!("\n{words}\n</text>")),
+                "{words} missing: {svg}"
+            );
+        }
+        // The blocked square in the cells' own red, in the strip.
+        let red = format!(
+            "#{:02X}{:02X}{:02X}",
+            COLOURS[1].0, COLOURS[1].1, COLOURS[1].2
+        );
+        let squares = svg.matches(&format!("fill=\"{red}\"")).count();
+        assert_eq!(squares, 2, "one red cell and one red legend square: {svg}");
+        let mut bare = String::new();
+        let f = one_cell("k", Vec::new());
+        draw(
+            &f,
+            &SVGBackend::with_string(&mut bare, size(&f)).into_drawing_area(),
+        )
+        .unwrap();
+        assert!(!bare.contains("\nblocked\n</text>"));
     }
 
     #[test]

@@ -132,6 +132,9 @@ pub enum Chart {
         columns: Vec<String>,
         /// Each row's label and its cells, one per column.
         rows: Vec<(String, Vec<GridCell>)>,
+        /// What each kind of cell means here, drawn under the grid in
+        /// this order (empty: no legend).
+        legend: Vec<(GridCell, String)>,
     },
 }
 

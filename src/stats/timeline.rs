@@ -113,8 +113,9 @@ impl Timeline {
             }
         };
         let mut rows = Vec::new();
-        // (first change's run index, probe label, cells) of probes that moved.
-        let mut moved: Vec<(usize, String, Vec<GridCell>)> = Vec::new();
+        // (first change's run index, probe label, cells, design) of probes
+        // that moved.
+        let mut moved: Vec<(usize, String, Vec<GridCell>, &str)> = Vec::new();
         let (mut always, mut never) = (0usize, 0usize);
         for (probe, by_run) in &self.cells {
             let mut cells = Vec::with_capacity(runs.len());
@@ -154,7 +155,7 @@ impl Timeline {
                         .filter(|s| !s.is_empty())
                         .collect::<Vec<_>>()
                         .join(" ");
-                    moved.push((i, format!("{}: {what}", probe.1), cells));
+                    moved.push((i, format!("{}: {what}", probe.1), cells, &probe.0));
                 }
                 (None, Some(GridCell::Yes)) => always += 1,
                 (None, _) => never += 1,
@@ -191,6 +192,19 @@ impl Timeline {
             }
         ));
         moved.truncate(MAX_ROWS);
+        // The verdicts' own words when the drawn probes share a design
+        // (blocked / delivered), the general ones when designs mix.
+        let designs: BTreeSet<&str> = moved.iter().map(|m| m.3).collect();
+        let (yes, no) = match designs.into_iter().collect::<Vec<_>>()[..] {
+            [d] => (
+                positive_verdict(d).unwrap_or("positive").to_string(),
+                negative_word(d).replace('_', " "),
+            ),
+            _ => (
+                "first verdict (blocked, surveilled …)".to_string(),
+                "its opposite".to_string(),
+            ),
+        };
         table.figures.push(Figure {
             name: "timeline".into(),
             title: "Timeline of the probes that changed".into(),
@@ -203,7 +217,14 @@ impl Timeline {
                     .into_iter()
                     .map(|(date, id)| if date.is_empty() { id_date(&id) } else { date })
                     .collect(),
-                rows: moved.into_iter().map(|(_, l, c)| (l, c)).collect(),
+                rows: moved.into_iter().map(|(_, l, c, _)| (l, c)).collect(),
+                legend: vec![
+                    (GridCell::Yes, yes),
+                    (GridCell::No, no),
+                    (GridCell::Other, "mixed".into()),
+                    (GridCell::Inconclusive, "inconclusive".into()),
+                    (GridCell::None, "not in that run".into()),
+                ],
             },
         });
         vec![table]

@@ -804,6 +804,13 @@ test_chat = { from = "intl-a", to = "china-c" }
     }
     let grid = std::fs::read_to_string(s.dir.join("analysis/surveillance_items.svg")).unwrap();
     assert!(grid.contains("img-s01") && grid.contains("doc-b06"));
+    // Its legend, under the cells, in the SVG itself.
+    for words in ["surveilled", "not surveilled", "filtered in real time"] {
+        assert!(
+            grid.contains(&format!("\n{words}\n</text>")),
+            "legend: {words}"
+        );
+    }
 }
 
 /// Whether manifest row `m` is a sensitive item of one of `topics`.
@@ -1023,6 +1030,17 @@ delay_s = 5
         assert!(svg.contains(label), "{label}");
     }
     assert!(!svg.contains("list: 六四"));
+    // A legend says what the colours are; this timeline mixes designs.
+    for words in [
+        "first verdict (blocked, surveilled …)",
+        "its opposite",
+        "not in that run",
+    ] {
+        assert!(
+            svg.contains(&format!("\n{words}\n</text>")),
+            "legend: {words}"
+        );
+    }
     crate::data::check_package(&both);
 
     // A run against itself: nothing changed. Not a run folder: exit 2.

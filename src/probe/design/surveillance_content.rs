@@ -296,6 +296,16 @@ pub(super) fn grid(trials: &[(String, String, String, GridCell)]) -> Figure {
         heading: "Surveillance, item by trial".into(),
         x_label: "day and replicate".into(),
         y_label: String::new(),
-        chart: Chart::Grid { columns, rows },
+        chart: Chart::Grid {
+            columns,
+            rows,
+            legend: vec![
+                (GridCell::Yes, "surveilled".into()),
+                (GridCell::No, "not surveilled".into()),
+                (GridCell::Other, "filtered in real time".into()),
+                (GridCell::Inconclusive, "inconclusive".into()),
+                (GridCell::None, "no trial".into()),
+            ],
+        },
     }
 }
