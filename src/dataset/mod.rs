@@ -9,6 +9,7 @@
 
 pub mod merge;
 pub mod package;
+pub mod published;
 
 use std::path::Path;
 
@@ -61,6 +62,25 @@ pub mod bool_column {
             super::super::parse_bool_cell(&text)
                 .map(Some)
                 .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not TRUE or FALSE")))
+        }
+    }
+}
+
+/// serde helper for whole-number columns held as `f64` (a pHash distance,
+/// a latency in milliseconds): written as integers (`386`, not `386.0`),
+/// so that R, DuckDB and pandas read them as such; files of earlier
+/// versions, which wrote `386.0`, still read. The readers check that the
+/// values are whole.
+pub mod whole_column {
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 9.0e15 => {
+                s.serialize_i64(*x as i64)
+            }
+            Some(x) => s.serialize_f64(*x),
+            None => s.serialize_none(),
         }
     }
 }
@@ -164,6 +184,7 @@ pub struct SendRow {
     pub transform: String,
     pub md5: String,
     pub phash: String,
+    #[serde(serialize_with = "whole_column::serialize")]
     pub phash_distance: Option<f64>,
     pub channel: String,
     pub chat: String,
@@ -177,6 +198,7 @@ pub struct SendRow {
     pub offset_s: Option<f64>,
     pub outcome: Option<Outcome>,
     pub failure: String,
+    #[serde(serialize_with = "whole_column::serialize")]
     pub latency_ms: Option<f64>,
     pub attempt: Option<u32>,
     /// Added column: the design's offset (seconds after the seed send) this
@@ -394,6 +416,17 @@ pub fn for_each_send(
                     .line(line)
                     .key(col)
                     .hint("leave the cell empty for a missing value"));
+            }
+        }
+        for (col, v) in [
+            ("phash_distance", row.phash_distance),
+            ("latency_ms", row.latency_ms),
+        ] {
+            if v.is_some_and(|x| x.fract() != 0.0 || x < 0.0) {
+                return Err(InputError::new(path, "not a whole number of at least 0")
+                    .line(line)
+                    .key(col)
+                    .hint("bits of a pHash distance and milliseconds are whole numbers"));
             }
         }
         Ok(())

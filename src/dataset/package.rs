@@ -129,7 +129,7 @@ pub fn send_fields() -> Vec<Field> {
         field("phash", String, "64-bit DCT pHash, 16 hex digits (images)"),
         field(
             "phash_distance",
-            Number,
+            Integer,
             "Hamming distance (bits) of phash to the original item's",
         ),
         closed("channel", &["direct", "group"], "the chat's kind"),
@@ -158,7 +158,7 @@ pub fn send_fields() -> Vec<Field> {
         ),
         field(
             "latency_ms",
-            Number,
+            Integer,
             "observed_at minus sent_at, milliseconds",
         ),
         field(

@@ -13,14 +13,25 @@ pub(crate) fn locate(
     section: Option<&str>,
     key: &str,
 ) -> Option<u64> {
+    locate_in(text, experiment.map(|n| ("experiment", n)), section, key)
+}
+
+/// [`locate`] in the `nth` `[[NAME]]` of any array of tables.
+fn locate_in(
+    text: &str,
+    array: Option<(&str, usize)>,
+    section: Option<&str>,
+    key: &str,
+) -> Option<u64> {
     let lines: Vec<&str> = text.lines().collect();
     let start: usize;
     let end: usize;
-    if let Some(n) = experiment {
+    if let Some((name, n)) = array {
+        let head = format!("[[{name}]]");
         let heads: Vec<usize> = lines
             .iter()
             .enumerate()
-            .filter(|(_, l)| l.trim_start().starts_with("[[experiment]]"))
+            .filter(|(_, l)| l.trim_start().starts_with(&head))
             .map(|(i, _)| i)
             .collect();
         start = *heads.get(n)?;
@@ -63,6 +74,13 @@ impl At<'_> {
     pub(crate) fn section(&self, section: &str, key: &str, msg: impl Into<String>) -> InputError {
         let mut e = InputError::new(self.path, msg).key(format!("{section}.{key}"));
         if let Some(l) = locate(self.text, None, Some(section), key) {
+            e = e.line(l);
+        }
+        e
+    }
+    pub(crate) fn published(&self, n: usize, key: &str, msg: impl Into<String>) -> InputError {
+        let mut e = InputError::new(self.path, msg).key(format!("published[{n}].{key}"));
+        if let Some(l) = locate_in(self.text, Some(("published", n)), None, key) {
             e = e.line(l);
         }
         e

@@ -37,6 +37,27 @@ struct SpecFile {
     limits: LimitsFile,
     #[serde(default)]
     experiment: Vec<toml::Table>,
+    #[serde(default)]
+    published: Vec<PublishedFile>,
+}
+
+/// A `[[published]]` figure: what a replication sets its own beside.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishedFile {
+    experiment: String,
+    #[serde(default)]
+    label: String,
+    #[serde(default = "d_measure")]
+    measure: String,
+    k: u64,
+    n: u64,
+    what: String,
+    source: String,
+}
+
+fn d_measure() -> String {
+    "seeded_blocked".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,6 +186,8 @@ pub struct Spec {
     pub items: Vec<CorpusItem>,
     /// Experiments, in file order.
     pub experiments: Vec<Arc<dyn Experiment>>,
+    /// The published figures the run replicates (`[[published]]`).
+    pub published: Vec<crate::dataset::published::PublishedRow>,
 }
 
 fn corpus_input(e: CorpusError, fallback: &Path) -> InputError {
@@ -390,6 +413,7 @@ impl Spec {
             }
             experiments.push(x);
         }
+        let published = published(&at, file.published, &experiments)?;
         Ok(Spec {
             path: path.to_path_buf(),
             sha256: crate::corpus::hash::sha256_hex(text.as_bytes()),
@@ -405,8 +429,64 @@ impl Spec {
             limits,
             items,
             experiments,
+            published,
         })
     }
+}
+
+/// Check the `[[published]]` figures against the experiments they name.
+fn published(
+    at: &At,
+    figures: Vec<PublishedFile>,
+    experiments: &[Arc<dyn Experiment>],
+) -> Result<Vec<crate::dataset::published::PublishedRow>, InputError> {
+    use crate::dataset::published::{measure_verdict, PublishedRow};
+    let mut out = Vec::new();
+    for (i, f) in figures.into_iter().enumerate() {
+        let Some(x) = experiments.iter().find(|x| x.name() == f.experiment) else {
+            let names: Vec<&str> = experiments.iter().map(|x| x.name()).collect();
+            return Err(at
+                .published(
+                    i,
+                    "experiment",
+                    format!("no experiment is named `{}`", f.experiment),
+                )
+                .hint(format!("name one of: {}", names.join(", "))));
+        };
+        let verdict = measure_verdict(&f.measure).map_err(|e| at.published(i, "measure", e))?;
+        if let Some(v) = verdict {
+            let known = crate::probe::design::find(x.design()).map_or(&[][..], |d| d.verdicts);
+            if !known.contains(&v) {
+                return Err(at
+                    .published(
+                        i,
+                        "measure",
+                        format!("design `{}` has no verdict `{v}`", x.design()),
+                    )
+                    .hint(format!("its verdicts: {}", known.join(", "))));
+            }
+        }
+        if !["", "sensitive", "benign"].contains(&f.label.as_str()) {
+            return Err(at
+                .published(i, "label", format!("unknown label `{}`", f.label))
+                .hint("use \"sensitive\" or \"benign\", or leave it out for every item"));
+        }
+        if f.n == 0 || f.k > f.n {
+            return Err(at
+                .published(i, "k", format!("{} of {} is not a count", f.k, f.n))
+                .hint("k events of n, with 0 <= k <= n and n > 0"));
+        }
+        out.push(PublishedRow {
+            experiment_name: f.experiment,
+            label: f.label,
+            measure: f.measure,
+            k: f.k,
+            n: f.n,
+            what: f.what,
+            source: f.source,
+        });
+    }
+    Ok(out)
 }
 
 /// The longest name a spec may have (it is part of a folder name).

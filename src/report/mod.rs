@@ -114,6 +114,8 @@ where
             rows,
             legend,
         } => grid(f, columns, rows, legend, area)?,
+        // Never drawn: `plots` keeps only figures with data.
+        Chart::Nothing(_) => {}
     }
     area.present()?;
     Ok(())
@@ -540,10 +542,14 @@ where
             None => strip.draw(&Rectangle::new(square, BLACK.stroke_width(1)))?,
         }
         strip.draw(&Text::new(words.as_str(), (x + 17, 5), ("sans-serif", 13)))?;
-        // About 7 px a character, then a gap before the next entry.
-        x += 17 + 7 * words.chars().count() as i32 + 16;
+        x += entry_width(words);
     }
     Ok(())
+}
+
+/// One legend entry's width: its square, about 7 px a character, a gap.
+fn entry_width(words: &str) -> i32 {
+    17 + 7 * words.chars().count() as i32 + 16
 }
 
 /// A figure's size in pixels: 720×420, taller for charts with a row per
@@ -603,6 +609,15 @@ pub fn plots(t: &Tables, dir: &Path) -> anyhow::Result<Vec<(String, String, Stri
         out.push((name.clone(), p.figure.title.clone(), svg));
     }
     Ok(out)
+}
+
+/// Where a plot with nothing to show would be: its title and why.
+fn no_plot(f: &Figure, why: &str) -> String {
+    format!(
+        "<p class=\"noplot\"><b>{}</b>: no plot, {}</p>\n",
+        esc(&f.title),
+        esc(why)
+    )
 }
 
 fn esc(s: &str) -> String {
@@ -754,6 +769,8 @@ pub fn write_html(
         for fig in list.iter().flat_map(|x| &x.figures) {
             if let Some((n, title, svg)) = plots.iter().find(|p| p.0 == fig.name) {
                 h.push_str(&figure_html(n, title, svg));
+            } else if let Some(why) = fig.why_not() {
+                h.push_str(&no_plot(fig, why));
             }
         }
         for tab in list {
@@ -767,10 +784,20 @@ pub fn write_html(
         .iter()
         .filter(|p| !own_plots.contains(&p.0.as_str()))
         .collect();
-    if !rest.is_empty() {
+    let none: Vec<(&Figure, &str)> = t
+        .tables
+        .iter()
+        .filter(|x| !in_section(x))
+        .flat_map(|x| &x.figures)
+        .filter_map(|f| f.why_not().map(|w| (f, w)))
+        .collect();
+    if !rest.is_empty() || !none.is_empty() {
         h.push_str("<h2>Plots</h2>\n");
         for (name, title, svg) in rest {
             h.push_str(&figure_html(name, title, svg));
+        }
+        for (f, why) in none {
+            h.push_str(&no_plot(f, why));
         }
     }
     h.push_str("<h2>Tables</h2>\n<p>Intervals are 95% Wilson score intervals unless the analysis was run with <code>--interval exact</code>; Fisher p values are two-sided. docs/DATASET.md describes every column.</p>\n");

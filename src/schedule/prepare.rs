@@ -168,6 +168,15 @@ impl Prepared {
                 )
                 .with_context(|| format!("writing {}", dir.join(RUN_FILE).display()))?;
                 write_items(&dir, &spec, &plan)?;
+                if !spec.published.is_empty() {
+                    crate::dataset::published::write(&dir, &spec.published).with_context(|| {
+                        format!(
+                            "writing {}",
+                            dir.join(crate::dataset::published::PUBLISHED_FILE)
+                                .display()
+                        )
+                    })?;
+                }
                 (dir, run_id, m, held)
             }
         };

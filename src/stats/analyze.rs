@@ -112,6 +112,7 @@ pub fn compute_with(
         analyses.iter().map(|a| (a.design, (a.make)())).collect();
     let mut trend = Trend::default();
     let mut timeline = super::timeline::Timeline::default();
+    let mut replication = super::replication::Replication::default();
     let mut tables = Tables::default();
     for input in inputs {
         let (sends, trials) = input_files(input)?;
@@ -119,6 +120,7 @@ pub fn compute_with(
             for (_, a) in own.iter_mut() {
                 a.folder(input)?;
             }
+            replication.folder(input)?;
         }
         if let Some(t) = trials {
             tables.trials += dataset::for_each_trial(&t, |r| {
@@ -128,6 +130,7 @@ pub fn compute_with(
                     }
                 }
                 timeline.trial(&r);
+                replication.trial(&r);
                 Ok(())
             })?;
         }
@@ -144,6 +147,9 @@ pub fn compute_with(
             })?;
         }
     }
+    // The replication beside the published study first: the comparison
+    // a reviewer of a replication asks for before any other.
+    tables.tables.extend(replication.finish());
     for (_, a) in own {
         tables.tables.extend(a.finish(interval));
     }
@@ -243,7 +249,7 @@ impl Analysis for Trend {
         let mut table = Table::from_rows(
             "trend.csv",
             "Trend",
-            "Each row is one run's test sends of one experiment on one date (of sent_at), every design together: how often they were blocked.",
+            "Each row is one run's test sends of one experiment on one date (of sent_at), every design together; the unit is the send: how often a test send that was blocked or delivered was blocked (lost and failed sends are left out). It describes what the platform did, not a design's verdict: see the design's own tables for those.",
             &[
                 "run_id",
                 "date",
@@ -256,16 +262,26 @@ impl Analysis for Trend {
             ],
             &rows,
         );
+        // A trend needs two runs at least: one run's experiments would
+        // stack on one vertical line.
+        let chart = if runs.len() < 2 {
+            Chart::Nothing(
+                "a trend needs two runs or more, and this input holds one (trend.csv has its rates)"
+                    .into(),
+            )
+        } else {
+            Chart::Categories {
+                labels: runs.into_iter().map(|(date, _)| date).collect(),
+                series,
+            }
+        };
         table.figures.push(Figure {
             name: "trend".into(),
             title: "Trend".into(),
             heading: "Blocked rate of test sends, run by run".into(),
             x_label: String::new(),
             y_label: "blocked (95% CI)".into(),
-            chart: Chart::Categories {
-                labels: runs.into_iter().map(|(date, _)| date).collect(),
-                series,
-            },
+            chart,
         });
         vec![table]
     }

@@ -136,6 +136,9 @@ pub enum Chart {
         /// this order (empty: no legend).
         legend: Vec<(GridCell, String)>,
     },
+    /// Nothing worth drawing: the report says why in this sentence where
+    /// the plot would be, and no file is written.
+    Nothing(String),
 }
 
 /// One effect of a forest plot.
@@ -212,6 +215,15 @@ impl Figure {
             Chart::Logistic { points, .. } => !points.is_empty(),
             Chart::Forest(rows) => !rows.is_empty(),
             Chart::Grid { rows, .. } => !rows.is_empty(),
+            Chart::Nothing(_) => false,
+        }
+    }
+
+    /// Why there is no plot, when the figure says so.
+    pub fn why_not(&self) -> Option<&str> {
+        match &self.chart {
+            Chart::Nothing(why) => Some(why),
+            _ => None,
         }
     }
 }

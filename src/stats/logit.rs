@@ -253,13 +253,7 @@ pub fn fit(cols: &[Vec<f64>], y: &[bool], firth: bool) -> Result<Fit, FitError> 
         return Err(FitError::OneOutcome(y[0]));
     }
     let (kept, dropped) = choose_columns(cols, n);
-    let x = DMatrix::from_fn(n, kept.len() + 1, |i, j| {
-        if j == 0 {
-            1.0
-        } else {
-            cols[kept[j - 1]][i]
-        }
-    });
+    let x = design_matrix(cols, &kept, n);
     let (beta, at, iterations) = newton(&x, y, firth)?;
     // Fitted probabilities at 0 or 1: the maximum-likelihood fit is
     // (quasi-)separated, its estimates meaningless.
@@ -293,6 +287,185 @@ pub fn fit_auto(cols: &[Vec<f64>], y: &[bool]) -> Result<Fit, FitError> {
             ..f
         }),
     }
+}
+
+/// The design matrix of a fit: the intercept, then the kept columns.
+fn design_matrix(cols: &[Vec<f64>], kept: &[usize], n: usize) -> DMatrix<f64> {
+    DMatrix::from_fn(n, kept.len() + 1, |i, j| {
+        if j == 0 {
+            1.0
+        } else {
+            cols[kept[j - 1]][i]
+        }
+    })
+}
+
+/// The largest (penalised) log-likelihood with coefficient `j` held at
+/// `value`, the others free, by Newton's method with step halving started
+/// at `start`; None when it does not settle.
+fn profile(
+    x: &DMatrix<f64>,
+    y: &[bool],
+    firth: bool,
+    j: usize,
+    value: f64,
+    start: &DVector<f64>,
+) -> Option<f64> {
+    let p = x.ncols();
+    let free: Vec<usize> = (0..p).filter(|&i| i != j).collect();
+    let mut beta = start.clone();
+    beta[j] = value;
+    let mut at = evaluate(x, y, &beta, firth)?;
+    for _ in 0..MAX_ITER {
+        // Newton on the free coefficients: (I_ff)⁻¹ g_f, with the
+        // information rebuilt from the inverse.
+        let info = at.inverse.clone().try_inverse()?;
+        let sub = DMatrix::from_fn(free.len(), free.len(), |a, b| info[(free[a], free[b])]);
+        let g = DVector::from_iterator(free.len(), free.iter().map(|&i| at.gradient[i]));
+        if g.amax() < TOL {
+            return Some(at.objective);
+        }
+        let mut step = sub.cholesky()?.solve(&g);
+        let largest = step.amax();
+        if largest > MAX_STEP {
+            step *= MAX_STEP / largest;
+        }
+        let mut accepted = None;
+        for _ in 0..30 {
+            let mut cand = beta.clone();
+            for (a, &i) in free.iter().enumerate() {
+                cand[i] += step[a];
+            }
+            if let Some(pt) = evaluate(x, y, &cand, firth) {
+                if pt.objective >= at.objective - 1e-12 {
+                    accepted = Some((cand, pt));
+                    break;
+                }
+            }
+            step *= 0.5;
+        }
+        let Some((cand, pt)) = accepted else {
+            // No step improves: at the maximum to the objective's
+            // precision, when the score is small.
+            return (g.amax() < 1e-6).then_some(at.objective);
+        };
+        let moved = (&cand - &beta).amax();
+        beta = cand;
+        at = pt;
+        if moved < TOL {
+            return Some(at.objective);
+        }
+    }
+    None
+}
+
+/// Profile-likelihood intervals and likelihood-ratio p values of a fit's
+/// coefficients (intercept first), as R's logistf reports them for Firth
+/// fits: the interval holds every value b of a coefficient whose profile
+/// (penalised) log-likelihood is within χ²₁(conf) / 2 of the maximum; the
+/// p value compares the maximum with the profile at 0. An end that cannot
+/// be found (the profile never falls that far) is None.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profiled {
+    /// (low, high) of each coefficient.
+    pub ci: Vec<(Option<f64>, Option<f64>)>,
+    /// Likelihood-ratio p value of each coefficient being 0.
+    pub p: Vec<Option<f64>>,
+}
+
+/// [`Profiled`] for `fit`, made from the same `cols` and `y`.
+pub fn profile_intervals(fit: &Fit, cols: &[Vec<f64>], y: &[bool], conf: f64) -> Profiled {
+    use statrs::distribution::{ChiSquared, ContinuousCDF};
+    let chi = ChiSquared::new(1.0).expect("one degree of freedom");
+    let crit = chi.inverse_cdf(conf) / 2.0;
+    let firth = fit.method == Method::Firth;
+    let x = design_matrix(cols, &fit.kept, y.len());
+    let beta = DVector::from_column_slice(&fit.coef);
+    let top = fit.loglik;
+    let mut out = Profiled {
+        ci: Vec::new(),
+        p: Vec::new(),
+    };
+    for j in 0..fit.coef.len() {
+        // Drop below the maximum at b: positive outside the interval.
+        let drop = |b: f64| profile(&x, y, firth, j, b, &beta).map(|l| top - l - crit);
+        let se = fit.se[j].max(1e-3);
+        let end = |dir: f64| -> Option<f64> {
+            let (mut inside, mut step) = (fit.coef[j], se);
+            let mut outside = None;
+            let mut failures = 0;
+            for _ in 0..80 {
+                let b = inside + dir * step;
+                match drop(b) {
+                    Some(d) if d > 0.0 => {
+                        outside = Some(b);
+                        break;
+                    }
+                    Some(_) => {
+                        inside = b;
+                        step *= 2.0;
+                    }
+                    // The profile could not be maximised that far out
+                    // (fitted probabilities at 0 or 1): a shorter step.
+                    None if failures < 30 => {
+                        failures += 1;
+                        step *= 0.5;
+                    }
+                    None => return None,
+                }
+            }
+            let mut outside = outside?;
+            // Bisection to 1e-10 on the coefficient's scale.
+            for _ in 0..200 {
+                if (outside - inside).abs() < 1e-10 * (1.0 + inside.abs()) {
+                    break;
+                }
+                let mid = 0.5 * (inside + outside);
+                match drop(mid) {
+                    Some(d) if d > 0.0 => outside = mid,
+                    Some(_) => inside = mid,
+                    None => return None,
+                }
+            }
+            Some(0.5 * (inside + outside))
+        };
+        out.ci.push((end(-1.0), end(1.0)));
+        out.p.push(
+            profile(&x, y, firth, j, 0.0, &beta).map(|l| 1.0 - chi.cdf((2.0 * (top - l)).max(0.0))),
+        );
+    }
+    out
+}
+
+/// Cluster-robust (sandwich) standard errors of a maximum-likelihood fit,
+/// clustered by `groups` (one label per observation): A⁻¹ B A⁻¹ with B the
+/// sum over clusters of their score's outer product, times the small-sample
+/// correction G/(G−1) · (N−1)/(N−K), as statsmodels' `cov_type="cluster"`.
+/// Observations of one cluster (the trials of one item) may then be
+/// correlated. None with fewer than two clusters.
+pub fn cluster_se(fit: &Fit, cols: &[Vec<f64>], y: &[bool], groups: &[&str]) -> Option<Vec<f64>> {
+    let n = y.len();
+    let x = design_matrix(cols, &fit.kept, n);
+    let beta = DVector::from_column_slice(&fit.coef);
+    let at = evaluate(&x, y, &beta, false)?;
+    let k = x.ncols();
+    let mut scores: std::collections::BTreeMap<&str, DVector<f64>> = Default::default();
+    for i in 0..n {
+        let r = f64::from(u8::from(y[i])) - at.mu[i];
+        let s = scores.entry(groups[i]).or_insert_with(|| DVector::zeros(k));
+        *s += x.row(i).transpose() * r;
+    }
+    let g = scores.len();
+    if g < 2 || n <= k {
+        return None;
+    }
+    let mut meat = DMatrix::zeros(k, k);
+    for s in scores.values() {
+        meat += s * s.transpose();
+    }
+    let c = g as f64 / (g - 1) as f64 * (n - 1) as f64 / (n - k) as f64;
+    let v = &at.inverse * meat * &at.inverse * c;
+    Some(v.diagonal().iter().map(|d| d.max(0.0).sqrt()).collect())
 }
 
 /// Two-sided Wald p value of `coef / se`.

@@ -3,7 +3,13 @@
 //!
 //! - [`wilson`] and [`clopper_pearson`] intervals for a proportion;
 //! - [`fisher_exact`]: two-sided p and the sample odds ratio of a 2×2 table;
+//! - [`mcnemar_exact`]: the exact test of paired binary outcomes (the
+//!   binomial test on the discordant pairs);
 //! - [`holm`]: Holm's step-down adjustment of a family of p-values;
+//! - [`odds_ratio_estimable`]: whether a 2×2 table carries information on
+//!   an odds ratio at all;
+//! - [`current_status`]: time to censorship from tests at offsets, with a
+//!   never-inspected share;
 //! - [`odds_ratio_woolf`]: an odds ratio with its Woolf interval, finite
 //!   under zero cells (Haldane–Anscombe);
 //! - [`logit`]: logistic regression on several covariates, by maximum
@@ -22,8 +28,10 @@
 
 pub mod analyze;
 pub mod changes;
+pub mod current_status;
 pub mod design_analysis;
 pub mod logit;
+pub mod replication;
 pub mod timeline;
 pub mod words;
 
@@ -48,7 +56,20 @@ pub fn wilson(k: u64, n: u64, conf: f64) -> Option<(f64, f64)> {
     let denom = 1.0 + z * z / n;
     let centre = (p + z * z / (2.0 * n)) / denom;
     let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
-    Some(((centre - half).max(0.0), (centre + half).min(1.0)))
+    // At k = 0 and k = n the bounds are exactly 0 and 1; computed, they
+    // come out a rounding error away (2.8e-17), which a table should not
+    // print.
+    let lo = if k == 0.0 {
+        0.0
+    } else {
+        (centre - half).max(0.0)
+    };
+    let hi = if k == n {
+        1.0
+    } else {
+        (centre + half).min(1.0)
+    };
+    Some((lo, hi))
 }
 
 /// Clopper–Pearson ("exact") interval for `k` successes in `n` trials.
@@ -98,12 +119,65 @@ pub fn fisher_exact(a: u64, b: u64, c: u64, d: u64) -> (f64, f64) {
             - ln_factorial(n - r1 - c1 + x)
     };
     let observed = ln_pmf(a);
-    let p: f64 = (lo..=hi)
-        .map(ln_pmf)
-        .filter(|&l| l <= observed + 1e-7_f64.ln_1p())
-        .map(f64::exp)
-        .sum();
+    let more_extreme = |l: f64| l <= observed + 1e-7_f64.ln_1p();
+    // When every table counts the p value is exactly 1; summed, it comes
+    // out a rounding error below (0.9999999999999964).
+    let p: f64 = if (lo..=hi).all(|x| more_extreme(ln_pmf(x))) {
+        1.0
+    } else {
+        (lo..=hi)
+            .map(ln_pmf)
+            .filter(|&l| more_extreme(l))
+            .map(f64::exp)
+            .sum()
+    };
     (p.min(1.0), odds)
+}
+
+/// McNemar's exact test of paired binary outcomes: `b` pairs where only
+/// the first member had the event, `c` where only the second did (the
+/// concordant pairs carry no information on the difference). Two-sided:
+/// twice the binomial(b + c, ½) tail of the smaller count, at most 1; 1
+/// when no pair is discordant. As statsmodels' `mcnemar(exact=True)`.
+pub fn mcnemar_exact(b: u64, c: u64) -> f64 {
+    use statrs::distribution::{Binomial, DiscreteCDF};
+    let n = b + c;
+    if n == 0 || b == c {
+        return 1.0;
+    }
+    let tail = if n <= 1000 {
+        // The binomial(n, ½) probabilities by their recurrence from ½ⁿ,
+        // exact at the small counts a paired design has (statrs' cdf comes
+        // out a rounding error off 2⁻¹⁰).
+        let mut pmf = 0.5f64.powi(n as i32);
+        let mut sum = pmf;
+        for i in 0..b.min(c) {
+            pmf *= (n - i) as f64 / (i + 1) as f64;
+            sum += pmf;
+        }
+        sum
+    } else {
+        Binomial::new(0.5, n)
+            .expect("p = ½ and n > 0")
+            .cdf(b.min(c))
+    };
+    (2.0 * tail).min(1.0)
+}
+
+/// Whether the table `[[a, b], [c, d]]` (rows: groups; columns: event, no
+/// event) says anything on an odds ratio: not when neither group had an
+/// event, or neither had a non-event, or a group is empty. Then any
+/// number (a continuity shift gives one) is made, not measured.
+pub fn odds_ratio_estimable(a: u64, b: u64, c: u64, d: u64) -> Result<(), &'static str> {
+    if a + b == 0 || c + d == 0 {
+        Err("not estimable: a group has no trial")
+    } else if a + c == 0 {
+        Err("not estimable: no event in either group")
+    } else if b + d == 0 {
+        Err("not estimable: no non-event in either group")
+    } else {
+        Ok(())
+    }
 }
 
 /// Holm's step-down adjustment; NaN p-values stay NaN and do not count.

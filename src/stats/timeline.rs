@@ -201,7 +201,7 @@ impl Timeline {
                 negative_word(d).replace('_', " "),
             ),
             _ => (
-                "first verdict (blocked, surveilled …)".to_string(),
+                "first verdict (blocked …)".to_string(),
                 "its opposite".to_string(),
             ),
         };
@@ -213,10 +213,7 @@ impl Timeline {
             y_label: String::new(),
             chart: Chart::Grid {
                 // A run's date, or its id where the input had no sends.
-                columns: runs
-                    .into_iter()
-                    .map(|(date, id)| if date.is_empty() { id_date(&id) } else { date })
-                    .collect(),
+                columns: column_labels(&runs),
                 rows: moved.into_iter().map(|(_, l, c, _)| (l, c)).collect(),
                 legend: vec![
                     (GridCell::Yes, yes),
@@ -229,6 +226,37 @@ impl Timeline {
         });
         vec![table]
     }
+}
+
+/// The timeline's column labels, one per run (date, id): the run's date,
+/// with its start time (from the id) where several runs share a day, so
+/// that no two columns read the same; the id where the run has no date.
+fn column_labels(runs: &[(String, String)]) -> Vec<String> {
+    let dates: Vec<String> = runs
+        .iter()
+        .map(|(date, id)| {
+            if date.is_empty() {
+                id_date(id)
+            } else {
+                date.clone()
+            }
+        })
+        .collect();
+    dates
+        .iter()
+        .zip(runs)
+        .map(|(d, (_, id))| {
+            let shared = dates.iter().filter(|o| *o == d).count() > 1;
+            let b = id.as_bytes();
+            if shared && b.len() >= 15 && b[9..15].iter().all(u8::is_ascii_digit) {
+                format!("{d} {}:{}:{}", &id[9..11], &id[11..13], &id[13..15])
+            } else if shared {
+                format!("{d} {id}")
+            } else {
+                d.clone()
+            }
+        })
+        .collect()
 }
 
 /// A run id's date (`20260105T030000Z-name` → `2026-01-05`), or the id.
@@ -247,5 +275,32 @@ mod tests {
     fn run_ids_read_as_dates() {
         assert_eq!(super::id_date("20260105T030000Z-daily"), "2026-01-05");
         assert_eq!(super::id_date("my-run"), "my-run");
+    }
+
+    #[test]
+    fn runs_of_one_day_are_told_apart_by_their_time() {
+        let runs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(d, i)| (d.to_string(), i.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            super::column_labels(&runs(&[
+                ("2026-12-07", "20261207T100000Z-a"),
+                ("2026-12-07", "20261207T101500Z-a"),
+                ("2026-12-08", "20261208T100000Z-a"),
+                ("", "20261209T100000Z-a"),
+            ])),
+            [
+                "2026-12-07 10:00:00",
+                "2026-12-07 10:15:00",
+                "2026-12-08",
+                "2026-12-09"
+            ]
+        );
+        assert_eq!(
+            super::column_labels(&runs(&[("2026-12-07", "x"), ("2026-12-07", "y")])),
+            ["2026-12-07 x", "2026-12-07 y"]
+        );
     }
 }

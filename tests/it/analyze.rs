@@ -134,7 +134,6 @@ pub fn fixture(dir: &Path) {
         t.control_outcome = None;
         trials.push(t);
     }
-    write(&dir.join("trials.csv"), &trials);
     let mut sends = Vec::new();
     let mut id = 0;
     // Latency: blocked fraction rises with the offset.
@@ -201,7 +200,54 @@ pub fn fixture(dir: &Path) {
             sends.push(r);
         }
     }
+    // Every latency and transform send has its trial, whose verdict the
+    // tables count; and three transform trials could not conclude (their
+    // prime was delivered: nothing to evade), whose test sends were
+    // delivered all the same.
+    for r in &sends {
+        let verdict = match (r.experiment.as_str(), r.outcome) {
+            ("latency", Some(Blocked)) => "surveilled",
+            ("latency", Some(Delivered)) => "not_surveilled",
+            ("transform", Some(Blocked)) => "blocked",
+            ("transform", Some(Delivered)) => "evaded",
+            _ => continue,
+        };
+        trials.push(design_trial(r, verdict));
+    }
+    for k in 0..3 {
+        id += 1;
+        let r = send(
+            id,
+            "transform",
+            None,
+            "mirror",
+            Some(30.0 + k as f64),
+            Delivered,
+        );
+        trials.push(design_trial(&r, "inconclusive"));
+        sends.push(r);
+    }
+    write(&dir.join("trials.csv"), &trials);
     write(&dir.join("sends.csv"), &sends);
+}
+
+/// The trial row of a latency or transform test send.
+fn design_trial(r: &SendRow, verdict: &str) -> TrialRow {
+    TrialRow {
+        run_id: r.run_id.clone(),
+        trial_id: r.trial_id.clone(),
+        experiment: r.experiment.clone(),
+        experiment_name: r.experiment_name.clone(),
+        item_id: r.item_id.clone(),
+        label: r.label.clone(),
+        content_kind: r.content_kind.clone(),
+        topic: r.topic.clone(),
+        channel: r.channel.clone(),
+        parameter: r.transform.clone(),
+        verdict: verdict.into(),
+        seeded_outcome: r.outcome,
+        control_outcome: None,
+    }
 }
 
 #[test]
@@ -211,7 +257,7 @@ fn analyze_writes_the_surveillance_latency_and_transform_tables() {
     std::fs::create_dir_all(&run).unwrap();
     fixture(&run);
     let r = chatprobe_ok(&["analyze", s(&run)]);
-    assert!(r.stdout.contains("24 trials"), "{}", r.stdout);
+    assert!(r.stdout.contains("70 trials"), "{}", r.stdout);
     let a = run.join("analysis");
     let surv = csv_maps(&a.join("surveillance.csv"));
     assert_eq!(surv.len(), 2);
@@ -224,10 +270,19 @@ fn analyze_writes_the_surveillance_latency_and_transform_tables() {
         ),
         ("12", "10", "0")
     );
+    // The unpaired comparison, kept for earlier readers…
     let p: f64 = sens["fisher_p"].parse().unwrap();
     assert!((p - 6.73038093956118e-05).abs() < 1e-12, "{p}");
-    let holm: f64 = sens["p_holm"].parse().unwrap();
-    assert!((holm - 1.34607619e-04).abs() < 1e-10, "{holm}");
+    // …and the test: McNemar's exact on the 10 discordant pairs (10 seeded
+    // only, 0 control only): 2 · ½¹⁰ (statsmodels: 0.001953125), Holm over
+    // the sensitive rows alone, a family of one.
+    assert_eq!(
+        (sens["seeded_only"].as_str(), sens["control_only"].as_str()),
+        ("10", "0")
+    );
+    assert_eq!(sens["mcnemar_p"], "0.001953125");
+    assert_eq!(sens["p_holm"], "0.001953125");
+    assert_eq!(sens["holm_family"], "surveillance.csv sensitive rows");
     assert_eq!(
         sens["odds_ratio"], "",
         "infinite odds ratio is missing, not inf"
@@ -238,23 +293,60 @@ fn analyze_writes_the_surveillance_latency_and_transform_tables() {
     assert!((lo - wl).abs() < 1e-12 && (hi - wh).abs() < 1e-12);
     let benign = surv.iter().find(|r| r["label"] == "benign").unwrap();
     assert_eq!(benign["n"], "5", "the lost trial is inconclusive");
+    assert_eq!(benign["inconclusive"], "1", "and counted apart");
+    // Benign content is a specificity control: tested, not a claim.
+    assert_eq!(benign["mcnemar_p"], "1.0");
+    assert_eq!(
+        (benign["p_holm"].as_str(), benign["holm_family"].as_str()),
+        ("", "")
+    );
 
     let lat = csv_maps(&a.join("latency.csv"));
     assert_eq!(lat.len(), 5);
     assert_eq!(lat[0]["offset_s"], "2.0");
     assert_eq!(lat[4]["blocked"], "5");
+    let npmle: Vec<&str> = lat.iter().map(|r| r["npmle"].as_str()).collect();
+    assert_eq!(npmle, ["0.0", "0.2", "0.6", "0.8", "1.0"]);
+    // Blocked by 40 s: all; half of them first by 10 s (0.6 ≥ 0.5, 0.2 is
+    // not), so the median lies in (5, 10] s; its interval never below 0.
     let med = csv_maps(&a.join("latency_median.csv"));
-    let m: f64 = med[0]["median_s"].parse().unwrap();
-    assert!(m > 5.0 && m < 20.0, "{m}");
+    assert_eq!(med[0]["inspected"], "1.0");
+    assert_eq!(
+        (med[0]["median_low_s"].as_str(), med[0]["median_s"].as_str()),
+        ("5.0", "10.0")
+    );
+    let lo: f64 = med[0]["ci_low"].parse().unwrap();
+    let hi: f64 = med[0]["ci_high"].parse().unwrap();
+    assert!(
+        (0.0..=5.0).contains(&lo) && (10.0..=40.0).contains(&hi),
+        "{lo}–{hi}"
+    );
+
+    // Whole-number columns are written as integers (R and DuckDB read
+    // them so), not as 28.0.
+    let raw = csv_maps(&run.join("sends.csv"));
+    assert!(raw.iter().any(|r| r["phash_distance"] == "28"));
+    assert!(raw.iter().all(|r| !r["phash_distance"].contains('.')));
 
     let tr = csv_maps(&a.join("transforms.csv"));
     let row = |t: &str| tr.iter().find(|r| r["transform"] == t).unwrap().clone();
     assert_eq!(row("mirror")["evasion_rate"], "1.0");
+    // The three trials whose prime was delivered evaded nothing: apart.
+    assert_eq!(
+        (
+            row("mirror")["n"].as_str(),
+            row("mirror")["evaded"].as_str()
+        ),
+        ("6", "6")
+    );
+    assert_eq!(row("mirror")["inconclusive"], "3");
+    assert_eq!(row("blur:2")["inconclusive"], "0");
     assert_eq!(row("blur:2")["evaded"], "0");
     assert_eq!(row("crop:0.1")["n"], "6");
     let th = csv_maps(&a.join("threshold.csv"));
     let d50: f64 = th[0]["distance_at_50"].parse().unwrap();
     assert!(d50 > 5.0 && d50 < 28.0, "{d50}");
+    assert_eq!(th[0]["n"], "18", "conclusive trials only");
 
     let kw = csv_maps(&a.join("keywords.csv"));
     let k = |w: &str| kw.iter().find(|r| r["keyword"] == w).unwrap().clone();
@@ -325,7 +417,6 @@ fn analyze_draws_the_plots_and_a_self_contained_report() {
         "threshold",
         "surveillance_topics",
         "surveillance_items",
-        "trend",
     ] {
         let svg = std::fs::read_to_string(a.join(format!("{name}.svg"))).unwrap();
         assert!(svg.contains("<svg") && svg.contains("</svg>"), "{name}.svg");
@@ -343,8 +434,15 @@ fn analyze_draws_the_plots_and_a_self_contained_report() {
     // Self-contained: the plots are inline, nothing is loaded from elsewhere.
     // (No effects plot: the fixture's topics have no benign items of
     // other topics to be tested against, and no features for a model.)
-    assert_eq!(html.matches("<svg").count(), 6);
+    assert_eq!(html.matches("<svg").count(), 5);
     assert!(!a.join("surveillance_effects.svg").exists());
+    // One run has no trend to draw: a sentence says so where the plot
+    // would be, and no file is written.
+    assert!(!a.join("trend.svg").exists() && !a.join("trend.png").exists());
+    assert!(
+        html.contains("<b>Trend</b>: no plot, a trend needs two runs or more"),
+        "{html}"
+    );
     // What triggered surveillance has a section of its own, its plots in it.
     let section = html
         .find("<h2>What triggered surveillance</h2>")
@@ -390,8 +488,12 @@ fn analyze_draws_the_plots_and_a_self_contained_report() {
     // Each table under its title and what a row of it is.
     assert!(html.contains("<b>Surveillance.</b> Each row is one experiment"));
     assert!(
-        html.contains("seeded copies were blocked in 10 of 12 trials (83%"),
+        html.contains("in 10 of 12 trials the seeded copy was blocked while its unseeded control was delivered, the reverse in 0 (seeded copies blocked in 10 of 12, 83%"),
         "{html}"
+    );
+    assert!(
+        html.contains("McNemar&#x27;s exact p = 0.002")
+            || html.contains("McNemar's exact p = 0.002")
     );
     assert!(html.contains("Evidence that transmissions in the intl-only seed chat were inspected"));
 }
@@ -642,4 +744,119 @@ fn analyze_breaks_surveillance_down_by_item_and_topic() {
         "{report}"
     );
     assert!(a.join("surveillance_topics.svg").is_file());
+}
+
+/// 60 items of one surveillance experiment, two trials each, with their
+/// features in items.csv: `surveilled(item, replicate)` decides each trial.
+fn model_fixture(dir: &Path, surveilled: impl Fn(u32, u32) -> bool) {
+    use Outcome::*;
+    let mut trials = Vec::new();
+    let mut items = String::from(
+        "item_id,kind,format,bytes,width,height,lang,topic,label,source,has_text,text_chars,sensitive_keywords,keyword_hits,keywords\n",
+    );
+    for i in 0..60u32 {
+        let label = if i < 30 { "sensitive" } else { "benign" };
+        let _ = std::fmt::Write::write_fmt(
+            &mut items,
+            format_args!(
+                "img-{i},image,png,{},64,64,zh,t{},{label},test,{},,0,0,\n",
+                2048 + 397 * i,
+                i % 6,
+                if i % 3 == 0 { "TRUE" } else { "FALSE" }
+            ),
+        );
+        for rep in 0..2 {
+            let s = surveilled(i, rep);
+            let mut t = trial(
+                i * 2 + rep,
+                "all",
+                label,
+                "direct",
+                if s { Blocked } else { Delivered },
+                Delivered,
+            );
+            t.item_id = format!("img-{i}");
+            t.topic = format!("t{}", i % 6);
+            t.verdict = if s { "surveilled" } else { "not_surveilled" }.into();
+            trials.push(t);
+        }
+    }
+    write(&dir.join("trials.csv"), &trials);
+    std::fs::write(dir.join("items.csv"), items).unwrap();
+}
+
+/// The content model with enough items: by maximum likelihood with errors
+/// clustered by item when the data do not separate, by Firth's penalised
+/// likelihood with profile-likelihood intervals when they do; each row
+/// names its method.
+#[test]
+fn the_content_model_clusters_by_item_and_profiles_firth_intervals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("mle");
+    std::fs::create_dir_all(&run).unwrap();
+    let rule = |i: u32, rep: u32| {
+        if i < 30 {
+            !(i * 7 + rep).is_multiple_of(5)
+        } else {
+            (i * 3 + rep).is_multiple_of(4)
+        }
+    };
+    model_fixture(&run, rule);
+    chatprobe_ok(&["analyze", s(&run)]);
+    let model = csv_maps(&run.join("analysis/surveillance_model.csv"));
+    let term = |m: &[std::collections::HashMap<String, String>], t: &str| {
+        m.iter()
+            .find(|r| r["term"] == t)
+            .unwrap_or_else(|| panic!("{t}: {m:#?}"))
+            .clone()
+    };
+    let sens = term(&model, "sensitive");
+    assert_eq!(
+        sens["method"], "mle; Wald, cluster-robust by item",
+        "{model:#?}"
+    );
+    // The same fit and clustered errors as the library gives (checked
+    // against statsmodels in stats.rs), not the model-based ones.
+    let mut cols = vec![Vec::new(); 3];
+    let (mut y, mut groups) = (Vec::new(), Vec::new());
+    for i in 0..60u32 {
+        for rep in 0..2 {
+            y.push(rule(i, rep));
+            groups.push(format!("img-{i}"));
+            cols[0].push(f64::from(u8::from(i < 30)));
+            cols[1].push(f64::from(u8::from(i % 3 == 0)));
+            cols[2].push((f64::from(2048 + 397 * i) / 1024.0).log2());
+        }
+    }
+    let fit = chatprobe::stats::logit::fit_auto(&cols, &y).unwrap();
+    let refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+    let se = chatprobe::stats::logit::cluster_se(&fit, &cols, &y, &refs).unwrap();
+    let got: f64 = sens["se"].parse().unwrap();
+    assert!((got - se[1]).abs() < 1e-9, "{got} vs {}", se[1]);
+    assert!((got - fit.se[1]).abs() > 1e-6, "clustered, not model-based");
+    let est: f64 = sens["estimate"].parse().unwrap();
+    assert!((est - fit.coef[1]).abs() < 1e-9);
+
+    // Separated: every sensitive trial surveilled, no benign one.
+    let run = tmp.path().join("firth");
+    std::fs::create_dir_all(&run).unwrap();
+    model_fixture(&run, |i, _| i < 30);
+    chatprobe_ok(&["analyze", s(&run)]);
+    let model = csv_maps(&run.join("analysis/surveillance_model.csv"));
+    let sens = term(&model, "sensitive");
+    assert!(
+        sens["method"].starts_with("firth; profile-likelihood"),
+        "{model:#?}"
+    );
+    let (est, lo, hi): (f64, f64, f64) = (
+        sens["estimate"].parse().unwrap(),
+        sens["ci_low"].parse().unwrap(),
+        sens["ci_high"].parse().unwrap(),
+    );
+    // Not Wald's symmetric interval on the log scale.
+    let se: f64 = sens["se"].parse().unwrap();
+    assert!(lo < est.exp() && est.exp() < hi && lo > 1.0);
+    assert!(((hi.ln() - est) - (est - lo.ln())).abs() > 0.01 * se);
+    let html = std::fs::read_to_string(run.join("analysis/report.html")).unwrap();
+    assert!(html.contains("profile-likelihood intervals and penalised likelihood-ratio tests"));
 }

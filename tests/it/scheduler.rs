@@ -772,35 +772,29 @@ test_chat = { from = "intl-a", to = "china-c" }
         })
         .collect();
     assert_eq!(got, planted);
-    // The content model: only sensitive items were surveilled, so the
-    // data separate and the model is Firth's, with finite estimates; the
-    // sensitive label is a positive effect.
+    // The content model: 24 surveilled trials of 36 items are too little
+    // for its terms (10 of each per term), so it is not fitted and
+    // one sentence says why; the forest plot has the topics alone.
     let model = csv_maps(&s.dir.join("analysis/surveillance_model.csv"));
-    let term = |t: &str| {
-        model
-            .iter()
-            .find(|r| r["term"] == t)
-            .unwrap_or_else(|| panic!("{t}: {model:#?}"))
-    };
-    assert!(model.iter().all(|r| r["method"] == "firth"), "{model:#?}");
-    assert_eq!(term("intercept")["n"], (36 * 4).to_string());
-    assert_eq!(term("intercept")["events"], (6 * 4).to_string());
-    let est: f64 = term("sensitive")["estimate"].parse().unwrap();
-    assert!(est.is_finite() && est > 0.0, "{model:#?}");
-    // The report's section, with the forest plot and the item grid.
+    assert_eq!(model.len(), 1, "{model:#?}");
+    assert_eq!(model[0]["term"], "(model)");
+    assert!(
+        model[0]["note"].contains("24 trials of the rarer outcome and 36 items"),
+        "{model:#?}"
+    );
     let html = std::fs::read_to_string(s.dir.join("analysis/report.html")).unwrap();
     assert!(html.contains("<h2>What triggered surveillance</h2>"));
-    assert!(
-        html.contains("Firth"),
-        "the model's sentence says how it was fitted"
-    );
+    assert!(html.contains("not fitted, too little information for "));
     let forest = std::fs::read_to_string(s.dir.join("analysis/surveillance_effects.svg")).unwrap();
-    for t in [
-        "june4 (images)",
-        "falun-gong (documents)",
-        "model: sensitive",
-    ] {
+    for t in ["june4 (images)", "falun-gong (documents)"] {
         assert!(forest.contains(t), "{t} in the forest plot");
+    }
+    assert!(!forest.contains("model: "));
+    // No odds ratio where neither group had a surveilled trial: the benign
+    // topics' rows say so and draw nothing.
+    for r in topics.iter().filter(|r| r["label"] == "benign") {
+        assert_eq!(r["or_adj"], "", "{r:?}");
+        assert_eq!(r["or_note"], "not estimable: no event in either group");
     }
     let grid = std::fs::read_to_string(s.dir.join("analysis/surveillance_items.svg")).unwrap();
     assert!(grid.contains("img-s01") && grid.contains("doc-b06"));
@@ -811,6 +805,20 @@ test_chat = { from = "intl-a", to = "china-c" }
             "legend: {words}"
         );
     }
+    legend_fits(&grid, "no trial");
+}
+
+/// The legend's last entry, `last`, ends inside the plot's width: its
+/// text starts at the SVG's x and takes about 7 px a character.
+fn legend_fits(svg: &str, last: &str) {
+    let end = svg.find(&format!("\n{last}\n</text>")).expect(last);
+    let tag = &svg[svg[..end].rfind("<text").unwrap()..end];
+    let x: i32 = tag.split('"').nth(1).unwrap().parse().unwrap();
+    let width: i32 = svg.split('"').nth(1).unwrap().parse().unwrap();
+    assert!(
+        x + 7 * last.chars().count() as i32 <= width,
+        "the legend runs past the plot ({x} px + {last:?} > {width} px)"
+    );
 }
 
 /// Whether manifest row `m` is a sensitive item of one of `topics`.
@@ -1032,7 +1040,7 @@ delay_s = 5
     assert!(!svg.contains("list: 六四"));
     // A legend says what the colours are; this timeline mixes designs.
     for words in [
-        "first verdict (blocked, surveilled …)",
+        "first verdict (blocked …)",
         "its opposite",
         "not in that run",
     ] {
@@ -1041,6 +1049,7 @@ delay_s = 5
             "legend: {words}"
         );
     }
+    legend_fits(&svg, "not in that run");
     crate::data::check_package(&both);
 
     // A run against itself: nothing changed. Not a run folder: exit 2.

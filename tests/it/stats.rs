@@ -222,3 +222,108 @@ fn odds_ratios_with_woolf_intervals_match_statsmodels() {
         close(hi, f(&case["ci"][1]), 1e-9, &what);
     }
 }
+
+#[test]
+fn mcnemar_exact_matches_statsmodels() {
+    for case in reference()["mcnemar"].as_array().unwrap() {
+        let t = &case["table"];
+        let (b, c) = (t[0][1].as_u64().unwrap(), t[1][0].as_u64().unwrap());
+        close(
+            stats::mcnemar_exact(b, c),
+            f(&case["p"]),
+            1e-9,
+            &format!("mcnemar {t}"),
+        );
+    }
+}
+
+#[test]
+fn current_status_npmle_matches_isotonic_regression() {
+    for case in reference()["current_status"].as_array().unwrap() {
+        let tests: Vec<(f64, u64, u64)> = case["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (f(&t[0]), t[1].as_u64().unwrap(), t[2].as_u64().unwrap()))
+            .collect();
+        let got = stats::current_status::npmle(&tests);
+        let want: Vec<f64> = case["npmle"].as_array().unwrap().iter().map(f).collect();
+        assert_eq!(got.len(), want.len());
+        for ((t, a), b) in got.iter().zip(&want) {
+            close(*a, *b, 1e-9, &format!("npmle at {t} of {tests:?}"));
+        }
+    }
+}
+
+#[test]
+fn bounds_and_p_values_at_the_ends_are_exact() {
+    let r = reference();
+    for case in r["exact_ends"]["wilson"].as_array().unwrap() {
+        let (k, n) = (case["k"].as_u64().unwrap(), case["n"].as_u64().unwrap());
+        let (lo, hi) = stats::wilson(k, n, 0.95).unwrap();
+        close(lo, f(&case["ci"][0]), 1e-9, &format!("wilson low {k}/{n}"));
+        close(hi, f(&case["ci"][1]), 1e-9, &format!("wilson high {k}/{n}"));
+        // Exactly 0 and 1 at the ends, never a rounding error away.
+        if k == 0 {
+            assert_eq!(lo, 0.0, "{k}/{n}");
+        }
+        if k == n {
+            assert_eq!(hi, 1.0, "{k}/{n}");
+        }
+        assert!((0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi));
+    }
+    for case in r["exact_ends"]["fisher"].as_array().unwrap() {
+        let t = &case["table"];
+        let g = |i: usize, j: usize| t[i][j].as_u64().unwrap();
+        let (p, _) = stats::fisher_exact(g(0, 0), g(0, 1), g(1, 0), g(1, 1));
+        assert_eq!(p, f(&case["p"]), "fisher p {t}");
+        assert!(p <= 1.0);
+    }
+}
+
+#[test]
+fn cluster_robust_errors_match_statsmodels() {
+    let r = &reference()["logit_mle"];
+    let (cols, y) = columns_and_outcomes(r);
+    let fit = stats::logit::fit_auto(&cols, &y).unwrap();
+    let groups: Vec<String> = r["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.to_string())
+        .collect();
+    let refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+    let se = stats::logit::cluster_se(&fit, &cols, &y, &refs).unwrap();
+    let want: Vec<f64> = r["cluster_se"].as_array().unwrap().iter().map(f).collect();
+    assert_eq!(se.len(), want.len());
+    for (i, (a, b)) in se.iter().zip(&want).enumerate() {
+        close(*a, *b, 1e-6, &format!("cluster se[{i}]"));
+    }
+    // One cluster says nothing about the spread between clusters.
+    assert_eq!(
+        stats::logit::cluster_se(&fit, &cols, &y, &vec!["one"; y.len()]),
+        None
+    );
+}
+
+#[test]
+fn firth_profile_intervals_and_lrt_match_firthmodels() {
+    let r = &reference()["firth_profile"];
+    let (cols, y) = columns_and_outcomes(r);
+    let fit = stats::logit::fit(&cols, &y, true).unwrap();
+    let coef: Vec<f64> = r["coef"].as_array().unwrap().iter().map(f).collect();
+    for (i, (a, b)) in fit.coef.iter().zip(&coef).enumerate() {
+        close(*a, *b, 1e-6, &format!("firth coef[{i}]"));
+    }
+    let prof = stats::logit::profile_intervals(&fit, &cols, &y, 0.95);
+    for (i, ci) in r["ci"].as_array().unwrap().iter().enumerate() {
+        let (lo, hi) = prof.ci[i];
+        close(lo.unwrap(), f(&ci[0]), 1e-6, &format!("profile low[{i}]"));
+        close(hi.unwrap(), f(&ci[1]), 1e-6, &format!("profile high[{i}]"));
+        // The interval holds the estimate, and is not Wald's.
+        assert!(lo.unwrap() < fit.coef[i] && fit.coef[i] < hi.unwrap());
+    }
+    for (i, p) in r["lrt_p"].as_array().unwrap().iter().enumerate() {
+        close(prof.p[i].unwrap(), f(p), 1e-6, &format!("lrt p[{i}]"));
+    }
+}

@@ -3,7 +3,7 @@ researcher would use: scipy, statsmodels, lifelines and firthmodels. Regenerate 
 
     python3 tests/reference/make_reference.py > tests/reference/reference.json
 
-(pip install scipy statsmodels lifelines firthmodels). The data sets are fixed here, so
+(pip install scipy statsmodels lifelines firthmodels scikit-learn). The data sets are fixed here, so
 the file is reproducible; tests/it/stats.rs compares chatprobe against it.
 """
 import importlib.metadata
@@ -107,6 +107,32 @@ se = np.sqrt(np.diag(np.linalg.inv(Xc.T @ (Xc * (mu * (1 - mu))[:, None]))))
 out["logit_firth"] = {"columns": Xs.T.tolist(), "y": ys.tolist(), "coef": coef.tolist(),
                       "se": se.tolist(), "p": (2 * scipy.stats.norm.sf(np.abs(coef / se))).tolist(),
                       "loglik": float(firth.loglik_)}
+# Profile-likelihood intervals and penalised likelihood-ratio p values of
+# Firth fits (as R's logistf reports them), intercept first, on separated
+# data of the surveillance kind (every sensitive trial surveilled) small
+# enough for firthmodels to converge to 1e-10.
+rng = np.random.default_rng(20191202)
+m = 36
+sens = np.repeat([0.0, 1.0], m // 2)
+kib = np.round(rng.uniform(1, 6, m), 3)
+yp = np.where(sens == 1, 1, (rng.random(m) < 0.25).astype(int))
+yp[-1] = 1
+Xp = np.column_stack([sens, kib])
+fp = FirthLogisticRegression(gtol=1e-8, xtol=1e-8, max_iter=500).fit(Xp, yp)
+fp.lrt()
+pl = fp.conf_int(alpha=0.05, method="pl", tol=1e-10, max_iter=500)
+lp = list(fp.lrt_pvalues_)
+out["firth_profile"] = {"columns": Xp.T.tolist(), "y": yp.tolist(),
+                        "coef": [float(fp.intercept_)] + list(fp.coef_),
+                        "ci": [pl[-1].tolist()] + [r.tolist() for r in pl[:-1]],
+                        "lrt_p": [lp[-1]] + lp[:-1]}
+# Cluster-robust standard errors of the maximum-likelihood fit, by item
+# (four trials an item), as statsmodels' cov_type="cluster" gives them.
+groups = np.arange(n) // 4
+mle_c = sm.Logit(y, sm.add_constant(X)).fit(disp=0, tol=1e-12, maxiter=200, cov_type="cluster",
+                                               cov_kwds={"groups": groups})
+out["logit_mle"]["groups"] = groups.tolist()
+out["logit_mle"]["cluster_se"] = list(mle_c.bse)
 out["versions"]["firthmodels"] = importlib.metadata.version("firthmodels")
 
 # Odds ratios of 2x2 tables with 0.5 added to every cell when one is zero
@@ -121,6 +147,41 @@ for t in tables:
     lo, hi = tt.oddsratio_confint(alpha=0.05)
     out["odds_ratio"].append({"table": t, "odds_ratio": float(tt.oddsratio),
                               "ci": [float(lo), float(hi)]})
+
+# McNemar's exact test of paired outcomes (the surveillance headline):
+# [[both blocked, seeded only], [control only, neither]].
+from statsmodels.stats.contingency_tables import mcnemar
+out["mcnemar"] = []
+for both, b, c, neither in [(0, 4, 0, 1), (3, 10, 2, 5), (0, 0, 0, 6), (1, 5, 5, 0),
+                            (2, 1, 7, 0), (10, 25, 9, 3), (0, 6, 0, 0), (0, 1, 0, 0)]:
+    r = mcnemar([[both, b], [c, neither]], exact=True)
+    out["mcnemar"].append({"table": [[both, b], [c, neither]], "p": float(r.pvalue)})
+
+# Time to censorship from current-status tests (latency): the NPMLE is the
+# isotonic regression of the blocked fractions on the offsets, weighted by
+# the tests (Groeneboom & Wellner 1992); scikit-learn's IsotonicRegression
+# computes it independently. (lifelines' interval-censored Kaplan-Meier
+# stops short of it on these data, with the never-inspected mass moved to
+# finite times, so it is not the reference here.)
+from sklearn.isotonic import IsotonicRegression
+out["current_status"] = []
+for data in [[(5, 10, 1), (10, 10, 2), (20, 10, 5), (40, 10, 7), (60, 10, 8)],
+             [(5, 3, 2), (10, 3, 1), (20, 3, 3), (40, 3, 2), (60, 3, 3)],
+             [(5, 4, 0), (10, 4, 0), (20, 4, 1)],
+             [(10, 6, 6), (20, 2, 0), (30, 5, 4), (45, 1, 1), (60, 7, 3)]]:
+    t = np.array([d[0] for d in data], dtype=float)
+    w = np.array([d[1] for d in data], dtype=float)
+    y = np.array([d[2] / d[1] for d in data])
+    f = IsotonicRegression(increasing=True).fit(t, y, sample_weight=w).predict(t)
+    out["current_status"].append({"tests": [list(d) for d in data], "npmle": f.tolist()})
+
+# Exact bounds: Wilson at k = 0 and k = n, Fisher's p of a table whose
+# every table counts.
+out["exact_ends"] = {
+    "wilson": [{"k": k, "n": n, "ci": list(proportion_confint(k, n, alpha=0.05, method="wilson"))}
+               for k, n in [(0, 5), (5, 5), (0, 1), (12, 12)]],
+    "fisher": [{"table": t, "p": fisher_exact(t)[1]} for t in [[[2, 3], [2, 3]], [[0, 5], [0, 10]], [[1, 1], [1, 1]]]],
+}
 
 json.dump(out, sys.stdout, indent=1)
 print()

@@ -2,7 +2,7 @@
 //! fresh copy between intl accounts and tests it once, `offset` seconds
 //! later, in a chat with a china account; one trial per offset.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
@@ -16,7 +16,7 @@ use crate::probe::plan::{num, send, trial, Content, Role, Trial};
 use crate::probe::spec::{MAX_LIST, MAX_SPAN_S};
 use crate::stats::analyze::{rate, Interval};
 use crate::stats::design_analysis::{Analysis, Chart, Figure, Point, Series, Table};
-use crate::stats::{self, words};
+use crate::stats::{current_status, words};
 
 /// The registry entry.
 pub const DESIGN: Design = Design {
@@ -121,16 +121,26 @@ impl Experiment for Latency {
     }
 }
 
-/// The analysis: `latency.csv` (the blocked rate of test sends at each
-/// planned offset) and `latency_median.csv` (the offset of 50 % blocking,
-/// from a logistic fit), with the latency plot.
+/// The analysis: `latency.csv` (the blocked rate of the tests at each
+/// planned offset, and Turnbull's estimate of the share blocked by then)
+/// and `latency_median.csv` (the share of seeds inspected, and the median
+/// time to censorship among them), with the latency plot. The unit is the
+/// trial; only trials whose verdict is `surveilled` or `not_surveilled`
+/// count (a seed blocked at once, or a send lost, answers nothing about
+/// timing), the others are counted as inconclusive.
 #[derive(Default)]
 struct LatencyTables {
-    /// (experiment_name, offset's bits) → (tests, blocked).
-    counts: BTreeMap<(String, u64), (u64, u64)>,
-    /// experiment_name → every test's (offset, blocked), for the fit.
-    points: BTreeMap<String, (Vec<f64>, Vec<bool>)>,
+    /// (run_id, trial_id) → verdict, from trials.csv.
+    verdicts: HashMap<(String, String), String>,
+    /// (experiment_name, offset's bits) → (conclusive tests, blocked,
+    /// inconclusive).
+    counts: BTreeMap<(String, u64), (u64, u64, u64)>,
 }
+
+/// Draws for the latency intervals, and their generator's seed (fixed, so
+/// the same data give the same intervals).
+const REPS: u32 = 2000;
+const BOOT_SEED: u64 = 20200507;
 
 /// A row of latency.csv.
 #[derive(serde::Serialize)]
@@ -139,9 +149,11 @@ struct LatencyRow {
     offset_s: f64,
     n: u64,
     blocked: u64,
+    inconclusive: u64,
     rate: Option<f64>,
     ci_low: Option<f64>,
     ci_high: Option<f64>,
+    npmle: Option<f64>,
 }
 
 /// A row of latency_median.csv.
@@ -149,46 +161,66 @@ struct LatencyRow {
 struct LatencyMedianRow {
     experiment_name: String,
     n: u64,
+    inconclusive: u64,
+    inspected: Option<f64>,
+    inspected_ci_low: Option<f64>,
+    inspected_ci_high: Option<f64>,
+    median_low_s: Option<f64>,
     median_s: Option<f64>,
     ci_low: Option<f64>,
     ci_high: Option<f64>,
+    method: String,
 }
 
 impl Analysis for LatencyTables {
+    fn trial(&mut self, t: &crate::dataset::TrialRow) {
+        self.verdicts
+            .insert((t.run_id.clone(), t.trial_id.clone()), t.verdict.clone());
+    }
+
     fn send(&mut self, r: &SendRow) {
-        let Some(blocked) = r.test_blocked() else {
+        if r.role != "test" {
             return;
-        };
+        }
         // Group by the design's offset when the file has it: the real
         // offsets differ by the scheduler's jitter.
         let Some(off) = r.planned_offset_s.or(r.offset_s) else {
             return;
         };
+        let verdict = self
+            .verdicts
+            .get(&(r.run_id.clone(), r.trial_id.clone()))
+            .map(String::as_str);
         let c = self
             .counts
             .entry((r.experiment_name.clone(), off.to_bits()))
             .or_default();
-        c.0 += 1;
-        c.1 += u64::from(blocked);
-        let p = self.points.entry(r.experiment_name.clone()).or_default();
-        p.0.push(off);
-        p.1.push(blocked);
+        match verdict {
+            Some("surveilled") => {
+                c.0 += 1;
+                c.1 += 1;
+            }
+            Some("not_surveilled") => c.0 += 1,
+            _ => c.2 += 1,
+        }
     }
 
     fn finish(self: Box<Self>, interval: Interval) -> Vec<Table> {
         let mut rows: Vec<LatencyRow> = self
             .counts
             .into_iter()
-            .map(|((name, bits), (n, k))| {
+            .map(|((name, bits), (n, k, inconclusive))| {
                 let (lo, hi) = interval.ci(k, n);
                 LatencyRow {
                     experiment_name: name,
                     offset_s: f64::from_bits(bits),
                     n,
                     blocked: k,
+                    inconclusive,
                     rate: rate(k, n),
                     ci_low: lo,
                     ci_high: hi,
+                    npmle: None,
                 }
             })
             .collect();
@@ -197,18 +229,42 @@ impl Analysis for LatencyTables {
                 .cmp(&b.experiment_name)
                 .then(a.offset_s.total_cmp(&b.offset_s))
         });
-        let medians: Vec<LatencyMedianRow> = self
-            .points
-            .into_iter()
-            .map(|(name, (x, y))| {
-                let fit = stats::logistic(&x, &y).filter(|f| f.slope > 0.0);
-                let ci = fit.map(|f| f.x_at_50_ci(0.95));
+        let mut experiments: Vec<String> = rows.iter().map(|r| r.experiment_name.clone()).collect();
+        experiments.dedup();
+        let medians: Vec<LatencyMedianRow> = experiments
+            .iter()
+            .map(|name| {
+                let tests: Vec<current_status::Tests> = rows
+                    .iter()
+                    .filter(|r| r.experiment_name == *name)
+                    .map(|r| (r.offset_s, r.n, r.blocked))
+                    .collect();
+                let inconclusive = rows
+                    .iter()
+                    .filter(|r| r.experiment_name == *name)
+                    .map(|r| r.inconclusive)
+                    .sum();
+                let fit = current_status::fit(&tests, 0.95, REPS, BOOT_SEED);
+                if let Some(f) = &fit {
+                    for r in rows.iter_mut().filter(|r| r.experiment_name == *name) {
+                        r.npmle = f.steps.iter().find(|s| s.0 == r.offset_s).map(|s| s.1);
+                    }
+                }
+                let f = fit.as_ref();
                 LatencyMedianRow {
-                    experiment_name: name,
-                    n: x.len() as u64,
-                    median_s: fit.map(|f| f.x_at_50()),
-                    ci_low: ci.map(|c| c.0),
-                    ci_high: ci.map(|c| c.1),
+                    experiment_name: name.clone(),
+                    n: tests.iter().map(|t| t.1).sum(),
+                    inconclusive,
+                    inspected: f.map(|f| f.inspected),
+                    inspected_ci_low: f.map(|f| f.inspected_ci.0),
+                    inspected_ci_high: f.map(|f| f.inspected_ci.1),
+                    median_low_s: f.and_then(|f| f.median).map(|m| m.0),
+                    median_s: f.and_then(|f| f.median).map(|m| m.1),
+                    ci_low: f.and_then(|f| f.median_ci).map(|c| c.0),
+                    ci_high: f.and_then(|f| f.median_ci).and_then(|c| c.1),
+                    method: format!(
+                        "Turnbull NPMLE (current status); median among the inspected seeds; intervals from {REPS} draws of each offset's share from its Jeffreys posterior"
+                    ),
                 }
             })
             .collect();
@@ -233,15 +289,17 @@ impl Analysis for LatencyTables {
         let mut latency = Table::from_rows(
             "latency.csv",
             "Latency",
-            "Each row is one experiment's test sends at one planned offset after the seed (design latency): how often they were blocked.",
+            "Each row is one experiment's trials at one planned offset after the seed (design latency; the unit is the trial, one test each): how often the test was blocked, over the trials that could conclude (seed delivered, test blocked or delivered); inconclusive trials are counted apart. npmle is Turnbull's estimate of the share blocked by that offset (the blocked rates made non-decreasing, as they must be).",
             &[
                 "experiment_name",
                 "offset_s",
                 "n",
                 "blocked",
+                "inconclusive",
                 "rate",
                 "ci_low",
                 "ci_high",
+                "npmle",
             ],
             &rows,
         );
@@ -255,25 +313,48 @@ impl Analysis for LatencyTables {
         });
         let mut median = Table::from_rows(
             "latency_median.csv",
-            "Latency: half blocked",
-            "Each row is one latency experiment: the offset at which half of the seeded copies are blocked, from a logistic fit of blocked on offset, with its delta-method interval (empty when the data allow no fit).",
-            &["experiment_name", "n", "median_s", "ci_low", "ci_high"],
+            "Latency: time to censorship",
+            "Each row is one latency experiment (the unit is the trial; conclusive trials only). inspected is the share of seeds blocked by the last offset (Turnbull's estimate; a lower bound on the share ever inspected, since some seeds are never inspected), with an interval from redrawing each offset's share (Jeffreys posterior). Among the inspected seeds, the median time to censorship lies between median_low_s and median_s (the estimate places it no closer than two offsets); ci_low and ci_high are its interval from the same draws (empty at the top when too many draws saw no block), never below 0. Empty when no seed was blocked.",
+            &[
+                "experiment_name",
+                "n",
+                "inconclusive",
+                "inspected",
+                "inspected_ci_low",
+                "inspected_ci_high",
+                "median_low_s",
+                "median_s",
+                "ci_low",
+                "ci_high",
+                "method",
+            ],
             &medians,
         );
-        median.summary = medians
-            .iter()
-            .filter_map(|r| {
-                r.median_s.map(|m| {
-                    format!(
-                        "{}: half of the seeded copies were blocked about {:.0} s after the seed ({}); {} tests.",
-                        r.experiment_name,
-                        m,
-                        words::ci_s(r.ci_low, r.ci_high),
-                        r.n
-                    )
-                })
-            })
-            .collect();
+        median.summary = medians.iter().map(median_sentence).collect();
         vec![latency, median]
+    }
+}
+
+/// What one row of latency_median.csv says, in words.
+fn median_sentence(r: &LatencyMedianRow) -> String {
+    let inspected = format!(
+        "{} of the seeds were inspected (blocked) by the last offset ({}; {} conclusive tests{})",
+        words::pct(r.inspected),
+        words::ci(r.inspected_ci_low, r.inspected_ci_high),
+        r.n,
+        if r.inconclusive > 0 {
+            format!(", {} inconclusive left out", r.inconclusive)
+        } else {
+            String::new()
+        }
+    );
+    match (r.median_low_s, r.median_s) {
+        (Some(lo), Some(hi)) => format!(
+            "{}: {inspected}; among those, half were blocked between {lo:.0} s and {hi:.0} s after the seed (95% CI {:.0} s to {}).",
+            r.experiment_name,
+            r.ci_low.unwrap_or(lo),
+            r.ci_high.map_or("beyond the last offset".to_string(), |h| format!("{h:.0} s")),
+        ),
+        _ => format!("{}: {inspected}; no time to censorship can be estimated.", r.experiment_name),
     }
 }

@@ -115,15 +115,32 @@ impl Experiment for Surveillance {
 /// correction over the rows.
 #[derive(Default)]
 struct SurveillanceTable {
-    /// (trials, seeded blocked, control blocked) of each group, over trials
-    /// with both outcomes conclusive.
-    counts: BTreeMap<Group, (u64, u64, u64)>,
+    /// Each group's pairs (seeded copy and control of one trial).
+    counts: BTreeMap<Group, Pairs>,
     /// Each item's verdicts, by (experiment_name, item_id).
     items: BTreeMap<(String, String), ItemCounts>,
     /// The content features of the items, from the run folders' items.csv.
     features: std::collections::HashMap<String, crate::corpus::features::FeatureRow>,
     /// The date of each trial's seed send, by (run_id, trial_id).
     seed_day: std::collections::HashMap<(String, String), String>,
+}
+
+/// One group's trials, as pairs: the unit of the headline test is the
+/// trial, whose seeded copy and unseeded control are a matched pair.
+#[derive(Default)]
+struct Pairs {
+    /// Trials with both outcomes conclusive (blocked or delivered).
+    n: u64,
+    /// Of them, the seeded copy blocked.
+    seeded_blocked: u64,
+    /// Of them, the control blocked.
+    control_blocked: u64,
+    /// Discordant: seeded blocked, control delivered.
+    seeded_only: u64,
+    /// Discordant: control blocked, seeded delivered.
+    control_only: u64,
+    /// Trials that could not conclude (a send lost or failed).
+    inconclusive: u64,
 }
 
 /// One item's trials (design surveillance), across runs and days.
@@ -186,6 +203,8 @@ struct TopicRow {
     /// Its Woolf 95 % interval.
     or_ci_low: Option<f64>,
     or_ci_high: Option<f64>,
+    /// Why there is no odds ratio, when there is none.
+    or_note: String,
 }
 
 /// (experiment_name, content_kind, label, channel), or topic in place of
@@ -211,7 +230,15 @@ struct SurveillanceRow {
     fisher_p: Option<f64>,
     odds_ratio: Option<f64>,
     p_holm: Option<f64>,
+    inconclusive: u64,
+    seeded_only: u64,
+    control_only: u64,
+    mcnemar_p: Option<f64>,
+    holm_family: String,
 }
+
+/// The Holm family of surveillance.csv: the claims it tests.
+const HEADLINE_FAMILY: &str = "surveillance.csv sensitive rows";
 
 impl Analysis for SurveillanceTable {
     fn folder(&mut self, dir: &std::path::Path) -> Result<(), InputError> {
@@ -277,12 +304,6 @@ impl Analysis for SurveillanceTable {
                 _ => e.filtered_realtime += 1,
             }
         }
-        let (Some(s), Some(c)) = (r.seeded_outcome, r.control_outcome) else {
-            return;
-        };
-        if !(s.conclusive() && c.conclusive()) {
-            return;
-        }
         let e = self
             .counts
             .entry((
@@ -292,19 +313,36 @@ impl Analysis for SurveillanceTable {
                 r.channel.clone(),
             ))
             .or_default();
-        e.0 += 1;
-        e.1 += u64::from(s == Outcome::Blocked);
-        e.2 += u64::from(c == Outcome::Blocked);
+        let (Some(s), Some(c)) = (r.seeded_outcome, r.control_outcome) else {
+            e.inconclusive += 1;
+            return;
+        };
+        if !(s.conclusive() && c.conclusive()) {
+            e.inconclusive += 1;
+            return;
+        }
+        let (s, c) = (s == Outcome::Blocked, c == Outcome::Blocked);
+        e.n += 1;
+        e.seeded_blocked += u64::from(s);
+        e.control_blocked += u64::from(c);
+        e.seeded_only += u64::from(s && !c);
+        e.control_only += u64::from(c && !s);
     }
 
     fn finish(self: Box<Self>, interval: Interval) -> Vec<Table> {
         let mut rows: Vec<SurveillanceRow> = self
             .counts
             .into_iter()
-            .map(|((name, kind, label, channel), (n, sb, cb))| {
+            .map(|((name, kind, label, channel), pairs)| {
+                let (n, sb, cb) = (pairs.n, pairs.seeded_blocked, pairs.control_blocked);
                 let (slo, shi) = interval.ci(sb, n);
                 let (clo, chi) = interval.ci(cb, n);
-                let (p, odds) = stats::fisher_exact(sb, n - sb, cb, n - cb);
+                let fisher = (n > 0).then(|| stats::fisher_exact(sb, n - sb, cb, n - cb));
+                let family = if label == "benign" {
+                    String::new()
+                } else {
+                    HEADLINE_FAMILY.to_string()
+                };
                 SurveillanceRow {
                     experiment_name: name,
                     content_kind: kind,
@@ -319,15 +357,30 @@ impl Analysis for SurveillanceTable {
                     control_rate: rate(cb, n),
                     control_ci_low: clo,
                     control_ci_high: chi,
-                    fisher_p: Some(p),
-                    odds_ratio: odds.is_finite().then_some(odds),
+                    fisher_p: fisher.map(|f| f.0),
+                    odds_ratio: fisher.map(|f| f.1).filter(|o| o.is_finite()),
                     p_holm: None,
+                    inconclusive: pairs.inconclusive,
+                    seeded_only: pairs.seeded_only,
+                    control_only: pairs.control_only,
+                    mcnemar_p: (n > 0)
+                        .then(|| stats::mcnemar_exact(pairs.seeded_only, pairs.control_only)),
+                    holm_family: family,
                 }
             })
             .collect();
+        // Holm over the claims only: the sensitive rows. Benign rows are
+        // specificity controls, expected to show nothing, and are not
+        // tested as findings.
         let ps: Vec<f64> = rows
             .iter()
-            .map(|r| r.fisher_p.unwrap_or(f64::NAN))
+            .map(|r| {
+                if r.holm_family.is_empty() {
+                    f64::NAN
+                } else {
+                    r.mcnemar_p.unwrap_or(f64::NAN)
+                }
+            })
             .collect();
         for (r, h) in rows.iter_mut().zip(stats::holm(&ps)) {
             r.p_holm = (!h.is_nan()).then_some(h);
@@ -335,7 +388,7 @@ impl Analysis for SurveillanceTable {
         let mut table = Table::from_rows(
             "surveillance.csv",
             "Surveillance",
-            "Each row is one experiment's trials of one content kind, label and channel (design surveillance): how often the seeded copy and the unseeded control were blocked, Fisher's exact test between them, and its p value Holm-adjusted over the rows.",
+            "Each row is one experiment's trials of one content kind, label and channel (design surveillance). The unit is the trial: its seeded copy and its unseeded control of the same item are a matched pair. n counts the trials with both outcomes conclusive; inconclusive the others (in no other column). seeded_only counts pairs whose seeded copy was blocked and control delivered (evidence of surveillance), control_only the reverse; mcnemar_p is McNemar's exact test on those discordant pairs, and p_holm adjusts it by Holm's method within the family named in holm_family (the sensitive rows; benign rows are specificity controls, not claims, and get none). fisher_p and odds_ratio, an unpaired comparison of the two columns, are kept for earlier readers and are not the test.",
             &[
                 "experiment_name",
                 "content_kind",
@@ -353,6 +406,11 @@ impl Analysis for SurveillanceTable {
                 "fisher_p",
                 "odds_ratio",
                 "p_holm",
+                "inconclusive",
+                "seeded_only",
+                "control_only",
+                "mcnemar_p",
+                "holm_family",
             ],
             &rows,
         );
@@ -453,25 +511,39 @@ fn item_table(items: &[(String, String, ItemCounts)]) -> Table {
         ],
         &rows,
     );
-    let always: Vec<&str> = rows
+    let several = rows
+        .iter()
+        .map(|r| &r.experiment_name)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
+    let name = |r: &ItemRow| {
+        if several {
+            format!("{} ({})", r.item_id, r.experiment_name)
+        } else {
+            r.item_id.clone()
+        }
+    };
+    let always: Vec<String> = rows
         .iter()
         .filter(|r| r.n > 0 && r.surveilled == r.n)
-        .map(|r| r.item_id.as_str())
+        .map(name)
         .collect();
-    let never: Vec<&str> = rows
+    let never: Vec<String> = rows
         .iter()
         .filter(|r| r.n > 0 && r.surveilled == 0)
-        .map(|r| r.item_id.as_str())
+        .map(name)
         .collect();
     let fewest = rows.iter().filter(|r| r.n > 0).map(|r| r.n).min();
     if let Some(fewest) = fewest {
         table.summary.push(format!(
-            "By item: {} of {} items were surveilled in every trial ({}), {} in none{}. With as few as {fewest} trials an item, an item's rate is uncertain: read its interval, not the rate alone.",
+            "By item: {} of {} items were surveilled in every trial judged ({}), {} in none{}. With as few as {fewest} {} an item, an item's rate is uncertain: read its interval, not the rate alone.",
             always.len(),
             rows.len(),
             always.join(", "),
             never.len(),
             if never.is_empty() { String::new() } else { format!(" ({})", never.join(", ")) },
+            if fewest == 1 { "trial" } else { "trials" },
         ));
     }
     table
@@ -653,6 +725,7 @@ fn topic_table(
                 or_adj: None,
                 or_ci_low: None,
                 or_ci_high: None,
+                or_note: String::new(),
             }
         })
         .collect();
@@ -670,8 +743,15 @@ fn topic_table(
         .len()
         > 1;
     let mut effects = Vec::new();
-    for r in rows.iter_mut().filter(|r| r.fisher_p.is_some()) {
+    for r in rows.iter_mut() {
         let (k, n, bk, bn) = (r.surveilled, r.n, r.benign_surveilled, r.benign_n);
+        // No number where the table holds no information: no event (or no
+        // non-event) in both groups, or a group without trials.
+        if let Err(why) = stats::odds_ratio_estimable(k, n - k, bk, bn - bk) {
+            r.or_note = why.to_string();
+            r.odds_ratio = None;
+            continue;
+        }
         let (or, lo, hi) = stats::odds_ratio_woolf(k, n - k, bk, bn - bk, 0.95);
         (r.or_adj, r.or_ci_low, r.or_ci_high) = (Some(or), Some(lo), Some(hi));
         if r.label != "benign" {
@@ -690,7 +770,7 @@ fn topic_table(
     let mut table = Table::from_rows(
         "surveillance_topics.csv",
         "Surveillance by topic",
-        "Each row is one topic of one surveillance experiment and content kind: how often its items' seeded copies were surveilled, against the benign items of the other topics, Fisher's exact test between the two, Holm-adjusted over the rows.",
+        "Each row is one topic of one surveillance experiment and content kind. It asks a different question from surveillance.csv: not whether seeding made a copy blocked (a paired test within each trial), but whether this topic's items were surveilled more often than the benign items of the same experiment and kind (a comparison between items). n counts the trials judged surveilled or not (inconclusive trials and trials filtered in real time are left out); Fisher's exact test compares the topic with the benign items, Holm-adjusted within this table's rows (its family). The odds ratio (or_adj: 0.5 added to every cell when one is zero; Woolf interval) is left empty, with or_note saying why, when neither group had a surveilled trial, or neither had one that was not: such a table holds no information on the ratio.",
         &[
             "experiment_name",
             "content_kind",
@@ -711,6 +791,7 @@ fn topic_table(
             "or_adj",
             "or_ci_low",
             "or_ci_high",
+            "or_note",
         ],
         &rows,
     );
@@ -729,11 +810,12 @@ fn topic_table(
         })
         .collect();
     if !rows.is_empty() {
+        let question = "By topic, a comparison between items (were this topic's items surveilled more often than the benign items?), not the paired test of the headline (did seeding, rather than content already known to the censor, make the copy blocked?)";
         table.summary.push(if significant.is_empty() {
-            "By topic: no topic was surveilled significantly more often than the benign items (Holm-adjusted Fisher tests); with few trials a topic, that says little.".to_string()
+            format!("{question}: no topic was surveilled significantly more often than the benign items (Holm-adjusted Fisher tests within this table); with few trials a topic, that says little.")
         } else {
             format!(
-                "By topic: surveilled significantly more often than the benign items (Holm-adjusted Fisher, p < 0.05): {}.",
+                "{question}: surveilled significantly more often than the benign items (Holm-adjusted Fisher within this table, p < 0.05): {}. The two can disagree: this test compares a topic's surveilled trials with the benign items', which are rarely blocked, while the paired test counts only the trials whose seeded copy and control differ, and with five such trials or fewer it cannot reach p < 0.05 at all.",
                 significant.join("; ")
             )
         });
@@ -759,15 +841,18 @@ fn topic_table(
     (table, effects)
 }
 
-/// What one row of surveillance.csv shows, in words.
+/// What one row of surveillance.csv shows, in words: the paired test, and
+/// for benign rows what a specificity control is for.
 fn sentence(r: &SurveillanceRow) -> String {
-    let evidence = r.p_holm.is_some_and(|p| p < 0.05) && r.seeded_rate > r.control_rate;
-    format!(
-        "{} ({} {}s, {} chats): seeded copies were blocked in {} of {} trials ({}, {}), unseeded controls in {} of {} ({}); Fisher {}, Holm-adjusted {}. {}",
+    let head = format!(
+        "{} ({} {}s, {} chats): in {} of {} trials the seeded copy was blocked while its unseeded control was delivered, the reverse in {} (seeded copies blocked in {} of {}, {}, {}; controls in {} of {}, {})",
         r.experiment_name,
         r.label,
         r.content_kind,
         r.channel,
+        r.seeded_only,
+        r.n,
+        r.control_only,
         r.seeded_blocked,
         r.n,
         words::pct(r.seeded_rate),
@@ -775,12 +860,37 @@ fn sentence(r: &SurveillanceRow) -> String {
         r.control_blocked,
         r.n,
         words::pct(r.control_rate),
-        words::p_value(r.fisher_p),
+    );
+    let inconclusive = if r.inconclusive > 0 {
+        format!(
+            " {} inconclusive trials (a send lost or failed) are counted in none of these.",
+            r.inconclusive
+        )
+    } else {
+        String::new()
+    };
+    if r.holm_family.is_empty() {
+        return format!(
+            "{head}; McNemar's exact {}. Benign content is a specificity control: {}{inconclusive}",
+            words::p_value(r.mcnemar_p),
+            if r.seeded_only > 0 {
+                "seeded benign copies were blocked, so the censor also acts on content that is not sensitive."
+            } else {
+                "no seeded benign copy was blocked, as expected of a censor that targets content."
+            }
+        );
+    }
+    let evidence = r.p_holm.is_some_and(|p| p < 0.05) && r.seeded_only > r.control_only;
+    format!(
+        "{head}; McNemar's exact {}, Holm-adjusted over the sensitive rows {}. {}{inconclusive}",
+        words::p_value(r.mcnemar_p),
         words::p_value(r.p_holm),
         if evidence {
             "Evidence that transmissions in the intl-only seed chat were inspected and their content then censored."
+        } else if r.seeded_only > r.control_only {
+            "Seeded copies were blocked more often than their controls, but with so few discordant pairs the paired test cannot tell this from chance."
         } else {
-            "No significant evidence of surveillance here."
+            "No evidence of surveillance here."
         }
     )
 }

@@ -47,6 +47,15 @@ pub(super) struct Tally<'a> {
     pub surveilled: u64,
 }
 
+/// How a fit's terms are judged: standard errors, intervals (log-odds
+/// scale) and p values, one per coefficient, and the method's name.
+struct Inference {
+    se: Vec<f64>,
+    ci: Vec<(Option<f64>, Option<f64>)>,
+    p: Vec<Option<f64>>,
+    method: String,
+}
+
 /// A row of surveillance_model.csv.
 #[derive(Serialize)]
 struct ModelRow {
@@ -109,9 +118,11 @@ pub(super) fn model_table(
         let missing = items.len() - with.len();
         let mut cols: Vec<Vec<f64>> = vec![Vec::new(); TERMS.len()];
         let mut y = Vec::new();
+        let mut groups: Vec<&str> = Vec::new();
         for (t, x) in &with {
             for k in 0..t.n {
                 y.push(k < t.surveilled);
+                groups.push(t.item_id);
                 for (c, v) in cols.iter_mut().zip(x) {
                     c.push(*v);
                 }
@@ -148,6 +159,54 @@ pub(super) fn model_table(
                 continue;
             }
         };
+        // Enough information for the terms the data can estimate?
+        if let Err(why) = enough(fit.kept.len(), &y, with.len()) {
+            summary.push(format!(
+                "Model of surveillance on content features ({experiment}): not fitted, {why}."
+            ));
+            rows.push(base("(model)", "", why));
+            continue;
+        }
+        // Trials of one item are not independent: maximum-likelihood
+        // errors are clustered by item; a Firth fit gets profile-likelihood
+        // intervals and likelihood-ratio p values (as logistf).
+        let Inference { se, ci, p, method } = match fit.method {
+            Method::MaximumLikelihood => {
+                let Some(se) = logit::cluster_se(&fit, &cols, &y, &groups) else {
+                    let why =
+                        "fewer than two items: no spread between items to estimate".to_string();
+                    rows.push(base("(model)", "", why));
+                    continue;
+                };
+                let ci = fit
+                    .coef
+                    .iter()
+                    .zip(&se)
+                    .map(|(c, s)| (Some(c - z95 * s), Some(c + z95 * s)))
+                    .collect();
+                let p = fit
+                    .coef
+                    .iter()
+                    .zip(&se)
+                    .map(|(c, s)| Some(logit::wald_p(*c, *s)))
+                    .collect();
+                Inference {
+                    se,
+                    ci,
+                    p,
+                    method: "mle; Wald, cluster-robust by item".into(),
+                }
+            }
+            Method::Firth => {
+                let prof = logit::profile_intervals(&fit, &cols, &y, 0.95);
+                Inference {
+                    se: fit.se.clone(),
+                    ci: prof.ci,
+                    p: prof.p,
+                    method: "firth; profile-likelihood interval, penalised likelihood-ratio p (trials taken as independent)".into(),
+                }
+            }
+        };
         let mut fitted = Vec::new();
         for (i, c) in fit.coef.iter().enumerate() {
             let term = if i == 0 {
@@ -155,29 +214,31 @@ pub(super) fn model_table(
             } else {
                 TERMS[fit.kept[i - 1]].0
             };
-            let se = fit.se[i];
-            let mut r = base(term, fit.method.as_str(), String::new());
+            let se = se[i];
+            let mut r = base(term, &method, String::new());
             r.estimate = Some(*c);
             r.se = Some(se);
             r.z = Some(c / se);
-            r.p = Some(logit::wald_p(*c, se));
+            r.p = p[i];
             r.odds_ratio = Some(c.exp());
-            r.ci_low = Some((c - z95 * se).exp());
-            r.ci_high = Some((c + z95 * se).exp());
+            r.ci_low = ci[i].0.map(f64::exp);
+            r.ci_high = ci[i].1.map(f64::exp);
             if i == 0 {
                 r.note = "odds of surveillance when every term is 0".into();
             } else {
                 r.note = TERMS[fit.kept[i - 1]].1.into();
-                effects.push(ForestRow {
-                    label: if several {
-                        format!("model: {term} ({experiment})")
-                    } else {
-                        format!("model: {term}")
-                    },
-                    estimate: c.exp(),
-                    lo: (c - z95 * se).exp(),
-                    hi: (c + z95 * se).exp(),
-                });
+                if let (Some(lo), Some(hi)) = (r.ci_low, r.ci_high) {
+                    effects.push(ForestRow {
+                        label: if several {
+                            format!("model: {term} ({experiment})")
+                        } else {
+                            format!("model: {term}")
+                        },
+                        estimate: c.exp(),
+                        lo,
+                        hi,
+                    });
+                }
                 if r.p.is_some_and(|p| p < 0.05) {
                     fitted.push(format!(
                         "{term} (odds ratio {}, {}, {})",
@@ -195,22 +256,22 @@ pub(super) fn model_table(
                 Dropped::Constant => "left out: one value in these data",
                 Dropped::Collinear => "left out: determined by the terms above in these data",
             };
-            rows.push(base(TERMS[*j].0, fit.method.as_str(), note.into()));
+            rows.push(base(TERMS[*j].0, &method, note.into()));
             dropped.push(TERMS[*j].0);
         }
         summary.push(format!(
-            "Model of surveillance on content features ({experiment}: {} trials of {} items, {} surveilled): {}{}{} Trials of one item are counted as independent, which overstates precision when items are few and replicates many.",
+            "Model of surveillance on content features ({experiment}: {} trials of {} items, {} surveilled): {}{}{}",
             fit.n,
             with.len(),
             fit.events,
             match (fit.method, fit.separated) {
-                (Method::Firth, _) => "the data separate (some features predict the outcome perfectly, so maximum-likelihood estimates would be infinite); fitted by Firth's penalised likelihood, whose estimates are finite but shrunk. ".to_string(),
-                _ => "fitted by maximum likelihood. ".to_string(),
+                (Method::Firth, _) => "the data separate (some features predict the outcome perfectly, so maximum-likelihood estimates would be infinite); fitted by Firth's penalised likelihood, whose estimates are finite but shrunk, with profile-likelihood intervals and penalised likelihood-ratio tests, which take an item's trials as independent. ".to_string(),
+                _ => "fitted by maximum likelihood, with Wald tests on standard errors clustered by item (an item's trials may be correlated). ".to_string(),
             },
             if fitted.is_empty() {
-                "No term differs from no effect at p < 0.05 (Wald).".to_string()
+                "No term differs from no effect at p < 0.05.".to_string()
             } else {
-                format!("Terms with p < 0.05 (Wald): {}.", fitted.join("; "))
+                format!("Terms with p < 0.05: {}.", fitted.join("; "))
             },
             if dropped.is_empty() {
                 String::new()
@@ -225,7 +286,7 @@ pub(super) fn model_table(
     let mut table = Table::from_rows(
         "surveillance_model.csv",
         "What predicts surveillance: a logistic model on content features",
-        "Each row is one term of one experiment's logistic regression of 'surveilled' (one observation per trial judged surveilled or not) on its items' content features (from the run's items.csv): the estimate on the log-odds scale, its Wald standard error, z and p, and the odds ratio with its 95% Wald interval. method is mle, or firth when the data separate. Terms the data cannot estimate are listed with a note.",
+        "Each row is one term of one experiment's logistic regression of 'surveilled' (one observation per trial judged surveilled or not) on its items' content features (from the run's items.csv): the estimate on the log-odds scale, its standard error, z, p, and the odds ratio with its 95% interval. method names how: mle with Wald tests and intervals on standard errors clustered by item; or, when the data separate, firth (Firth's penalised likelihood) with profile-likelihood intervals and penalised likelihood-ratio p values, as R's logistf. The model is fitted only with at least 10 trials of the rarer outcome and 10 items per estimated term (Peduzzi et al. 1996; the terms vary between items only); otherwise one row says why. Terms the data cannot estimate are listed with a note.",
         &MODEL_COLUMNS,
         &rows,
     );
@@ -308,4 +369,24 @@ pub(super) fn grid(trials: &[(String, String, String, GridCell)]) -> Figure {
             ],
         },
     }
+}
+
+/// Fewest trials of the rarer outcome, and fewest items, per estimated
+/// term (Peduzzi et al. 1996: about 10 events per variable; items count
+/// too, since the terms are item features and an item's trials repeat
+/// them).
+pub(super) const PER_TERM: usize = 10;
+
+/// Whether `terms` estimated terms (the intercept aside) have enough
+/// information in `y` (one outcome per trial) from `items` items.
+fn enough(terms: usize, y: &[bool], items: usize) -> Result<(), String> {
+    let events = y.iter().filter(|v| **v).count();
+    let rarer = events.min(y.len() - events);
+    let need = PER_TERM * terms.max(1);
+    if rarer < need || items < need {
+        return Err(format!(
+            "too little information for {terms} terms: {rarer} trials of the rarer outcome and {items} items, where the rule is at least {PER_TERM} of each per term ({need}; Peduzzi et al. 1996); read the item and topic tables instead"
+        ));
+    }
+    Ok(())
 }

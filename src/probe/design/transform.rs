@@ -129,12 +129,36 @@ impl Experiment for TransformDesign {
 /// The analysis: `transforms.csv` (how often each transform evaded) and
 /// `threshold.csv` (a logistic fit of blocked on the pHash distance from
 /// the original), with their plots.
+///
+/// The unit is the trial, and only a trial whose verdict is `blocked` or
+/// `evaded` answers the question "does this transform evade a filter that
+/// blocks its original?": a trial whose prime was delivered (the original
+/// was not blocked, so there was nothing to evade) or whose sends were lost
+/// is counted in `inconclusive` and in nothing else. The verdict comes
+/// from trials.csv (read before sends.csv in each input), the pHash
+/// distance from the trial's test send.
 #[derive(Default)]
 struct TransformTables {
-    /// transform → (tests, evaded, sum of pHash distances, tests with one).
-    counts: BTreeMap<String, (u64, u64, f64, u64)>,
-    /// (pHash distance, blocked) of every test that has a distance.
+    /// (run_id, trial_id) → the trial's verdict, from trials.csv.
+    verdicts: std::collections::HashMap<(String, String), String>,
+    /// transform → its counts.
+    counts: BTreeMap<String, Counts>,
+    /// (pHash distance, blocked) of every conclusive test with a distance.
     points: Vec<(f64, bool)>,
+}
+
+/// One transform's trials.
+#[derive(Default)]
+struct Counts {
+    /// Conclusive trials (blocked or evaded).
+    n: u64,
+    /// Of them, evaded.
+    evaded: u64,
+    /// Trials that could not conclude.
+    inconclusive: u64,
+    /// Sum of the conclusive tests' pHash distances, and how many had one.
+    distance_sum: f64,
+    distances: u64,
 }
 
 /// A row of transforms.csv.
@@ -144,6 +168,7 @@ struct TransformRow {
     n: u64,
     blocked: u64,
     evaded: u64,
+    inconclusive: u64,
     evasion_rate: Option<f64>,
     ci_low: Option<f64>,
     ci_high: Option<f64>,
@@ -164,19 +189,33 @@ struct ThresholdRow {
 }
 
 impl Analysis for TransformTables {
+    fn trial(&mut self, t: &crate::dataset::TrialRow) {
+        self.verdicts
+            .insert((t.run_id.clone(), t.trial_id.clone()), t.verdict.clone());
+    }
+
     fn send(&mut self, r: &SendRow) {
-        let Some(blocked) = r.test_blocked() else {
-            return;
-        };
-        if r.transform.is_empty() {
+        if r.role != "test" || r.transform.is_empty() {
             return;
         }
+        let verdict = self
+            .verdicts
+            .get(&(r.run_id.clone(), r.trial_id.clone()))
+            .map(String::as_str);
         let e = self.counts.entry(r.transform.clone()).or_default();
-        e.0 += 1;
-        e.1 += u64::from(!blocked);
+        let blocked = match verdict {
+            Some("blocked") => true,
+            Some("evaded") => false,
+            _ => {
+                e.inconclusive += 1;
+                return;
+            }
+        };
+        e.n += 1;
+        e.evaded += u64::from(!blocked);
         if let Some(d) = r.phash_distance {
-            e.2 += d;
-            e.3 += 1;
+            e.distance_sum += d;
+            e.distances += 1;
             self.points.push((d, blocked));
         }
     }
@@ -185,29 +224,32 @@ impl Analysis for TransformTables {
         let rows: Vec<TransformRow> = self
             .counts
             .into_iter()
-            .map(|(t, (n, k, sum, nd))| {
-                let (lo, hi) = interval.ci(k, n);
+            .map(|(t, c)| {
+                let (lo, hi) = interval.ci(c.evaded, c.n);
                 TransformRow {
                     transform: t,
-                    n,
-                    blocked: n - k,
-                    evaded: k,
-                    evasion_rate: rate(k, n),
+                    n: c.n,
+                    blocked: c.n - c.evaded,
+                    evaded: c.evaded,
+                    inconclusive: c.inconclusive,
+                    evasion_rate: rate(c.evaded, c.n),
                     ci_low: lo,
                     ci_high: hi,
-                    mean_phash_distance: (nd > 0).then(|| sum / nd as f64),
+                    mean_phash_distance: (c.distances > 0)
+                        .then(|| c.distance_sum / c.distances as f64),
                 }
             })
             .collect();
         let mut transforms = Table::from_rows(
             "transforms.csv",
             "Transforms",
-            "Each row is one transform of a blocked image (design transform): how often the transformed copy evaded the filter, and its mean pHash distance from the original.",
+            "Each row is one transform (design transform); the unit is the trial. n counts the trials that could conclude: the original's fresh copy (the prime) was blocked, so the filter knew the image, and the transformed copy was then blocked or evaded it. inconclusive counts the others (prime delivered: nothing to evade; a send lost), which are in no other column. The mean pHash distance from the original is over the conclusive trials.",
             &[
                 "transform",
                 "n",
                 "blocked",
                 "evaded",
+                "inconclusive",
                 "evasion_rate",
                 "ci_low",
                 "ci_high",
@@ -215,32 +257,31 @@ impl Analysis for TransformTables {
             ],
             &rows,
         );
-        if !rows.is_empty() {
-            let parts: Vec<String> = rows
-                .iter()
-                .map(|r| format!("{} {} of {}", r.transform, r.evaded, r.n))
-                .collect();
-            transforms.summary.push(format!(
-                "Transforms of blocked images that evaded the filter: {}.",
-                parts.join(", ")
-            ));
-        }
+        transforms.summary.extend(transform_sentence(&rows));
         transforms.figures.push(Figure {
             name: "transforms".into(),
             title: "Transforms".into(),
             heading: "Evasion rate by transform".into(),
             x_label: String::new(),
             y_label: "evaded (95% CI)".into(),
-            chart: Chart::Bars(
-                rows.iter()
-                    .map(|r| Bar {
-                        label: r.transform.clone(),
-                        y: r.evasion_rate,
-                        lo: r.ci_low,
-                        hi: r.ci_high,
-                    })
-                    .collect(),
-            ),
+            chart: if rows.iter().any(|r| r.n > 0) {
+                Chart::Bars(
+                    rows.iter()
+                        .filter(|r| r.n > 0)
+                        .map(|r| Bar {
+                            label: r.transform.clone(),
+                            y: r.evasion_rate,
+                            lo: r.ci_low,
+                            hi: r.ci_high,
+                        })
+                        .collect(),
+                )
+            } else {
+                Chart::Nothing(
+                    "no transform trial could conclude (no original was blocked when primed)"
+                        .into(),
+                )
+            },
         });
         let (x, y): (Vec<f64>, Vec<bool>) = self.points.iter().copied().unzip();
         let fit = crate::stats::logistic(&x, &y);
@@ -258,7 +299,7 @@ impl Analysis for TransformTables {
         let mut threshold = Table::from_rows(
             "threshold.csv",
             "Threshold",
-            "A logistic fit of blocked on the pHash distance between a transformed test and its original, over every transform test; distance_at_50 is where blocking falls to half (empty estimates when the data are completely separated).",
+            "A logistic fit of blocked on the pHash distance between a transformed test and its original, over the conclusive transform trials only (prime blocked, test blocked or evaded; the unit is the trial); distance_at_50 is where blocking falls to half (empty estimates when the data are completely separated or hold one outcome only).",
             &[
                 "intercept",
                 "slope",
@@ -284,11 +325,61 @@ impl Analysis for TransformTables {
             heading: "Blocked against pHash distance".into(),
             x_label: "pHash distance from the original (bits)".into(),
             y_label: "blocked (1) / evaded (0)".into(),
-            chart: Chart::Logistic {
-                points: self.points,
-                fit: fit.map(|f| (f.intercept, f.slope)),
+            chart: match fit {
+                Some(f) => Chart::Logistic {
+                    points: self.points,
+                    fit: Some((f.intercept, f.slope)),
+                },
+                None => Chart::Nothing(threshold_why_not(&self.points)),
             },
         });
         vec![transforms, threshold]
+    }
+}
+
+/// What transforms.csv shows, in words: only conclusive trials count, and
+/// the inconclusive ones are said apart.
+fn transform_sentence(rows: &[TransformRow]) -> Option<String> {
+    if rows.is_empty() {
+        return None;
+    }
+    let conclusive: Vec<String> = rows
+        .iter()
+        .filter(|r| r.n > 0)
+        .map(|r| format!("{} {} of {}", r.transform, r.evaded, r.n))
+        .collect();
+    let inconclusive: u64 = rows.iter().map(|r| r.inconclusive).sum();
+    let total = inconclusive + rows.iter().map(|r| r.n).sum::<u64>();
+    let head = if conclusive.is_empty() {
+        "No transform trial could conclude: no original was blocked when primed, so nothing could be evaded.".to_string()
+    } else {
+        format!(
+            "Transforms of images the filter blocked (prime blocked) that evaded it: {}.",
+            conclusive.join(", ")
+        )
+    };
+    Some(if inconclusive > 0 {
+        format!("{head} {inconclusive} of {total} transform trials were inconclusive (the prime was delivered or a send was lost) and are counted in none of these.")
+    } else {
+        head
+    })
+}
+
+/// Why the threshold plot has no fit to draw, in words.
+fn threshold_why_not(points: &[(f64, bool)]) -> String {
+    let blocked = points.iter().filter(|p| p.1).count();
+    if points.is_empty() {
+        "no conclusive transform trial had a pHash distance".into()
+    } else if blocked == 0 || blocked == points.len() {
+        format!(
+            "all {} conclusive transform trials were {}, so no logistic fit of blocked on the distance exists",
+            points.len(),
+            if blocked == 0 { "evaded" } else { "blocked" }
+        )
+    } else {
+        format!(
+            "the {} conclusive transform trials separate completely by distance (every blocked one closer than every evading one), so the fit's estimates are infinite",
+            points.len()
+        )
     }
 }
