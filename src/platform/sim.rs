@@ -57,6 +57,10 @@ pub struct SimConfig {
     pub inspect_probability: f64,
     /// How long after sending an inspection happens.
     pub inspect_delay: Duration,
+    /// When set, each inspection happens at a time drawn uniformly from
+    /// `inspect_delay` up to this, so that a latency design meets a known
+    /// distribution.
+    pub inspect_delay_to: Option<Duration>,
     /// Delivery latency.
     pub latency: Duration,
     /// Probability that a message is lost outright.
@@ -99,6 +103,7 @@ impl SimConfig {
             sensitive_names: Vec::new(),
             inspect_probability: 1.0,
             inspect_delay: Duration::from_secs(2),
+            inspect_delay_to: None,
             latency: Duration::from_millis(300),
             loss: 0.0,
             fail_before: 0.0,
@@ -310,7 +315,14 @@ impl Platform for SimPlatform {
                     .iter()
                     .any(|n| name.contains(n.as_str()));
             if rng.random::<f64>() < self.config.inspect_probability && sensitive {
-                st.inspections.push((now + self.config.inspect_delay, m));
+                let delay = match self.config.inspect_delay_to {
+                    Some(to) if to > self.config.inspect_delay => {
+                        let (a, b) = (self.config.inspect_delay, to);
+                        a + (b - a).mul_f64(rng.random::<f64>())
+                    }
+                    _ => self.config.inspect_delay,
+                };
+                st.inspections.push((now + delay, m));
             }
         }
         st.next_id += 1;

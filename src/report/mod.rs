@@ -107,6 +107,7 @@ where
         Chart::Curves(series) => curves(f, series, area)?,
         Chart::Categories { labels, series } => categories(f, labels, series, area)?,
         Chart::Bars(bars) => bars_chart(f, bars, area)?,
+        Chart::GroupedRows(groups) => grouped_rows(f, groups, area)?,
         Chart::Logistic { points, fit } => logistic(f, points, *fit, area)?,
         Chart::Forest(rows) => forest(f, rows, area)?,
         Chart::Grid {
@@ -456,6 +457,71 @@ where
     Ok(())
 }
 
+/// Rates as horizontal bars, one row per category under its label, with
+/// their intervals; each group (an experiment) in a colour of its own,
+/// named in a legend under the bars when there are several.
+fn grouped_rows<DB: DrawingBackend>(
+    f: &Figure,
+    groups: &[(String, Vec<Bar>)],
+    area: &DrawingArea<DB, Shift>,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let split;
+    let area = if groups.len() > 1 {
+        let h = area.dim_in_pixel().1;
+        split = area.split_vertically(h.saturating_sub(LEGEND_H));
+        let mut x = 12;
+        for (i, (name, _)) in groups.iter().enumerate() {
+            let colour = COLOURS[i % COLOURS.len()];
+            split.1.draw(&Rectangle::new(
+                [(x, 6), (x + 12, 18)],
+                colour.mix(0.6).filled(),
+            ))?;
+            split
+                .1
+                .draw(&Text::new(name.as_str(), (x + 17, 5), LEGEND_FONT))?;
+            x += entry_width(name);
+        }
+        &split.0
+    } else {
+        area
+    };
+    let rows: Vec<(usize, &Bar)> = groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, (_, bars))| bars.iter().map(move |b| (g, b)))
+        .collect();
+    let n = rows.len();
+    let labels: Vec<String> = rows.iter().map(|(_, b)| b.label.clone()).collect();
+    let mut c =
+        labelled_rows(f, &labels, area).build_cartesian_2d(0.0..1.0, -0.5..(n as f64 - 0.5))?;
+    // Row i is drawn from the top.
+    let yfmt = |y: &f64| category_label(&labels, n as f64 - 1.0 - *y);
+    c.configure_mesh()
+        .y_labels(n)
+        .y_label_formatter(&yfmt)
+        .disable_y_mesh()
+        .x_desc(&f.y_label)
+        .draw()?;
+    c.draw_series(rows.iter().enumerate().map(|(i, (g, b))| {
+        let y = n as f64 - 1.0 - i as f64;
+        Rectangle::new(
+            [(0.0, y - 0.3), (b.y.unwrap_or(0.0), y + 0.3)],
+            COLOURS[g % COLOURS.len()].mix(0.6).filled(),
+        )
+    }))?;
+    c.draw_series(rows.iter().enumerate().filter_map(|(i, (_, b))| {
+        let y = n as f64 - 1.0 - i as f64;
+        Some(PathElement::new(
+            vec![(b.lo?, y), (b.hi?, y)],
+            BLACK.stroke_width(1),
+        ))
+    }))?;
+    Ok(())
+}
+
 /// A grid of outcomes: rows of cells, coloured by outcome.
 fn grid<DB: DrawingBackend>(
     f: &Figure,
@@ -525,6 +591,12 @@ fn cell_colour(cell: GridCell) -> Option<RGBColor> {
 /// Height in pixels of the strip under a grid that holds its legend.
 const LEGEND_H: u32 = 26;
 
+/// The legends' font. An even size: plotters 0.3.7 places each glyph of a
+/// PNG at `(size / 2 + glyph top) as i32`, and with half a pixel in that
+/// sum the truncation sets flat-topped letters (u, v, x) a pixel above the
+/// others.
+const LEGEND_FONT: (&str, u32) = ("sans-serif", 14);
+
 /// A grid's legend on one line: a square of each cell's colour (an
 /// outline for an empty cell) and what it means.
 fn grid_legend<DB: DrawingBackend>(
@@ -541,7 +613,7 @@ where
             Some(c) => strip.draw(&Rectangle::new(square, c.filled()))?,
             None => strip.draw(&Rectangle::new(square, BLACK.stroke_width(1)))?,
         }
-        strip.draw(&Text::new(words.as_str(), (x + 17, 5), ("sans-serif", 13)))?;
+        strip.draw(&Text::new(words.as_str(), (x + 17, 5), LEGEND_FONT))?;
         x += entry_width(words);
     }
     Ok(())
@@ -559,10 +631,12 @@ fn size(f: &Figure) -> (u32, u32) {
     let rows = match &f.chart {
         Chart::Forest(r) => r.len(),
         Chart::Grid { rows, .. } => rows.len(),
+        Chart::GroupedRows(groups) => groups.iter().map(|g| g.1.len()).sum(),
         _ => 0,
     } as u32;
     let legend = match &f.chart {
         Chart::Grid { legend, .. } if !legend.is_empty() => LEGEND_H,
+        Chart::GroupedRows(groups) if groups.len() > 1 => LEGEND_H,
         _ => 0,
     };
     (W, (90 + 16 * rows + legend).clamp(H, 2000 + legend))
@@ -946,6 +1020,47 @@ mod tests {
         )
         .unwrap();
         assert!(!bare.contains("\nblocked\n</text>"));
+    }
+
+    /// The lowest row with ink of each letter drawn at (x, 5) in `font`.
+    fn letter_bottoms(font: (&str, u32), letters: &[&str]) -> Vec<usize> {
+        register_font();
+        let (w, h) = (40 * letters.len() as u32, 40u32);
+        let mut pixels = vec![255u8; (w * h * 3) as usize];
+        {
+            let area = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+            for (i, l) in letters.iter().enumerate() {
+                area.draw(&Text::new(*l, (i as i32 * 40 + 10, 5), font))
+                    .unwrap();
+            }
+        }
+        (0..letters.len())
+            .map(|i| {
+                (0..h as usize)
+                    .filter(|&y| {
+                        (i * 40..i * 40 + 40).any(|x| pixels[(y * w as usize + x) * 3] < 128)
+                    })
+                    .max()
+                    .expect("the letter was drawn")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn legend_letters_in_pngs_sit_on_one_baseline() {
+        // Flat-bottomed letters of different heights: with an odd size
+        // plotters sets some a pixel high (the reason for LEGEND_FONT).
+        let letters = ["u", "x", "z", "l", "n", "i", "r"];
+        let bottoms = letter_bottoms(LEGEND_FONT, &letters);
+        assert!(
+            bottoms.iter().all(|b| *b == bottoms[0]),
+            "{letters:?} end on rows {bottoms:?}"
+        );
+        let odd = letter_bottoms(("sans-serif", 13), &letters);
+        assert!(
+            odd.iter().any(|b| *b != odd[0]),
+            "plotters no longer misplaces glyphs at odd sizes: {odd:?}"
+        );
     }
 
     #[test]

@@ -114,6 +114,10 @@ pub enum Chart {
     },
     /// One bar per category with its interval.
     Bars(Vec<Bar>),
+    /// Horizontal bars, one row per category under its label, in groups
+    /// (name, bars) drawn each in a colour of its own: for many categories
+    /// of several experiments.
+    GroupedRows(Vec<(String, Vec<Bar>)>),
     /// 0/1 outcomes against x, with the logistic curve
     /// `1 / (1 + exp(-(intercept + slope x)))` when there is a fit.
     Logistic {
@@ -212,6 +216,7 @@ impl Figure {
                 s.iter().any(|s| !s.points.is_empty())
             }
             Chart::Bars(b) => !b.is_empty(),
+            Chart::GroupedRows(g) => g.iter().any(|g| !g.1.is_empty()),
             Chart::Logistic { points, .. } => !points.is_empty(),
             Chart::Forest(rows) => !rows.is_empty(),
             Chart::Grid { rows, .. } => !rows.is_empty(),

@@ -235,6 +235,34 @@ fn adaptive_specs_are_planned_as_first_steps_and_bad_keys_are_named() {
         assert_eq!(r.code, 2, "{to}: {}", r.stderr);
         assert!(r.stderr.contains(key), "{to}: {}", r.stderr);
     }
+    // A published figure must name an experiment of the spec, a measure
+    // its design has, and a count: each error names its key and line.
+    let figure = "\n[[published]]\nexperiment = \"crop\"\nmeasure = \"verdict:blocked\"\nk = 3\nn = 4\nwhat = \"w\"\nsource = \"s\"\n";
+    std::fs::write(&c.spec, format!("{text}{figure}")).unwrap();
+    chatprobe_ok(&["plan", s(&c.spec)]);
+    let line = text.lines().count() + 3;
+    for (from, to, key) in [
+        (
+            "experiment = \"crop\"",
+            "experiment = \"crops\"",
+            "[published[0].experiment]",
+        ),
+        (
+            "verdict:blocked",
+            "verdict:surveilled",
+            "[published[0].measure]",
+        ),
+        ("verdict:blocked", "blocked", "[published[0].measure]"),
+        ("k = 3", "k = 5", "[published[0].k]"),
+    ] {
+        std::fs::write(&c.spec, format!("{text}{}", figure.replace(from, to))).unwrap();
+        let r = chatprobe(&["plan", s(&c.spec)]);
+        assert_eq!(r.code, 2, "{to}: {}", r.stderr);
+        assert!(r.stderr.contains(key), "{to}: {}", r.stderr);
+        if key.ends_with("experiment]") {
+            assert!(r.stderr.contains(&format!(":{line} {key}")), "{}", r.stderr);
+        }
+    }
 }
 
 /// A campaign whose testbed's visual filter matches by pHash: crops far

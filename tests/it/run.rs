@@ -1221,15 +1221,19 @@ delay_s = 6
             .map(|(k, t)| (k.to_string(), t.to_string()))
     );
     let html = std::fs::read_to_string(a.join("report.html")).unwrap();
-    assert!(html.contains("By topic: surveilled significantly more often than the benign items"));
+    assert!(html.contains(
+        "surveilled significantly more often than the benign items (Holm-adjusted Fisher within this table"
+    ));
     assert!(a.join("surveillance_effects.svg").is_file());
-    assert_eq!(
-        csv_maps(&a.join("surveillance_model.csv"))
+    // 9 and 3 surveilled trials are too few for a model of the content
+    // (10 of the rarer outcome per term): each experiment says so.
+    let model = csv_maps(&a.join("surveillance_model.csv"));
+    assert_eq!(model.len(), 2, "{model:#?}");
+    assert!(
+        model
             .iter()
-            .filter(|r| r["term"] == "sensitive")
-            .count(),
-        2,
-        "a model for each experiment"
+            .all(|r| r["term"] == "(model)" && r["note"].starts_with("too little information")),
+        "{model:#?}"
     );
 }
 

@@ -1186,3 +1186,162 @@ test_chat = { from = "intl-a", to = "china-c" }
     let iso = csv_maps(&s.dir.join("isolations.csv"));
     assert!(iso.iter().all(|r| !r["incomplete"].is_empty()), "{iso:#?}");
 }
+
+/// The findings of a run with known truth: a latency drawn from a planted
+/// distribution (80 % of seeds inspected, uniformly 5–35 s after the seed:
+/// median 20 s among the inspected), transform trials whose prime was
+/// delivered (a benign image: nothing to evade), and benign topics where
+/// nothing is surveilled. No inconclusive trial counts as evasion, no
+/// estimate comes from a table without events, and the latency interval
+/// covers the planted median and never goes below 0.
+#[tokio::test(start_paused = true)]
+async fn planted_inconclusive_trials_empty_tables_and_latency_are_reported_as_they_are() {
+    let body = r#"
+[[experiment]]
+kind = "latency"
+name = "latency"
+items = { id = ["img-s01"] }
+offsets_s = [5, 10, 15, 25, 30, 60]
+replicates = 25
+seed_chat = { from = "intl-a", to = "intl-b" }
+test_chat = { from = "intl-a", to = "china-c" }
+
+[[experiment]]
+kind = "transform"
+name = "transforms"
+items = { id = ["img-s02", "img-b01"] }
+transforms = ["mirror", "crop:0.1"]
+delay_s = 60
+replicates = 2
+seed_chat = { from = "intl-c", to = "intl-b" }
+test_chat = { from = "intl-c", to = "china-d" }
+
+[[experiment]]
+kind = "surveillance"
+name = "topics"
+items = { id = ["img-s03", "img-s04", "img-b01", "img-b02", "img-b03", "img-b04"] }
+delay_s = 60
+seed_chat = { from = "intl-b", to = "intl-a" }
+test_chat = { from = "intl-b", to = "china-c" }
+
+[[published]]
+experiment = "topics"
+label = "sensitive"
+k = 49
+n = 60
+what = "sensitive images censored after seeding"
+source = "Citizen Lab, We Chat, They Watch (2020)"
+
+[[published]]
+experiment = "latency"
+measure = "verdict:surveilled"
+k = 3
+n = 4
+what = "a made-up share"
+source = "this test"
+"#;
+    let c = Campaign::new("1.0", LIMITS, body);
+    let mut cfg = sim_config(&c);
+    cfg.inspect_probability = 0.8;
+    cfg.inspect_delay = std::time::Duration::from_secs(5);
+    cfg.inspect_delay_to = Some(std::time::Duration::from_secs(35));
+    let sim = SimPlatform::new(cfg);
+    let s = run(&c, &sim, None, None).await.unwrap();
+    assert_eq!(s.state, RunStatus::Complete, "{s:?}");
+    chatprobe_ok(&["analyze", crate::util::s(&s.dir)]);
+    let a = s.dir.join("analysis");
+    let trials = csv_maps(&s.dir.join("trials.csv"));
+
+    // Transforms: the benign image's prime was delivered, so its 4 trials
+    // are inconclusive, never evasions; the sensitive image's were primed.
+    let inconclusive = trials
+        .iter()
+        .filter(|t| t["experiment"] == "transform" && t["verdict"] == "inconclusive")
+        .count();
+    assert!(inconclusive >= 4, "{inconclusive}");
+    let tr = csv_maps(&a.join("transforms.csv"));
+    let (n, evaded, inc): (u64, u64, u64) = tr.iter().fold((0, 0, 0), |acc, r| {
+        (
+            acc.0 + r["n"].parse::<u64>().unwrap(),
+            acc.1 + r["evaded"].parse::<u64>().unwrap(),
+            acc.2 + r["inconclusive"].parse::<u64>().unwrap(),
+        )
+    });
+    let conclusive = trials
+        .iter()
+        .filter(|t| t["experiment"] == "transform" && t["verdict"] != "inconclusive")
+        .count() as u64;
+    assert_eq!((n, inc), (conclusive, inconclusive as u64), "{tr:?}");
+    assert!(evaded <= n && n <= 4, "only img-s02's trials: {tr:?}");
+
+    // Topics: nothing benign was surveilled, so no benign topic has an odds
+    // ratio, and the sentence of the benign rows is a specificity control's.
+    let topics = csv_maps(&a.join("surveillance_topics.csv"));
+    for r in topics.iter().filter(|r| r["label"] == "benign") {
+        assert_eq!(r["surveilled"], "0", "{r:?}");
+        assert_eq!((r["or_adj"].as_str(), r["or_ci_low"].as_str()), ("", ""));
+        assert!(r["or_note"].starts_with("not estimable"), "{r:?}");
+    }
+    let surv = csv_maps(&a.join("surveillance.csv"));
+    let benign = surv.iter().find(|r| r["label"] == "benign").unwrap();
+    assert_eq!(benign["p_holm"], "");
+
+    // Latency: the interval covers the planted median (20 s among the
+    // inspected) and the share inspected (0.8); nothing below 0.
+    let med = csv_maps(&a.join("latency_median.csv"));
+    let m = &med[0];
+    let num = |k: &str| m[k].parse::<f64>().unwrap();
+    assert!(num("ci_low") >= 0.0 && num("median_low_s") >= 0.0, "{m:?}");
+    assert!(num("ci_low") <= 20.0 && 20.0 <= num("ci_high"), "{m:?}");
+    assert!(num("median_low_s") < num("median_s"), "{m:?}");
+    assert!(
+        num("inspected_ci_low") <= 0.8 && 0.8 <= num("inspected_ci_high"),
+        "{m:?}"
+    );
+    assert_eq!(num("n") as u64 + num("inconclusive") as u64, 150);
+
+    // Beside the published figures: the run's own counts, from its trials.
+    assert!(s.dir.join("published.csv").is_file());
+    let rep = csv_maps(&a.join("replication.csv"));
+    assert_eq!(rep.len(), 2, "{rep:?}");
+    let count = |x: &str, f: &dyn Fn(&std::collections::HashMap<String, String>) -> bool| {
+        trials
+            .iter()
+            .filter(|t| t["experiment_name"] == x && f(t))
+            .count()
+            .to_string()
+    };
+    let topics_row = rep
+        .iter()
+        .find(|r| r["experiment_name"] == "topics")
+        .unwrap();
+    assert_eq!(
+        (topics_row["k"].clone(), topics_row["n"].clone()),
+        (
+            count("topics", &|t| t["label"] == "sensitive"
+                && t["seeded_outcome"] == "blocked"),
+            count("topics", &|t| t["label"] == "sensitive"
+                && ["blocked", "delivered"]
+                    .contains(&t["seeded_outcome"].as_str())),
+        )
+    );
+    assert_eq!(topics_row["published_rate"], (49.0 / 60.0f64).to_string());
+    let lat = rep
+        .iter()
+        .find(|r| r["experiment_name"] == "latency")
+        .unwrap();
+    assert_eq!(
+        (lat["k"].clone(), lat["n"].clone()),
+        (
+            count("latency", &|t| t["verdict"] == "surveilled"),
+            count("latency", &|t| t["verdict"] != "inconclusive"),
+        )
+    );
+    let html = std::fs::read_to_string(a.join("report.html")).unwrap();
+    let first = html.find("<h2>").map(|i| &html[i..i + 40]).unwrap();
+    assert!(
+        html.contains("<h2>Beside the published study</h2>")
+            && html.contains("published 49 of 60 (82%"),
+        "{first}"
+    );
+}

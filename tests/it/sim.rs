@@ -24,6 +24,7 @@ fn config() -> SimConfig {
         sensitive_names: Vec::new(),
         inspect_probability: 1.0,
         inspect_delay: Duration::from_secs(20),
+        inspect_delay_to: None,
         latency: Duration::from_millis(300),
         loss: 0.0,
         fail_before: 0.0,

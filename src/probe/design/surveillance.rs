@@ -661,7 +661,7 @@ fn format_table(
         .collect();
     if !significant.is_empty() {
         table.summary.push(format!(
-            "By file format: sensitive files surveilled significantly more often than benign files of the same format (Holm-adjusted Fisher, p < 0.05): {}.",
+            "By file format, a comparison between items as by topic: sensitive files surveilled significantly more often than benign files of the same format (Holm-adjusted Fisher within this table, p < 0.05): {}.",
             significant.join("; ")
         ));
     }
@@ -826,17 +826,7 @@ fn topic_table(
         heading: "Surveilled, by topic".into(),
         x_label: "topic".into(),
         y_label: "surveilled (share of trials)".into(),
-        chart: crate::stats::design_analysis::Chart::Bars(
-            rows.iter()
-                .filter(|r| r.n > 0)
-                .map(|r| crate::stats::design_analysis::Bar {
-                    label: format!("{} {} ({})", r.topic, r.content_kind, r.label),
-                    y: r.rate,
-                    lo: r.ci_low,
-                    hi: r.ci_high,
-                })
-                .collect(),
-        ),
+        chart: crate::stats::design_analysis::Chart::GroupedRows(topic_bars(&rows)),
     });
     (table, effects)
 }
@@ -893,4 +883,23 @@ fn sentence(r: &SurveillanceRow) -> String {
             "No evidence of surveillance here."
         }
     )
+}
+
+/// The topic plot's rows: one group per experiment, a row per topic,
+/// content kind and label with trials (`june4 images, sensitive`).
+fn topic_bars(rows: &[TopicRow]) -> Vec<(String, Vec<crate::stats::design_analysis::Bar>)> {
+    let mut groups: Vec<(String, Vec<crate::stats::design_analysis::Bar>)> = Vec::new();
+    for r in rows.iter().filter(|r| r.n > 0) {
+        let bar = crate::stats::design_analysis::Bar {
+            label: format!("{} {}s, {}", r.topic, r.content_kind, r.label),
+            y: r.rate,
+            lo: r.ci_low,
+            hi: r.ci_high,
+        };
+        match groups.last_mut() {
+            Some((name, bars)) if *name == r.experiment_name => bars.push(bar),
+            _ => groups.push((r.experiment_name.clone(), vec![bar])),
+        }
+    }
+    groups
 }
