@@ -685,6 +685,19 @@ pub fn plots(t: &Tables, dir: &Path) -> anyhow::Result<Vec<(String, String, Stri
     Ok(out)
 }
 
+/// A number as the report's tables show it (the CSVs keep every digit):
+/// four decimals in the usual range, three significant digits in
+/// scientific notation for the very large and the very small (an odds
+/// ratio's interval under separation reaches 10^20, which four decimals
+/// would spell out in 30 digits).
+fn shown(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-3..1e6).contains(&x.abs()) {
+        format!("{x:.2e}")
+    } else {
+        format!("{x:.4}")
+    }
+}
+
 /// Where a plot with nothing to show would be: its title and why.
 fn no_plot(f: &Figure, why: &str) -> String {
     format!(
@@ -731,7 +744,7 @@ fn table(t: &Table) -> String {
         h.push_str("<tr>");
         for v in r {
             let v = match v.parse::<f64>() {
-                Ok(x) if v.contains('.') => format!("{x:.4}"),
+                Ok(x) if v.contains(['.', 'e', 'E']) => shown(x),
                 _ => v.clone(),
             };
             let _ = write!(h, "<td>{}</td>", esc(&v));
@@ -1044,6 +1057,15 @@ mod tests {
                     .expect("the letter was drawn")
             })
             .collect()
+    }
+
+    #[test]
+    fn report_numbers_are_short_and_csv_numbers_untouched() {
+        assert_eq!(shown(0.04761904761904767), "0.0476");
+        assert_eq!(shown(8.225165647665761e20), "8.23e20");
+        assert_eq!(shown(1.0557377516918516e-18), "1.06e-18");
+        assert_eq!(shown(0.0), "0.0000");
+        assert_eq!(shown(12345.678), "12345.6780");
     }
 
     #[test]
