@@ -6,6 +6,8 @@
 //! - [`mcnemar_exact`]: the exact test of paired binary outcomes (the
 //!   binomial test on the discordant pairs);
 //! - [`holm`]: Holm's step-down adjustment of a family of p-values;
+//! - [`permutation_test`]: the exact test of a difference in means
+//!   between two groups of units (items, each with its own rate);
 //! - [`odds_ratio_estimable`]: whether a 2×2 table carries information on
 //!   an odds ratio at all;
 //! - [`current_status`]: time to censorship from tests at offsets, with a
@@ -383,4 +385,66 @@ pub fn kaplan_meier(data: &[(f64, bool)], conf: f64) -> Vec<KmStep> {
 /// The median survival time: the first time the curve is at or below 0.5.
 pub fn km_median(steps: &[KmStep]) -> Option<f64> {
     steps.iter().find(|s| s.survival <= 0.5).map(|s| s.time)
+}
+
+/// Two-sided exact permutation test of the difference in means between
+/// groups `a` and `b` (each value one unit, e.g. an item's surveillance
+/// rate): the p value is twice the smaller one-sided tail over every way
+/// of splitting the pooled values into groups of the same sizes, at most
+/// 1, as scipy's `permutation_test(permutation_type="independent")`.
+/// Every split is enumerated when there are at most `MAX_SPLITS` of
+/// them; otherwise `reps` random splits from a generator seeded with
+/// `seed` are drawn and each tail is (hits + 1) / (reps + 1). None when a
+/// group is empty.
+pub fn permutation_test(a: &[f64], b: &[f64], reps: u32, seed: u64) -> Option<f64> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    const MAX_SPLITS: f64 = 200_000.0;
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    let pooled: Vec<f64> = a.iter().chain(b).copied().collect();
+    let (n, k) = (pooled.len(), a.len());
+    let total: f64 = pooled.iter().sum();
+    // The difference of means is a monotone function of group a's sum.
+    let diff = |sum_a: f64| sum_a / k as f64 - (total - sum_a) / (n - k) as f64;
+    let observed = diff(a.iter().sum());
+    let tol = 1e-12 * observed.abs().max(1.0);
+    let (mut ge, mut le, mut count) = (0u64, 0u64, 0u64);
+    let mut tally = |d: f64| {
+        ge += u64::from(d >= observed - tol);
+        le += u64::from(d <= observed + tol);
+        count += 1;
+    };
+    let splits = (0..k).fold(1.0f64, |acc, i| acc * (n - i) as f64 / (i + 1) as f64);
+    let exact = splits <= MAX_SPLITS;
+    if exact {
+        // Every k-subset of the pooled values, by index.
+        let mut idx: Vec<usize> = (0..k).collect();
+        loop {
+            tally(diff(idx.iter().map(|&i| pooled[i]).sum()));
+            let Some(i) = (0..k).rev().find(|&i| idx[i] != i + n - k) else {
+                break;
+            };
+            idx[i] += 1;
+            for j in i + 1..k {
+                idx[j] = idx[j - 1] + 1;
+            }
+        }
+    } else {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut shuffled = pooled.clone();
+        for _ in 0..reps {
+            shuffled.shuffle(&mut rng);
+            tally(diff(shuffled[..k].iter().sum()));
+        }
+    }
+    let tail = |hits: u64| {
+        if exact {
+            hits as f64 / count as f64
+        } else {
+            (hits + 1) as f64 / (count + 1) as f64
+        }
+    };
+    Some((2.0 * tail(ge).min(tail(le))).min(1.0))
 }

@@ -652,10 +652,16 @@ fn analyze_breaks_surveillance_down_by_item_and_topic() {
     let formats = csv_maps(&a.join("surveillance_formats.csv"));
     assert_eq!(formats.len(), 4, "{formats:?}");
     let mut ps = Vec::new();
-    for (format, (k, n), (bk, bn)) in [
+    // Each format's items' rates, for the between-items test.
+    for ((format, (k, n), (bk, bn)), (rates, benign)) in [
         ("pdf", (7u64, 12u64), (0u64, 4u64)),
         ("txt", (4, 8), (1, 8)),
-    ] {
+    ]
+    .into_iter()
+    .zip([
+        (vec![1.0, 0.75, 0.0], vec![0.0]),
+        (vec![1.0, 0.0], vec![0.0, 0.25]),
+    ]) {
         let r = formats
             .iter()
             .find(|r| r["format"] == format && r["label"] == "sensitive")
@@ -672,6 +678,10 @@ fn analyze_breaks_surveillance_down_by_item_and_topic() {
         );
         let (p, _) = chatprobe::stats::fisher_exact(k, n - k, bk, bn - bk);
         assert!((r["fisher_p"].parse::<f64>().unwrap() - p).abs() < 1e-12);
+        // The test is between items (four trials each): permutation.
+        let p = chatprobe::stats::permutation_test(&rates, &benign, 0, 0).unwrap();
+        assert_eq!(r["test"], "permutation, item rates");
+        assert!((r["p"].parse::<f64>().unwrap() - p).abs() < 1e-12, "{r:?}");
         ps.push((r["p_holm"].clone(), p));
     }
     let holm = chatprobe::stats::holm(&ps.iter().map(|x| x.1).collect::<Vec<_>>());
@@ -681,7 +691,7 @@ fn analyze_breaks_surveillance_down_by_item_and_topic() {
     assert!(formats
         .iter()
         .filter(|r| r["label"] == "benign")
-        .all(|r| r["fisher_p"].is_empty()));
+        .all(|r| r["fisher_p"].is_empty() && r["p_holm"].is_empty()));
 
     let items = csv_maps(&a.join("surveillance_items.csv"));
     assert_eq!(items.len(), 8);
@@ -708,7 +718,6 @@ fn analyze_breaks_surveillance_down_by_item_and_topic() {
         ("food", (0, 8), (1, 4)),
         ("travel", (1, 4), (0, 8)),
     ];
-    let mut ps = Vec::new();
     for (t, (k, n), (bk, bn)) in cases {
         let r = topic(t);
         assert_eq!(
@@ -726,21 +735,34 @@ fn analyze_breaks_surveillance_down_by_item_and_topic() {
             (r["fisher_p"].parse::<f64>().unwrap() - p).abs() < 1e-12,
             "{t}"
         );
-        ps.push(p);
     }
-    for ((t, _, _), h) in cases.iter().zip(chatprobe::stats::holm(&ps)) {
-        assert!(
-            (topic(t)["p_holm"].parse::<f64>().unwrap() - h).abs() < 1e-12,
-            "{t}"
+    // Between items, the unit: june4's three items (rates 1, 0.75, 1)
+    // against the three benign ones (0, 0, 0.25) — scipy's permutation
+    // test gives 0.1 — and xinjiang's (0, 0) give 1. Holm over the
+    // sensitive rows only: 0.2 and 1. Eleven of twelve trials against one
+    // of twelve is no longer "significant": twelve trials are three items.
+    assert_eq!(topic("june4")["test"], "permutation, item rates");
+    assert!((topic("june4")["p"].parse::<f64>().unwrap() - 0.1).abs() < 1e-12);
+    assert!((topic("june4")["p_holm"].parse::<f64>().unwrap() - 0.2).abs() < 1e-12);
+    assert_eq!(topic("xinjiang")["p_holm"], "1.0");
+    for t in ["food", "travel"] {
+        assert_eq!(
+            (
+                topic(t)["p_holm"].as_str(),
+                topic(t)["holm_family"].as_str()
+            ),
+            ("", "")
         );
     }
-    assert!(topic("june4")["p_holm"].parse::<f64>().unwrap() < 0.05);
+    assert_eq!(
+        topic("june4")["holm_family"],
+        "surveillance_topics.csv sensitive rows"
+    );
     // The report says so, and draws the topics.
     let report = std::fs::read_to_string(a.join("report.html")).unwrap();
     assert!(report.contains("Surveillance by topic"));
     assert!(
-        report.contains("surveilled significantly more often than the benign items")
-            && report.contains("june4 (documents, 11 of 12"),
+        report.contains("no topic was surveilled significantly more often than the benign items (between-items tests"),
         "{report}"
     );
     assert!(a.join("surveillance_topics.svg").is_file());

@@ -1209,20 +1209,23 @@ delay_s = 6
         assert_eq!(r["n"], "3", "{r:?}");
         assert_eq!(r["surveilled"], if planted { "3" } else { "0" }, "{r:?}");
     }
-    let mut significant: Vec<(String, String)> = csv_maps(&a.join("surveillance_topics.csv"))
+    // Exactly the planted topics have surveilled items; between items (the
+    // unit), one to three items a topic cannot make a topic significant
+    // over every sensitive row, and the report says so.
+    let mut surveilled: Vec<(String, String)> = csv_maps(&a.join("surveillance_topics.csv"))
         .iter()
-        .filter(|r| r["p_holm"].parse::<f64>().is_ok_and(|p| p < 0.05))
+        .filter(|r| r["surveilled"] != "0")
         .map(|r| (r["content_kind"].clone(), r["topic"].clone()))
         .collect();
-    significant.sort();
+    surveilled.sort();
     assert_eq!(
-        significant,
+        surveilled,
         [("document", "falun-gong"), ("image", "june4")]
             .map(|(k, t)| (k.to_string(), t.to_string()))
     );
     let html = std::fs::read_to_string(a.join("report.html")).unwrap();
     assert!(html.contains(
-        "surveilled significantly more often than the benign items (Holm-adjusted Fisher within this table"
+        "no topic was surveilled significantly more often than the benign items (between-items tests"
     ));
     assert!(a.join("surveillance_effects.svg").is_file());
     // 9 and 3 surveilled trials are too few for a model of the content

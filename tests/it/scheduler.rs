@@ -723,14 +723,14 @@ test_chat = { from = "intl-a", to = "china-c" }
     chatprobe_ok(&["analyze", crate::util::s(&s.dir)]);
     let topics = csv_maps(&s.dir.join("analysis/surveillance_topics.csv"));
     assert_eq!(topics.len(), 30, "every topic of each kind and label");
-    let mut significant: Vec<(String, String)> = topics
+    let mut surveilled: Vec<(String, String)> = topics
         .iter()
-        .filter(|r| r["p_holm"].parse::<f64>().is_ok_and(|p| p < 0.05))
+        .filter(|r| r["surveilled"] != "0")
         .map(|r| (r["content_kind"].clone(), r["topic"].clone()))
         .collect();
-    significant.sort();
+    surveilled.sort();
     assert_eq!(
-        significant,
+        surveilled,
         [
             ("document", "falun-gong"),
             ("document", "june4"),
@@ -740,6 +740,21 @@ test_chat = { from = "intl-a", to = "china-c" }
         .map(|(k, t)| (k.to_string(), t.to_string())),
         "{topics:#?}"
     );
+    // Between items, the unit: june4's three images (all surveilled)
+    // against twelve benign ones (none) is the most extreme of 455 splits,
+    // p = 2/455; a topic of one item can do no better than 2/13 (images)
+    // or 2/7 (documents). Over the 14 sensitive rows, Holm leaves none
+    // significant: four replicates of one item are one item.
+    let june4 = topics
+        .iter()
+        .find(|r| r["content_kind"] == "image" && r["topic"] == "june4")
+        .unwrap();
+    assert_eq!(june4["test"], "permutation, item rates");
+    assert!((june4["p"].parse::<f64>().unwrap() - 2.0 / 455.0).abs() < 1e-12);
+    assert!(topics
+        .iter()
+        .filter_map(|r| r["p_holm"].parse::<f64>().ok())
+        .all(|p| p >= 0.05));
     // Per item: the sensitive topics' items surveilled in all 4 replicates,
     // every other item in none.
     for r in csv_maps(&s.dir.join("analysis/surveillance_items.csv")) {

@@ -327,3 +327,21 @@ fn firth_profile_intervals_and_lrt_match_firthmodels() {
         close(prof.p[i].unwrap(), f(p), 1e-6, &format!("lrt p[{i}]"));
     }
 }
+
+#[test]
+fn permutation_test_of_item_rates_matches_scipy() {
+    for case in reference()["permutation"].as_array().unwrap() {
+        let v = |k: &str| -> Vec<f64> { case[k].as_array().unwrap().iter().map(f).collect() };
+        let p = stats::permutation_test(&v("a"), &v("b"), 0, 1).unwrap();
+        close(p, f(&case["p"]), 1e-9, &format!("permutation {case}"));
+    }
+    // Too many splits to enumerate (C(120, 3) = 280,840): drawn,
+    // reproducible, and near the exact tail of three items of rate 1
+    // among 120 (2 / C(120, 3)), at the resolution 20,000 draws allow.
+    let a = [1.0; 3];
+    let b = [0.0; 117];
+    let p = stats::permutation_test(&a, &b, 20_000, 7).unwrap();
+    assert_eq!(p, stats::permutation_test(&a, &b, 20_000, 7).unwrap());
+    assert!((2.0 / 20_001.0..0.002).contains(&p), "{p}");
+    assert_eq!(stats::permutation_test(&[], &b, 10, 1), None);
+}

@@ -175,6 +175,21 @@ for data in [[(5, 10, 1), (10, 10, 2), (20, 10, 5), (40, 10, 7), (60, 10, 8)],
     f = IsotonicRegression(increasing=True).fit(t, y, sample_weight=w).predict(t)
     out["current_status"].append({"tests": [list(d) for d in data], "npmle": f.tolist()})
 
+# Exact permutation test of a difference in mean item rates (the topic
+# and format tables compare items, each with its own rate).
+from scipy.stats import permutation_test
+out["permutation"] = []
+for a, b in [([1.0, 0.75, 1.0], [0.0, 0.0, 0.25]),
+             ([1.0, 1.0, 1.0], [0.0] * 12),
+             ([0.5, 0.25], [0.0, 0.25, 0.5, 0.0, 0.0]),
+             ([1.0, 0.0], [0.0, 0.0, 1.0]),
+             ([0.0, 0.0], [0.0, 0.0, 0.0]),
+             ([2 / 3, 1 / 3, 1.0, 1.0], [0.0, 1 / 3, 0.0, 0.0, 2 / 3, 0.0])]:
+    r = permutation_test((np.array(a), np.array(b)), lambda x, y: np.mean(x) - np.mean(y),
+                         permutation_type="independent", alternative="two-sided",
+                         n_resamples=np.inf, vectorized=False)
+    out["permutation"].append({"a": a, "b": b, "p": float(r.pvalue)})
+
 # Exact bounds: Wilson at k = 0 and k = n, Fisher's p of a table whose
 # every table counts.
 out["exact_ends"] = {

@@ -205,6 +205,10 @@ struct TopicRow {
     or_ci_high: Option<f64>,
     /// Why there is no odds ratio, when there is none.
     or_note: String,
+    /// The between-items test's p value, and which test it is.
+    p: Option<f64>,
+    test: String,
+    holm_family: String,
 }
 
 /// (experiment_name, content_kind, label, channel), or topic in place of
@@ -239,6 +243,44 @@ struct SurveillanceRow {
 
 /// The Holm family of surveillance.csv: the claims it tests.
 const HEADLINE_FAMILY: &str = "surveillance.csv sensitive rows";
+/// The Holm families of the topic and format tables.
+const TOPIC_FAMILY: &str = "surveillance_topics.csv sensitive rows";
+const FORMAT_FAMILY: &str = "surveillance_formats.csv sensitive rows";
+
+/// Random splits when a permutation test has too many to enumerate, and
+/// their generator's seed (fixed: the same data, the same p).
+const PERMUTATIONS: u32 = 20_000;
+const PERMUTATION_SEED: u64 = 20200507;
+
+/// The test between two groups of items, the unit of a comparison of
+/// content, from each item's (trials judged, surveilled): Fisher's exact
+/// test on the trials when every item has one (trials are then items),
+/// otherwise an exact permutation test of the mean item rate, since an
+/// item's trials are not independent. (p, the test's name); None when a
+/// group has no item with a judged trial.
+fn between_items(a: &[(u64, u64)], b: &[(u64, u64)]) -> Option<(f64, &'static str)> {
+    let judged =
+        |v: &[(u64, u64)]| -> Vec<(u64, u64)> { v.iter().copied().filter(|i| i.0 > 0).collect() };
+    let (a, b) = (judged(a), judged(b));
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    if a.iter().chain(&b).all(|i| i.0 == 1) {
+        let (ka, kb) = (
+            a.iter().map(|i| i.1).sum::<u64>(),
+            b.iter().map(|i| i.1).sum::<u64>(),
+        );
+        let (na, nb) = (a.len() as u64, b.len() as u64);
+        return Some((
+            stats::fisher_exact(ka, na - ka, kb, nb - kb).0,
+            "fisher, items",
+        ));
+    }
+    let rates =
+        |v: &[(u64, u64)]| -> Vec<f64> { v.iter().map(|i| i.1 as f64 / i.0 as f64).collect() };
+    stats::permutation_test(&rates(&a), &rates(&b), PERMUTATIONS, PERMUTATION_SEED)
+        .map(|p| (p, "permutation, item rates"))
+}
 
 impl Analysis for SurveillanceTable {
     fn folder(&mut self, dir: &std::path::Path) -> Result<(), InputError> {
@@ -567,6 +609,9 @@ struct FormatRow {
     fisher_p: Option<f64>,
     odds_ratio: Option<f64>,
     p_holm: Option<f64>,
+    p: Option<f64>,
+    test: String,
+    holm_family: String,
 }
 
 /// surveillance_formats.csv: each file format's sensitive items against
@@ -577,13 +622,18 @@ fn format_table(
     features: &std::collections::HashMap<String, crate::corpus::features::FeatureRow>,
     interval: Interval,
 ) -> Table {
-    // (experiment, format, label) → (items, n, surveilled).
+    // (experiment, format, label) → (items, n, surveilled), and each
+    // item's (n, surveilled).
     let mut groups: BTreeMap<(String, String, String), (u64, u64, u64)> = BTreeMap::new();
+    let mut units: BTreeMap<(String, String, String), Vec<(u64, u64)>> = BTreeMap::new();
     for (x, id, c) in items {
         let Some(f) = features.get(id) else { continue };
-        let e = groups
-            .entry((x.clone(), f.format.clone(), c.label.clone()))
-            .or_default();
+        let key = (x.clone(), f.format.clone(), c.label.clone());
+        units
+            .entry(key.clone())
+            .or_default()
+            .push((c.n, c.surveilled));
+        let e = groups.entry(key).or_default();
         e.0 += 1;
         e.1 += c.n;
         e.2 += c.surveilled;
@@ -597,6 +647,16 @@ fn format_table(
             let (bn, bk) = benign.map_or((0, 0), |b| (b.1, b.2));
             let (lo, hi) = interval.ci(*k, *n);
             let test = (*n > 0 && bn > 0).then(|| stats::fisher_exact(*k, n - k, bk, bn - bk));
+            let key = (x.clone(), format.clone(), label.clone());
+            let benign_key = (x.clone(), format.clone(), "benign".to_string());
+            let between = (label != "benign")
+                .then(|| {
+                    between_items(
+                        units.get(&key).map_or(&[][..], Vec::as_slice),
+                        units.get(&benign_key).map_or(&[][..], Vec::as_slice),
+                    )
+                })
+                .flatten();
             FormatRow {
                 experiment_name: x.clone(),
                 format: format.clone(),
@@ -613,12 +673,25 @@ fn format_table(
                 fisher_p: test.map(|t| t.0),
                 odds_ratio: test.map(|t| t.1).filter(|o| o.is_finite()),
                 p_holm: None,
+                p: between.map(|b| b.0),
+                test: between.map_or(String::new(), |b| b.1.to_string()),
+                holm_family: if label == "benign" {
+                    String::new()
+                } else {
+                    FORMAT_FAMILY.to_string()
+                },
             }
         })
         .collect();
     let ps: Vec<f64> = rows
         .iter()
-        .map(|r| r.fisher_p.unwrap_or(f64::NAN))
+        .map(|r| {
+            if r.holm_family.is_empty() {
+                f64::NAN
+            } else {
+                r.p.unwrap_or(f64::NAN)
+            }
+        })
         .collect();
     for (r, h) in rows.iter_mut().zip(stats::holm(&ps)) {
         r.p_holm = (!h.is_nan()).then_some(h);
@@ -626,7 +699,7 @@ fn format_table(
     let mut table = Table::from_rows(
         "surveillance_formats.csv",
         "Surveillance by file format",
-        "Each row is one file format and label of one surveillance experiment (formats from the run's items.csv): how often its items' seeded copies were surveilled; a sensitive row is tested against the benign items of the same format (Fisher's exact test, Holm-adjusted over the rows).",
+        "Each row is one file format and label of one surveillance experiment (formats from the run's items.csv): how often its items' seeded copies were surveilled. A sensitive row is compared with the benign items of the same format, between items (the unit): p is Fisher's exact test when every item has one trial, otherwise an exact permutation test of the mean item rate (test names it), Holm-adjusted within the family in holm_family (this table's sensitive rows). fisher_p and odds_ratio, on trials, are kept for earlier readers.",
         &[
             "experiment_name",
             "format",
@@ -643,6 +716,9 @@ fn format_table(
             "fisher_p",
             "odds_ratio",
             "p_holm",
+            "p",
+            "test",
+            "holm_family",
         ],
         &rows,
     );
@@ -661,7 +737,7 @@ fn format_table(
         .collect();
     if !significant.is_empty() {
         table.summary.push(format!(
-            "By file format, a comparison between items as by topic: sensitive files surveilled significantly more often than benign files of the same format (Holm-adjusted Fisher within this table, p < 0.05): {}.",
+            "By file format, a comparison between items as by topic: sensitive files surveilled significantly more often than benign files of the same format (between-items tests, Holm-adjusted over this table's sensitive rows, p < 0.05): {}.",
             significant.join("; ")
         ));
     }
@@ -697,14 +773,24 @@ fn topic_table(
         .map(|((x, kind, label, topic), (k_items, n, k))| {
             // The benign items of the same experiment and kind, this topic's
             // own left out.
-            let (bn, bk) = items
+            let benign: Vec<(u64, u64)> = items
                 .iter()
                 .filter(|(bx, _, c)| {
                     bx == x && c.content_kind == *kind && c.label == "benign" && c.topic != *topic
                 })
-                .fold((0, 0), |a, (_, _, c)| (a.0 + c.n, a.1 + c.surveilled));
+                .map(|(_, _, c)| (c.n, c.surveilled))
+                .collect();
+            let own: Vec<(u64, u64)> = items
+                .iter()
+                .filter(|(ox, _, c)| {
+                    ox == x && c.content_kind == *kind && c.label == *label && c.topic == *topic
+                })
+                .map(|(_, _, c)| (c.n, c.surveilled))
+                .collect();
+            let (bn, bk) = benign.iter().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
             let (lo, hi) = interval.ci(*k, *n);
             let test = (*n > 0 && bn > 0).then(|| stats::fisher_exact(*k, n - k, bk, bn - bk));
+            let between = between_items(&own, &benign);
             TopicRow {
                 experiment_name: x.clone(),
                 content_kind: kind.clone(),
@@ -726,12 +812,25 @@ fn topic_table(
                 or_ci_low: None,
                 or_ci_high: None,
                 or_note: String::new(),
+                p: between.map(|b| b.0),
+                test: between.map_or(String::new(), |b| b.1.to_string()),
+                holm_family: if label == "benign" {
+                    String::new()
+                } else {
+                    TOPIC_FAMILY.to_string()
+                },
             }
         })
         .collect();
     let ps: Vec<f64> = rows
         .iter()
-        .map(|r| r.fisher_p.unwrap_or(f64::NAN))
+        .map(|r| {
+            if r.holm_family.is_empty() {
+                f64::NAN
+            } else {
+                r.p.unwrap_or(f64::NAN)
+            }
+        })
         .collect();
     for (r, h) in rows.iter_mut().zip(stats::holm(&ps)) {
         r.p_holm = (!h.is_nan()).then_some(h);
@@ -770,7 +869,7 @@ fn topic_table(
     let mut table = Table::from_rows(
         "surveillance_topics.csv",
         "Surveillance by topic",
-        "Each row is one topic of one surveillance experiment and content kind. It asks a different question from surveillance.csv: not whether seeding made a copy blocked (a paired test within each trial), but whether this topic's items were surveilled more often than the benign items of the same experiment and kind (a comparison between items). n counts the trials judged surveilled or not (inconclusive trials and trials filtered in real time are left out); Fisher's exact test compares the topic with the benign items, Holm-adjusted within this table's rows (its family). The odds ratio (or_adj: 0.5 added to every cell when one is zero; Woolf interval) is left empty, with or_note saying why, when neither group had a surveilled trial, or neither had one that was not: such a table holds no information on the ratio.",
+        "Each row is one topic of one surveillance experiment and content kind. It asks a different question from surveillance.csv: not whether seeding made a copy blocked (a paired test within each trial), but whether this topic's items were surveilled more often than the benign items of the same experiment and kind (a comparison between items, the unit). n counts the trials judged surveilled or not (inconclusive trials and trials filtered in real time are left out). p is the between-items test named in test: Fisher's exact test when every item has one trial (trials are then items), otherwise an exact permutation test of the mean item rate (an item's trials are not independent); p_holm adjusts it within the family in holm_family (this table's sensitive rows; benign rows are controls). fisher_p and odds_ratio, on trials, are kept for earlier readers. The odds ratio (or_adj: 0.5 added to every cell when one is zero; Woolf interval) is left empty, with or_note saying why, when neither group had a surveilled trial, or neither had one that was not: such a table holds no information on the ratio.",
         &[
             "experiment_name",
             "content_kind",
@@ -792,6 +891,9 @@ fn topic_table(
             "or_ci_low",
             "or_ci_high",
             "or_note",
+            "p",
+            "test",
+            "holm_family",
         ],
         &rows,
     );
@@ -812,10 +914,10 @@ fn topic_table(
     if !rows.is_empty() {
         let question = "By topic, a comparison between items (were this topic's items surveilled more often than the benign items?), not the paired test of the headline (did seeding, rather than content already known to the censor, make the copy blocked?)";
         table.summary.push(if significant.is_empty() {
-            format!("{question}: no topic was surveilled significantly more often than the benign items (Holm-adjusted Fisher tests within this table); with few trials a topic, that says little.")
+            format!("{question}: no topic was surveilled significantly more often than the benign items (between-items tests, Holm-adjusted over this table's sensitive rows); with few items a topic, that says little.")
         } else {
             format!(
-                "{question}: surveilled significantly more often than the benign items (Holm-adjusted Fisher within this table, p < 0.05): {}. The two can disagree: this test compares a topic's surveilled trials with the benign items', which are rarely blocked, while the paired test counts only the trials whose seeded copy and control differ, and with five such trials or fewer it cannot reach p < 0.05 at all.",
+                "{question}: surveilled significantly more often than the benign items (between-items tests, Holm-adjusted over this table's sensitive rows, p < 0.05): {}. The two can disagree: this test compares a topic's items with the benign items, which are rarely blocked, while the paired test counts only the trials whose seeded copy and control differ, and with five such trials or fewer it cannot reach p < 0.05 at all.",
                 significant.join("; ")
             )
         });
