@@ -94,7 +94,14 @@ impl Replication {
 
     /// One trials.csv row, of any design.
     pub fn trial(&mut self, r: &TrialRow) {
-        for label in [String::new(), r.label.clone()] {
+        // Under "every label" (empty) and under its own label, once when
+        // the trial has none.
+        let labels = if r.label.is_empty() {
+            vec![String::new()]
+        } else {
+            vec![String::new(), r.label.clone()]
+        };
+        for label in labels {
             let key = (r.experiment_name.clone(), label);
             if let Some(s) = r.seeded_outcome.filter(|o| o.conclusive()) {
                 let e = self.seeded.entry(key.clone()).or_default();
@@ -222,4 +229,50 @@ fn sentence(r: &Row) -> String {
         words::pct(r.published_rate),
         words::ci(r.published_ci_low, r.published_ci_high).replace("95% CI ", ""),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial(label: &str, seeded: Outcome, verdict: &str) -> TrialRow {
+        TrialRow {
+            run_id: "r".into(),
+            trial_id: "t".into(),
+            experiment: "surveillance".into(),
+            experiment_name: "x".into(),
+            item_id: "i".into(),
+            label: label.into(),
+            content_kind: "image".into(),
+            topic: "t".into(),
+            channel: "direct".into(),
+            parameter: String::new(),
+            verdict: verdict.into(),
+            seeded_outcome: Some(seeded),
+            control_outcome: Some(Outcome::Delivered),
+        }
+    }
+
+    #[test]
+    fn each_trial_counts_once_under_every_label_and_once_under_its_own() {
+        let mut r = Replication::default();
+        r.trial(&trial("sensitive", Outcome::Blocked, "surveilled"));
+        r.trial(&trial("", Outcome::Blocked, "surveilled"));
+        r.trial(&trial("benign", Outcome::Delivered, "not_surveilled"));
+        r.trial(&trial("benign", Outcome::Lost, "inconclusive"));
+        let figure = |label: &str, measure: &str| PublishedRow {
+            experiment_name: "x".into(),
+            label: label.into(),
+            measure: measure.into(),
+            k: 1,
+            n: 2,
+            what: String::new(),
+            source: String::new(),
+        };
+        assert_eq!(r.count(&figure("", "seeded_blocked")), (2, 3));
+        assert_eq!(r.count(&figure("sensitive", "seeded_blocked")), (1, 1));
+        assert_eq!(r.count(&figure("benign", "seeded_blocked")), (0, 1));
+        assert_eq!(r.count(&figure("", "verdict:surveilled")), (2, 3));
+        assert_eq!(r.count(&figure("benign", "verdict:surveilled")), (0, 1));
+    }
 }
