@@ -203,7 +203,12 @@ pub struct Candidate {
     /// same client as the receiver's bubble, so the two differ only where
     /// the pictures do.
     pub shown: OnceLock<Arc<Picture>>,
+    /// [`file_distance`]s computed, by bubble (pHash and size).
+    file_distances: Mutex<HashMap<BubbleKey, u32>>,
 }
+
+/// A bubble, for caching: its pHash and size.
+type BubbleKey = (u64, (u32, u32));
 
 impl Candidate {
     /// Decode `path`; None if it is not a readable image.
@@ -219,8 +224,167 @@ impl Candidate {
             picture: Picture::new(&img),
             sent: Instant::now(),
             shown: OnceLock::new(),
+            file_distances: Mutex::default(),
         })
     }
+}
+
+impl Candidate {
+    /// How far (pHash bits) the bubble `seen` is from this picture: from the
+    /// sender's own rendering when it is known (the same client draws both,
+    /// so they differ by its noise alone), else from the file drawn as a
+    /// client may draw it ([`file_distance`], kept per bubble).
+    pub fn distance(&self, seen: &Picture) -> u32 {
+        if let Some(p) = self.shown.get() {
+            return seen.phash.distance(p.phash);
+        }
+        let key = (seen.phash.0, seen.grey.dimensions());
+        if let Some(d) = self.file_distances.lock().expect("distances").get(&key) {
+            return *d;
+        }
+        let d = file_distance(seen, &self.picture);
+        self.file_distances
+            .lock()
+            .expect("distances")
+            .insert(key, d);
+        d
+    }
+}
+
+fn phash_of(grey: GrayImage) -> Hash64 {
+    PerceptualHasher::new()
+        .hash(&DynamicImage::ImageLuma8(grey))
+        .phash
+}
+
+/// The file `file` against the bubble `seen` when only the file is known
+/// (a resumed run). The file is drawn the ways a client draws a picture —
+/// scaled to the bubble's size with a smoothing filter (a client's
+/// downscale, which the hash's area average does not reproduce on fine
+/// detail); centre-cropped to the bubble's shape and scaled (a square
+/// thumbnail); scaled into what is left of the bubble once plain letterbox
+/// bars are cut off — and the drawing that agrees best with the bubble
+/// pixel for pixel gives the pHash distance, if it agrees closely enough
+/// (Pearson r ≥ 0.98); else the bubble is not this file (64 bits). On the
+/// starter corpus a 120-pixel JPEG thumbnail is 0–6 bits from its own file
+/// (r ≥ 0.986) and every other file is rejected (r ≤ 0.963).
+pub fn file_distance(seen: &Picture, file: &Picture) -> u32 {
+    let d = |h: Hash64| seen.phash.distance(h);
+    let (bw, bh) = seen.grey.dimensions();
+    let f = &file.grey;
+    let plain = d(file.phash);
+    if bw < 8 || bh < 8 || f.width() < 8 || f.height() < 8 {
+        return plain;
+    }
+    // (distance, the bubble's part compared, the file drawn to match it)
+    let mut views: Vec<(u32, GrayImage, GrayImage)> = Vec::new();
+    let scaled = image::imageops::resize(f, bw, bh, FilterType::Triangle);
+    views.push((d(phash_of(scaled.clone())), seen.grey.clone(), scaled));
+    let (cw, ch) = centre_crop(f.dimensions(), (bw, bh));
+    if (cw, ch) != f.dimensions() {
+        let crop =
+            image::imageops::crop_imm(f, (f.width() - cw) / 2, (f.height() - ch) / 2, cw, ch)
+                .to_image();
+        let thumb = image::imageops::resize(&crop, bw, bh, FilterType::Triangle);
+        views.push((d(phash_of(thumb.clone())), seen.grey.clone(), thumb));
+    }
+    if let Some((x, y, w, h)) = letterbox(&seen.grey) {
+        let inner = image::imageops::crop_imm(&seen.grey, x, y, w, h).to_image();
+        let scaled = image::imageops::resize(f, w, h, FilterType::Triangle);
+        views.push((
+            phash_of(inner.clone()).distance(phash_of(scaled.clone())),
+            inner,
+            scaled,
+        ));
+    }
+    // The nearest drawing by hash must also agree pixel for pixel: 64 bits
+    // alone cannot tell a small thumbnail of one picture from another
+    // picture of the same kind (8 bits apart in the starter corpus).
+    match best_view(views) {
+        Some((dist, r)) if r >= MIN_CORRELATION => dist,
+        _ => plain.max(MAX_HASH_BITS),
+    }
+}
+
+/// The view with the highest pixel correlation: (its hash distance, the
+/// correlation).
+fn best_view(views: Vec<(u32, GrayImage, GrayImage)>) -> Option<(u32, f64)> {
+    views
+        .into_iter()
+        .map(|(dist, a, b)| (dist, correlation(&a, &b)))
+        .max_by(|x, y| x.1.total_cmp(&y.1))
+}
+
+/// The least Pearson correlation of grey levels between a bubble and the
+/// file drawn as the client drew it for the two to be the same picture.
+const MIN_CORRELATION: f64 = 0.98;
+/// What a file that does not match at all is reported as (every bit).
+const MAX_HASH_BITS: u32 = 64;
+
+/// Pearson correlation of two same-size grey pictures (0 if either is flat).
+pub fn correlation(a: &GrayImage, b: &GrayImage) -> f64 {
+    if a.dimensions() != b.dimensions() {
+        return 0.0;
+    }
+    let n = f64::from(a.width() * a.height());
+    let (mut sa, mut sb, mut saa, mut sbb, mut sab) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (p, q) in a.pixels().zip(b.pixels()) {
+        let (x, y) = (f64::from(p.0[0]), f64::from(q.0[0]));
+        sa += x;
+        sb += y;
+        saa += x * x;
+        sbb += y * y;
+        sab += x * y;
+    }
+    let va = saa - sa * sa / n;
+    let vb = sbb - sb * sb / n;
+    if va <= 1e-9 || vb <= 1e-9 {
+        return 0.0;
+    }
+    (sab - sa * sb / n) / (va * vb).sqrt()
+}
+
+/// The largest centred part of a `(w, h)` picture with the shape of `to`.
+fn centre_crop((w, h): (u32, u32), (tw, th): (u32, u32)) -> (u32, u32) {
+    let (w64, h64, tw, th) = (u64::from(w), u64::from(h), u64::from(tw), u64::from(th));
+    if w64 * th > h64 * tw {
+        (((h64 * tw) / th).max(1) as u32, h)
+    } else {
+        (w, ((w64 * th) / tw).max(1) as u32)
+    }
+}
+
+/// The picture inside plain bars along the edges of `g` (rows or columns
+/// of one grey, ±4): `(x, y, w, h)`, or None if there are no bars or
+/// nothing worth comparing is left.
+fn letterbox(g: &GrayImage) -> Option<(u32, u32, u32, u32)> {
+    let (w, h) = g.dimensions();
+    let plain = |px: &mut dyn Iterator<Item = u8>| {
+        let (mut lo, mut hi) = (u8::MAX, u8::MIN);
+        for p in px {
+            lo = lo.min(p);
+            hi = hi.max(p);
+        }
+        hi - lo <= 8
+    };
+    let row = |y: u32| plain(&mut (0..w).map(|x| g.get_pixel(x, y).0[0]));
+    let col = |x: u32| plain(&mut (0..h).map(|y| g.get_pixel(x, y).0[0]));
+    let (mut top, mut bottom) = (0, h);
+    while top < bottom && row(top) {
+        top += 1;
+    }
+    while bottom > top && row(bottom - 1) {
+        bottom -= 1;
+    }
+    let (mut left, mut right) = (0, w);
+    while left < right && col(left) {
+        left += 1;
+    }
+    while right > left && col(right - 1) {
+        right -= 1;
+    }
+    let (iw, ih) = (right - left, bottom - top);
+    ((iw, ih) != (w, h) && iw >= 16 && ih >= 16).then_some((left, top, iw, ih))
 }
 
 /// Grey pixels as f32 in 0–1 (the `image` crate's range for float
@@ -309,13 +473,13 @@ pub fn compare(
     others: &[Arc<Candidate>],
     rule: &Identity,
 ) -> PictureMatch {
-    let distance = seen.phash.distance(probe.picture.phash);
+    let distance = probe.distance(seen);
     if distance > rule.max_distance {
         return PictureMatch::No;
     }
     let mut least: Option<f64> = None;
     for o in others {
-        if o.marker == probe.marker || seen.phash.distance(o.picture.phash) > rule.max_distance {
+        if o.marker == probe.marker || o.distance(seen) > rule.max_distance {
             continue;
         }
         let Some(z) = position(&seen.grey, probe, o) else {
@@ -421,6 +585,7 @@ mod tests {
             picture: Picture::new(&DynamicImage::ImageLuma8(grey.clone())),
             sent: Instant::now(),
             shown: OnceLock::new(),
+            file_distances: Mutex::default(),
         }
     }
 
@@ -456,5 +621,91 @@ mod tests {
         assert!((position(&shown_b, &ca, &cb).unwrap() + 1.0).abs() < 1e-6);
         let twin = candidate("a2", &a);
         assert_eq!(position(&shown_a, &ca, &twin), None);
+    }
+}
+
+#[cfg(test)]
+mod drawn {
+    use super::*;
+
+    fn corpus() -> Vec<(String, DynamicImage)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/images");
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v.into_iter()
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    image::open(&p).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// A client's square thumbnail: centre-cropped, scaled, re-encoded.
+    fn thumbnail(img: &DynamicImage, side: u32) -> DynamicImage {
+        let s = img.width().min(img.height());
+        let c = img.crop_imm((img.width() - s) / 2, (img.height() - s) / 2, s, s);
+        let small = c.resize_exact(side, side, FilterType::CatmullRom);
+        let mut jpeg = Vec::new();
+        small
+            .to_rgb8()
+            .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+                &mut jpeg, 60,
+            ))
+            .unwrap();
+        image::load_from_memory(&jpeg).unwrap()
+    }
+
+    /// Letterboxed in a grey frame.
+    fn letterboxed(img: &DynamicImage) -> DynamicImage {
+        let small = img.resize(200, 200, FilterType::CatmullRom);
+        let mut frame = image::RgbImage::from_pixel(240, 240, image::Rgb([230, 230, 230]));
+        image::imageops::overlay(
+            &mut frame,
+            &small.to_rgb8(),
+            i64::from((240 - small.width()) / 2),
+            i64::from((240 - small.height()) / 2),
+        );
+        DynamicImage::ImageRgb8(frame)
+    }
+
+    #[test]
+    fn the_file_is_recognised_however_a_client_draws_it() {
+        let all = corpus();
+        let files: Vec<Picture> = all.iter().map(|(_, i)| Picture::new(i)).collect();
+        for (how, draw) in [
+            (
+                "thumbnail",
+                &(|i: &DynamicImage| thumbnail(i, 120)) as &dyn Fn(&DynamicImage) -> DynamicImage,
+            ),
+            ("letterbox", &letterboxed),
+        ] {
+            let mut own_worst = 0;
+            let mut other_best = 64;
+            for (k, (name, img)) in all.iter().enumerate() {
+                let seen = Picture::new(&draw(img));
+                let own = file_distance(&seen, &files[k]);
+                let plain = seen.phash.distance(files[k].phash);
+                own_worst = own_worst.max(own);
+                let mut near = (64, 0);
+                for (j, f) in files.iter().enumerate() {
+                    if j != k {
+                        near = near.min((file_distance(&seen, f), j));
+                    }
+                }
+                other_best = other_best.min(near.0);
+                eprintln!(
+                    "{how} {name}: {own} bits (plain pHash {plain}); nearest other {} at {} bits",
+                    all[near.1].0, near.0
+                );
+            }
+            eprintln!("{how}: own at most {own_worst}, others at least {other_best}");
+            assert!(own_worst <= 8, "{how}: {own_worst}");
+            assert!(other_best > default_max_distance(), "{how}: {other_best}");
+        }
     }
 }

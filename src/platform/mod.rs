@@ -200,7 +200,7 @@ impl Probe {
                 self.check(m, others) == Recognised::No
                     && !others
                         .iter()
-                        .any(|o| p.phash.distance(o.picture.phash) <= self.rule.max_distance)
+                        .any(|o| o.distance(p) <= self.rule.max_distance)
             })
     }
 
@@ -307,6 +307,12 @@ pub struct PlatformError {
     pub failure: Failure,
     /// Details (never a secret).
     pub message: String,
+    /// Set by [`Platform::send`] for an error that happened before the
+    /// payload was handed to the client (the file could not be read, the
+    /// input was not found): nothing can have reached the platform, so the
+    /// send may be tried again. Any other error of `send` may have come
+    /// after the hand-over.
+    pub nothing_sent: bool,
 }
 
 impl PlatformError {
@@ -315,7 +321,14 @@ impl PlatformError {
         PlatformError {
             failure,
             message: message.into(),
+            nothing_sent: false,
         }
+    }
+
+    /// This error happened before anything was handed to the client.
+    pub fn before_sending(mut self) -> Self {
+        self.nothing_sent = true;
+        self
     }
 }
 
@@ -581,19 +594,26 @@ pub async fn transmit_checked<P: Platform>(
             .map(|f| f.get(&key))
             .unwrap_or_default()
     };
-    let sent_at = crate::clock::now();
     let t0 = Instant::now();
     let mut waited_sending = Duration::ZERO;
-    match send_confirmed(platform, &t.from, &probe, limits).await {
-        Ok(w) => waited_sending += w,
-        Err(e) => return Observation::error(e, Some(sent_at)),
-    }
+    // `sent_at` is set once the probe was handed to the client: from then
+    // on it may be on the platform, and it is settled, never sent again.
+    let sent_at = match send_confirmed(platform, &t.from, &probe, limits).await {
+        Ok(s) => {
+            waited_sending += s.waited;
+            s.at
+        }
+        Err(SendFailed::Before(e)) => return Observation::error(e, None),
+        Err(SendFailed::After(e, at)) => return Observation::error(e, Some(at)),
+    };
     let confirmed_at = Some(crate::clock::now());
     let sentinel = Probe::new(platform, &Payload::Text(sentinel_text(nonce)));
     if t.sentinel {
         match send_confirmed(platform, &t.from, &sentinel, limits).await {
-            Ok(w) => waited_sending += w,
-            Err(e) => return Observation::error(e, Some(sent_at)),
+            Ok(s) => waited_sending += s.waited,
+            Err(SendFailed::Before(e) | SendFailed::After(e, _)) => {
+                return Observation::error(e, Some(sent_at))
+            }
         }
     }
     // Watch the receiver.
@@ -767,7 +787,9 @@ pub async fn settle<P: Platform>(
         platform,
         &Payload::Text(sentinel_text(&format!("{nonce}-settle"))),
     );
-    if let Err(e) = send_confirmed(platform, &t.from, &sentinel, limits).await {
+    if let Err(SendFailed::Before(e) | SendFailed::After(e, _)) =
+        send_confirmed(platform, &t.from, &sentinel, limits).await
+    {
         return Some(Observation::error(e, None));
     }
     let t0 = Instant::now();
@@ -802,21 +824,23 @@ pub async fn settle<P: Platform>(
 /// How [`settle_after_error`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterError {
-    /// The error happened before the probe reached the platform (or the
-    /// sender's chat does not show it): a retry may send it again.
+    /// The error happened before the probe was handed to the client: a
+    /// retry may send it.
     NotSent,
     /// The chat history settled it: the observation is its real outcome.
     Settled,
-    /// The platform could not be looked at within the budget: whether the
-    /// probe went out is unknown, so it must not be sent again.
+    /// The probe was handed to the client and the chats do not say what
+    /// became of it (or could not be looked at within the budget): it
+    /// must not be sent again.
     Unsettled,
 }
 
 /// After a harness error, settle what happened before anything is sent
 /// again: a probe handed to the client may have reached the platform even
-/// though the session died right after. Errors before sending need nothing.
-/// Otherwise [`settle`] is tried (sessions rebuilt, logins redone) with
-/// growing pauses until `budget` is spent.
+/// though the session died right after. Errors before the hand-over (no
+/// `sent_at`) need nothing. Otherwise [`settle`] is tried (sessions
+/// rebuilt, logins redone) with growing pauses until `budget` is spent;
+/// whatever it finds, a probe handed over is never sent again.
 pub async fn settle_after_error<P: Platform>(
     platform: &P,
     t: &Transmission,
@@ -829,7 +853,11 @@ pub async fn settle_after_error<P: Platform>(
         return (error, AfterError::NotSent);
     }
     match settle_patiently(platform, t, limits, nonce, budget).await {
-        Ok(None) => (error, AfterError::NotSent),
+        // Handed to the client, yet neither chat shows it: a client may
+        // show nothing of a send it lost, or draw a picture beyond
+        // recognition, so it may still be on the platform. Never sent
+        // again: the error stands.
+        Ok(None) => (error, AfterError::Unsettled),
         Ok(Some(mut o)) => {
             o.sent_at = error.sent_at;
             (o, AfterError::Settled)
@@ -904,36 +932,108 @@ pub fn new_since(before: &[Seen], now: Vec<Seen>) -> Vec<Seen> {
     }
 }
 
-/// Send and wait until the sender's own view shows it; returns the time
-/// spent idle between looks.
+/// How a send into a chat failed.
+#[derive(Debug)]
+enum SendFailed {
+    /// Before the payload was handed to the client: nothing went out, and
+    /// the send may be tried again.
+    Before(PlatformError),
+    /// After the hand-over (at the time given): the payload may have
+    /// reached the platform.
+    After(PlatformError, DateTime<Utc>),
+}
+
+/// A send the sender's own view confirmed.
+#[derive(Debug)]
+struct Sent {
+    /// When the payload was handed to the client.
+    at: DateTime<Utc>,
+    /// Time spent idle between looks.
+    waited: Duration,
+}
+
+/// What the sender's own view, after a send, says of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Own {
+    /// It shows it.
+    Shown,
+    /// A picture is there but still loading.
+    Loading,
+    /// Not yet.
+    Absent,
+}
+
+impl Probe {
+    /// The sender's own view of its send, from `new` (the messages new in
+    /// its chat since just before the send). A picture probe is the newest
+    /// new picture: sends in a chat are exclusive, so it can be no other,
+    /// and it is never compared with the file, which the client may have
+    /// drawn beyond recognition (scaled, cropped, re-encoded). Its
+    /// rendering is kept to recognise the receiver's bubble by.
+    fn own(&self, new: &[Seen]) -> Own {
+        match &self.picture {
+            Some(c) => match new
+                .iter()
+                .rev()
+                .find(|m| m.picture.is_some() || m.picture_pending)
+            {
+                Some(Seen {
+                    picture: Some(p), ..
+                }) => {
+                    let _ = c.shown.set(p.clone());
+                    Own::Shown
+                }
+                Some(_) => Own::Loading,
+                None => Own::Absent,
+            },
+            None if self.find(new, &[]) != Recognised::No => Own::Shown,
+            None => Own::Absent,
+        }
+    }
+}
+
+/// Send and wait until the sender's own view shows it.
 async fn send_confirmed<P: Platform>(
     platform: &P,
     alias: &str,
     probe: &Probe,
     limits: &Limits,
-) -> Result<Duration, PlatformError> {
+) -> Result<Sent, SendFailed> {
     let payload = &probe.payload;
-    let before = platform.look(alias).await?;
-    platform.send(alias, payload).await?;
+    let before = platform.look(alias).await.map_err(SendFailed::Before)?;
+    let at = crate::clock::now();
+    match platform.send(alias, payload).await {
+        Ok(()) => {}
+        Err(e) if e.nothing_sent => return Err(SendFailed::Before(e)),
+        Err(e) => return Err(SendFailed::After(e, at)),
+    }
     let t0 = Instant::now();
     let mut waited = Duration::ZERO;
+    let mut loading = false;
     loop {
-        // The sender's own new bubble: an ambiguous picture is still one it
-        // just sent (it sends one thing at a time).
-        let new = new_since(&before, platform.look(alias).await?);
-        if probe.find(&new, &[]) != Recognised::No {
-            probe.remember_shown(&new);
-            return Ok(waited);
+        let new = new_since(
+            &before,
+            platform
+                .look(alias)
+                .await
+                .map_err(|e| SendFailed::After(e, at))?,
+        );
+        match probe.own(&new) {
+            Own::Shown => return Ok(Sent { at, waited }),
+            Own::Loading => loading = true,
+            Own::Absent => {}
         }
         if t0.elapsed() >= limits.deliver_timeout {
             let failure = match payload {
                 Payload::File(_) => Failure::UploadFailed,
                 Payload::Text(_) => Failure::SendFailed,
             };
-            return Err(PlatformError::new(
-                failure,
-                "the message never showed in the sender's own chat view",
-            ));
+            let what = if loading {
+                "the picture never finished loading in the sender's own chat view"
+            } else {
+                "the message never showed in the sender's own chat view"
+            };
+            return Err(SendFailed::After(PlatformError::new(failure, what), at));
         }
         tokio::time::sleep(limits.poll).await;
         waited += limits.poll;

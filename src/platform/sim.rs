@@ -17,7 +17,9 @@
 //! Faults, for the scheduler's tests: a send fails before anything goes out
 //! with probability `fail_before`, and goes out but reports an error (the
 //! client failed after handing the message over) with probability
-//! `fail_after`.
+//! `fail_after`; the sender's own view fails to show a message it sent
+//! (as a client that draws a picture beyond recognition) with probability
+//! `own_view_misses`.
 //!
 //! Every decision is kept ([`SimPlatform::truth`]) for tests to compare
 //! with what the driver concluded. The sender sees its own messages at once.
@@ -69,6 +71,9 @@ pub struct SimConfig {
     pub fail_before: f64,
     /// Probability that a send goes out but reports an error.
     pub fail_after: f64,
+    /// Probability that a message goes out but the sender's own view never
+    /// shows it.
+    pub own_view_misses: f64,
     /// Seed of the platform's random draws.
     pub seed: u64,
     /// How the driver recognises messages on it.
@@ -108,6 +113,7 @@ impl SimConfig {
             loss: 0.0,
             fail_before: 0.0,
             fail_after: 0.0,
+            own_view_misses: 0.0,
             seed: 1,
             identity: Identity::default(),
             window: None,
@@ -137,6 +143,8 @@ struct Message {
     filename: Option<String>,
     /// When each receiver sees it (absent: never).
     visible: HashMap<String, Instant>,
+    /// The sender's own view does not show it.
+    unseen_by_sender: bool,
 }
 
 #[derive(Default)]
@@ -258,13 +266,18 @@ impl Platform for SimPlatform {
             .open
             .get(alias)
             .cloned()
-            .ok_or_else(|| PlatformError::new(Failure::ChatNotFound, "no chat open"))?;
-        let receivers = self.receivers(alias, &target)?;
+            .ok_or_else(|| {
+                PlatformError::new(Failure::ChatNotFound, "no chat open").before_sending()
+            })?;
+        let receivers = self
+            .receivers(alias, &target)
+            .map_err(PlatformError::before_sending)?;
         let (text, filename, md5) = match payload {
             Payload::Text(t) => (Some(t.clone()), None, None),
             Payload::File(p) => {
                 let bytes = std::fs::read(p).map_err(|e| {
                     PlatformError::new(Failure::UploadFailed, format!("{}: {e}", p.display()))
+                        .before_sending()
                 })?;
                 (None, Some(payload.marker()), Some(md5_hex(&bytes)))
             }
@@ -275,9 +288,12 @@ impl Platform for SimPlatform {
             return Err(PlatformError::new(
                 failure_of(payload),
                 "simulated failure before sending",
-            ));
+            )
+            .before_sending());
         }
         let fail_after = rng.random::<f64>() < self.config.fail_after;
+        let unseen_by_sender =
+            self.config.own_view_misses > 0.0 && rng.random::<f64>() < self.config.own_view_misses;
         let mut st = self.state.lock().expect("sim");
         Self::inspect_due(&mut st);
         let lost = rng.random::<f64>() < self.config.loss;
@@ -336,6 +352,7 @@ impl Platform for SimPlatform {
                 text,
                 filename,
                 visible,
+                unseen_by_sender,
             });
         if fail_after {
             return Err(PlatformError::new(
@@ -361,7 +378,10 @@ impl Platform for SimPlatform {
         let mut seen: Vec<Seen> = messages
             .iter()
             .rev()
-            .filter(|m| m.sender == alias || m.visible.get(alias).is_some_and(|at| *at <= now))
+            .filter(|m| {
+                (m.sender == alias && !m.unseen_by_sender)
+                    || m.visible.get(alias).is_some_and(|at| *at <= now)
+            })
             .take(self.config.window.unwrap_or(usize::MAX))
             .map(|m| Seen {
                 id: Some(m.id.to_string()),

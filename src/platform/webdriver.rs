@@ -526,6 +526,7 @@ impl WebDriverPlatform {
             if let Some(dest) = &step.push {
                 let bytes = std::fs::read(local).map_err(|e| {
                     PlatformError::new(Failure::UploadFailed, format!("{}: {e}", local.display()))
+                        .before_sending()
                 })?;
                 let cmd = PushFile {
                     path: dest.replace("{file}", &name),
@@ -537,18 +538,22 @@ impl WebDriverPlatform {
                         Failure::UploadFailed,
                         &format!("{what}: pushing the file to the device"),
                     )
+                    .before_sending()
                 })?;
             } else if let Some(sel) = &step.upload {
                 let typed = if self.is_remote() {
-                    self.push_file(c, endpoint, local).await?
+                    self.push_file(c, endpoint, local)
+                        .await
+                        .map_err(PlatformError::before_sending)?
                 } else {
                     local.to_string_lossy().into_owned()
                 };
-                let sel = self.in_chat(sel, chat)?;
-                let input = self
-                    .rt(self.find(c, &sel))
-                    .await
-                    .map_err(|e| classify(e, Failure::UploadFailed, "finding the file input"))?;
+                let sel = self
+                    .in_chat(sel, chat)
+                    .map_err(PlatformError::before_sending)?;
+                let input = self.rt(self.find(c, &sel)).await.map_err(|e| {
+                    classify(e, Failure::UploadFailed, "finding the file input").before_sending()
+                })?;
                 // Typing a path into an input that takes `multiple` files
                 // adds to what it holds: a client that does not empty it
                 // after an upload (Converse) would send the previous file
@@ -559,7 +564,10 @@ impl WebDriverPlatform {
                         vec![serde_json::to_value(&input).unwrap_or_default()],
                     ))
                     .await
-                    .map_err(|e| classify(e, Failure::UploadFailed, "emptying the file input"))?;
+                    .map_err(|e| {
+                        classify(e, Failure::UploadFailed, "emptying the file input")
+                            .before_sending()
+                    })?;
                 }
                 self.rt(input.send_keys(&typed))
                     .await
@@ -683,7 +691,8 @@ impl WebDriverPlatform {
             return Err(PlatformError::new(
                 Failure::SessionLost,
                 format!("`{alias}` has no live session"),
-            ));
+            )
+            .before_sending());
         };
         let mut chat = slot.chat.clone();
         let r = f(&client, &mut chat).await;
@@ -1284,13 +1293,25 @@ impl Platform for WebDriverPlatform {
 
     async fn send(&self, alias: &str, payload: &Payload) -> Result<(), PlatformError> {
         let p = &self.profile.chat;
-        let endpoint = self.slot(alias)?.lock().await.endpoint.clone();
+        let endpoint = self
+            .slot(alias)
+            .map_err(PlatformError::before_sending)?
+            .lock()
+            .await
+            .endpoint
+            .clone();
         self.with_client(alias, async |c, chat| match payload {
             Payload::Text(text) => {
-                let text_input = self.in_chat(&p.text_input, chat)?;
-                let send_button = self.in_chat(&p.send_button, chat)?;
+                let text_input = self
+                    .in_chat(&p.text_input, chat)
+                    .map_err(PlatformError::before_sending)?;
+                let send_button = self
+                    .in_chat(&p.send_button, chat)
+                    .map_err(PlatformError::before_sending)?;
+                let input = self.rt(self.find(c, &text_input)).await.map_err(|e| {
+                    classify(e, Failure::SendFailed, "finding the text input").before_sending()
+                })?;
                 let r = async {
-                    let input = self.rt(self.find(c, &text_input)).await?;
                     if send_button.is_empty() {
                         self.rt(input.send_keys(&format!("{text}\u{E007}"))).await?;
                     } else {
@@ -1306,6 +1327,7 @@ impl Platform for WebDriverPlatform {
             Payload::File(path) => {
                 let local = path.canonicalize().map_err(|e| {
                     PlatformError::new(Failure::UploadFailed, format!("{}: {e}", path.display()))
+                        .before_sending()
                 })?;
                 self.send_file(c, chat, &endpoint, &local).await
             }

@@ -271,8 +271,11 @@ impl RunState {
         }
         match &last.outcome {
             None => SendStatus::Pending(last.attempt),
+            // Only an error before the hand-over (no `sent_at`) is tried
+            // again: a probe handed to the client may be on the platform.
             Some(o)
                 if o.outcome == Outcome::Error
+                    && o.sent_at.is_none()
                     && last.attempt <= self.retries
                     && o.settled.as_deref() != Some(UNSETTLED) =>
             {

@@ -362,6 +362,83 @@ items = { topic = ["june4"] }
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_send_the_sender_cannot_see_is_settled_never_sent_again() {
+    let c = Campaign::new(
+        "1.0",
+        LIMITS,
+        r#"
+[[experiment]]
+kind = "surveillance"
+items = { id = ["img-s01", "img-b01", "doc-s01", "doc-b01"] }
+seed_chat = { from = "intl-a", to = "intl-b" }
+test_chat = { from = "intl-a", to = "china-c" }
+delay_s = 5
+
+[[experiment]]
+kind = "keyword"
+keywords = "../corpus/keywords.csv"
+items = { topic = ["june4", "weather"] }
+"#,
+    );
+    let mut cfg = sim_config(&c);
+    // The probe reaches the platform, but its sender's own chat never
+    // shows it (as a client that draws a picture beyond recognition).
+    cfg.own_view_misses = 0.3;
+    cfg.seed = 5;
+    let sim = SimPlatform::new(cfg);
+    let s = run(&c, &sim, None, None).await.unwrap();
+    assert_eq!(s.state, RunStatus::Complete);
+    write_truth(&sim, &s.dir.join("truth.jsonl"));
+    let by_marker = truth_by_marker(&jsonl(&s.dir.join("truth.jsonl")));
+    let markers = markers(&s.dir);
+    let sends = csv_maps(&s.dir.join("sends.csv"));
+    let plan = csv_maps(&s.dir.join("plan.csv"));
+    let records = journal::read(&s.dir).unwrap();
+    let (mut settled, mut unsettled) = (0, 0);
+    for p in &plan {
+        let id = &p["send_id"];
+        let Some(ms) = markers.get(id) else { continue };
+        // Each send the run made reached the platform once, in one attempt.
+        let attempts: Vec<_> = sends.iter().filter(|r| &r["send_id"] == id).collect();
+        assert_eq!(attempts.len(), 1, "{id} was tried {} times", attempts.len());
+        let reached: usize = ms
+            .iter()
+            .map(|m| by_marker.get(m).map_or(0, Vec::len))
+            .sum();
+        assert_eq!(reached, 1, "{id} reached the platform {reached} times");
+        let r = attempts[0];
+        let settled_as = records.iter().find_map(|x| match x {
+            Record::Outcome {
+                send_id, settled, ..
+            } if send_id == id => Some(settled.clone()),
+            _ => None,
+        });
+        match settled_as.flatten().as_deref() {
+            // Looked for in the receiver's chat and found there.
+            Some("after_error") => {
+                settled += 1;
+                let truth = &by_marker[&ms[0]][0]["decision"];
+                assert_eq!(truth.as_str().unwrap(), r["outcome"], "{r:?}");
+            }
+            // Found nowhere: the error stands, with its failure code.
+            Some("unsettled") => {
+                unsettled += 1;
+                assert_eq!(r["outcome"], "error", "{r:?}");
+                assert!(
+                    ["upload_failed", "send_failed"].contains(&r["failure"].as_str()),
+                    "{r:?}"
+                );
+            }
+            _ => assert_ne!(r["outcome"], "error", "{r:?}"),
+        }
+    }
+    assert!(
+        settled >= 1 && unsettled >= 1,
+        "{settled} settled, {unsettled} unsettled"
+    );
+}
+
 /// With retries, sends.csv holds a row per attempt: each send's last
 /// attempt is no error, all its attempts together reached the platform
 /// exactly once, and its outcome is the platform's decision. Returns the

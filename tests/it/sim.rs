@@ -29,6 +29,7 @@ fn config() -> SimConfig {
         loss: 0.0,
         fail_before: 0.0,
         fail_after: 0.0,
+        own_view_misses: 0.0,
         seed: 1,
         identity: Identity {
             text: TextRule::Nonce,
