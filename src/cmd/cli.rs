@@ -366,6 +366,11 @@ pub struct TestbedArgs {
     /// picture (probes/profiles/testbed-noids.toml).
     #[arg(long)]
     pub no_ids: bool,
+    /// Show pictures as WeChat's chat does: small square thumbnails,
+    /// centre-cropped and re-encoded, the full picture one click away
+    /// (probes/profiles/testbed-thumbnails.toml).
+    #[arg(long)]
+    pub thumbnails: bool,
 }
 
 /// `chatprobe xmpp …`

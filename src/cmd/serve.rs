@@ -15,6 +15,7 @@ pub(super) fn testbed(args: TestbedArgs) -> anyhow::Result<()> {
         config.max_upload = usize::from(args.max_upload_mib) * 1024 * 1024;
         config.state = args.state;
         config.no_ids = args.no_ids;
+        config.thumbnails = args.thumbnails;
         let tb = crate::testbed::Testbed::start(&config).await?;
         println!("listening on {}", tb.url());
         eprintln!("policy `{}`; Ctrl-C stops", tb.engine.policy().name);

@@ -155,6 +155,7 @@ impl Endpoint {
                     cfg.state = Some(d.join("testbed"));
                 }
                 cfg.no_ids = profile.testbed_no_ids;
+                cfg.thumbnails = profile.testbed_thumbnails;
                 Some(crate::testbed::Testbed::start(&cfg).await?)
             }
             Site::External { .. } => None,

@@ -309,6 +309,10 @@ pub struct Profile {
     /// (as `chatprobe testbed --no-ids`).
     #[serde(default)]
     pub testbed_no_ids: bool,
+    /// The embedded testbed shows pictures as small square thumbnails (as
+    /// `chatprobe testbed --thumbnails`).
+    #[serde(default)]
+    pub testbed_thumbnails: bool,
     /// Where it was read from.
     #[serde(skip)]
     pub path: PathBuf,

@@ -48,6 +48,11 @@ pub struct Config {
     /// The web client shows no `data-*` ids and no image file names (as a
     /// client like WeChat's): see docs/TESTBED.md.
     pub no_ids: bool,
+    /// The web client shows a received or sent picture as WeChat's chat
+    /// does: a small square thumbnail, centre-cropped and re-encoded
+    /// ([`server::THUMBNAIL_SIDE`] pixels, JPEG), with the full picture one
+    /// tap away.
+    pub thumbnails: bool,
 }
 
 impl Config {
@@ -62,6 +67,7 @@ impl Config {
             max_upload: DEFAULT_MAX_UPLOAD,
             state: None,
             no_ids: false,
+            thumbnails: false,
         }
     }
 }
@@ -105,6 +111,7 @@ impl Testbed {
         engine.resume_pending();
         let mut app = server::App::new(Arc::clone(&engine), passwords);
         app.no_ids = config.no_ids;
+        app.thumbnails = config.thumbnails;
         let app = Arc::new(app);
         let server = server::serve(app, config.addr, config.max_upload)
             .await

@@ -10,6 +10,7 @@
 //! | `POST /api/chats/{chat}/text` `{text}` | send a text |
 //! | `POST /api/chats/{chat}/file` multipart `file` | send a file or image |
 //! | `GET /api/files/{sha256}` | a stored file, if the caller may see it |
+//! | `GET /api/files/{sha256}/thumb` | its chat thumbnail: a centre-cropped square, re-encoded as JPEG |
 //!
 //! `{chat}` is `direct:LOGIN` or `group:NAME`. Every `/api` call but login
 //! checks the session cookie (401 without one). Uploads over the cap get 413.
@@ -44,6 +45,8 @@ pub struct App {
     failures: Mutex<HashMap<String, (u32, std::time::Instant)>>,
     /// Serve the web client without any `data-*` ids (`--no-ids`).
     pub no_ids: bool,
+    /// Show pictures as square thumbnails (`--thumbnails`).
+    pub thumbnails: bool,
 }
 
 /// Failed logins in a row before the testbed slows a login name down.
@@ -58,8 +61,37 @@ impl App {
             passwords,
             failures: Mutex::new(HashMap::new()),
             no_ids: false,
+            thumbnails: false,
         }
     }
+}
+
+/// The side of a chat thumbnail, in pixels.
+pub const THUMBNAIL_SIDE: u32 = 120;
+/// The JPEG quality a thumbnail is re-encoded at.
+pub const THUMBNAIL_QUALITY: u8 = 70;
+
+/// A picture's chat thumbnail, as WeChat's chat shows one: the largest
+/// centred square, scaled to [`THUMBNAIL_SIDE`] and re-encoded as JPEG.
+/// None if the bytes are not a picture.
+pub fn thumbnail(bytes: &[u8]) -> Option<Vec<u8>> {
+    let img = image::load_from_memory(bytes).ok()?;
+    let s = img.width().min(img.height());
+    let square = img.crop_imm((img.width() - s) / 2, (img.height() - s) / 2, s, s);
+    let small = square.resize_exact(
+        THUMBNAIL_SIDE,
+        THUMBNAIL_SIDE,
+        image::imageops::FilterType::CatmullRom,
+    );
+    let mut out = Vec::new();
+    small
+        .to_rgb8()
+        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+            &mut out,
+            THUMBNAIL_QUALITY,
+        ))
+        .ok()?;
+    Some(out)
 }
 
 /// The router, with uploads capped at `max_upload` bytes.
@@ -69,11 +101,13 @@ pub fn router(app: Arc<App>, max_upload: usize) -> Router {
         .route(
             "/static/app.js",
             get(|State(app): State<Arc<App>>| async move {
-                let js = if app.no_ids {
-                    APP_JS.replacen("const NO_IDS = false;", "const NO_IDS = true;", 1)
-                } else {
-                    APP_JS.to_string()
-                };
+                let mut js = APP_JS.to_string();
+                if app.no_ids {
+                    js = js.replacen("const NO_IDS = false;", "const NO_IDS = true;", 1);
+                }
+                if app.thumbnails {
+                    js = js.replacen("const THUMBS = false;", "const THUMBS = true;", 1);
+                }
                 (
                     [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
                     js,
@@ -94,6 +128,7 @@ pub fn router(app: Arc<App>, max_upload: usize) -> Router {
             post(send_file).layer(DefaultBodyLimit::max(max_upload + 64 * 1024)),
         )
         .route("/api/files/{sha}", get(file))
+        .route("/api/files/{sha}/thumb", get(thumb))
         .with_state(app)
 }
 
@@ -358,6 +393,26 @@ async fn file(
         _ => "application/octet-stream",
     };
     Ok(([(header::CONTENT_TYPE, ct)], bytes).into_response())
+}
+
+async fn thumb(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    UrlPath(sha): UrlPath<String>,
+) -> ApiResult {
+    let user = session(&app, &headers)?;
+    let not_found = || err(StatusCode::NOT_FOUND, "no such picture");
+    let path = app.engine.file_path(&sha).ok_or_else(not_found)?;
+    if !app.engine.may_read_file(&user, &sha) {
+        return Err(not_found());
+    }
+    let bytes = tokio::fs::read(&path).await.map_err(|_| not_found())?;
+    let jpeg = tokio::task::spawn_blocking(move || thumbnail(&bytes))
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(not_found)?;
+    Ok(([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response())
 }
 
 /// A running testbed server.

@@ -49,7 +49,12 @@ impl Campaign {
         )
         .unwrap();
         std::fs::create_dir_all(d.join("probes/profiles")).unwrap();
-        for p in ["testbed.toml", "testbed-noids.toml", "testbed-appium.toml"] {
+        for p in [
+            "testbed.toml",
+            "testbed-noids.toml",
+            "testbed-thumbnails.toml",
+            "testbed-appium.toml",
+        ] {
             std::fs::copy(
                 root().join("probes/profiles").join(p),
                 d.join("probes/profiles").join(p),
@@ -272,6 +277,76 @@ fn replication_without_ids_matches_the_ground_truth() {
     for r in sends.iter().filter(|r| r["content_kind"] == "text") {
         assert_eq!(r["nonce"].len(), 12, "{r:?}");
     }
+}
+
+/// Every starter-corpus image, and a fresh copy of each, through a client
+/// that draws pictures as WeChat's chat does (small square thumbnails,
+/// centre-cropped, re-encoded): every picture recognised on both sides,
+/// every outcome the platform's, every probe on the platform once.
+#[test]
+fn every_corpus_picture_is_recognised_as_a_thumbnail() {
+    let ids = |kind: char| -> String {
+        (1..=12)
+            .map(|i| format!("\"img-{kind}{i:02}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let c = Campaign::new(
+        "0.05",
+        "sends_per_minute = 240\nparallel_pairs = 2\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.6\nmax_runtime_s = 600",
+        &format!(
+            r#"
+[[experiment]]
+kind = "surveillance"
+name = "sensitive"
+items = {{ id = [{}] }}
+seed_chat = {{ from = "intl-a", to = "intl-b" }}
+test_chat = {{ from = "intl-a", to = "china-c" }}
+delay_s = 4
+
+[[experiment]]
+kind = "surveillance"
+name = "benign"
+items = {{ id = [{}] }}
+seed_chat = {{ from = "intl-c", to = "intl-b" }}
+test_chat = {{ from = "intl-c", to = "china-d" }}
+delay_s = 4
+"#,
+            ids('s'),
+            ids('b')
+        ),
+    );
+    let spec = std::fs::read_to_string(&c.spec)
+        .unwrap()
+        .replace("profiles/testbed.toml", "profiles/testbed-thumbnails.toml");
+    std::fs::write(&c.spec, spec).unwrap();
+    let r = chatprobe_ok(&["run", s(&c.spec), "--results", s(&c.results()), "--quiet"]);
+    assert!(r.stdout.contains("complete"), "{}", r.stdout);
+    let run = c.run_dir();
+    // No error, every send once on the platform, its outcome the platform's.
+    let sends = check_against_truth(&run, &run.join("truth.jsonl"));
+    assert_eq!(sends.len(), 72, "24 items × seed, test and fresh control");
+    let plan = csv_maps(&run.join("plan.csv"));
+    assert_eq!(sends.len(), plan.len(), "every planned send made once");
+    let delivered: Vec<u32> = sends
+        .iter()
+        .filter(|r| r["outcome"] == "delivered")
+        .map(|r| r["match_distance"].parse().unwrap())
+        .collect();
+    let blocked = sends.iter().filter(|r| r["outcome"] == "blocked").count();
+    assert!(blocked >= 6, "{blocked} blocked: the censor never acted");
+    let margins: Vec<f64> = sends
+        .iter()
+        .filter_map(|r| r["match_margin"].parse().ok())
+        .collect();
+    assert!(margins.iter().all(|z| *z >= 0.5), "{margins:?}");
+    let worst = delivered.iter().max().copied().unwrap_or(0);
+    let least = margins.iter().copied().fold(f64::INFINITY, f64::min);
+    eprintln!(
+        "thumbnails: {} delivered (pHash from the sender's thumbnail ≤ {worst} bits), {blocked} blocked; {} pairs told apart, least z {least:.2}",
+        delivered.len(),
+        margins.len()
+    );
 }
 
 /// A replication slice through `profile`, checked against the testbed's

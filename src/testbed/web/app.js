@@ -5,6 +5,7 @@
 // page (texts, a document's name, a picture without its name).
 "use strict";
 const NO_IDS = false;      // the server turns this on for --no-ids
+const THUMBS = false;      // and this for --thumbnails: pictures as WeChat's chat shows them
 const $ = (id) => document.getElementById(id);
 let me = null;
 let current = null;        // "direct:LOGIN" or "group:NAME"
@@ -98,8 +99,18 @@ function render(m) {
     if (!NO_IDS) div.dataset.filename = m.filename;
     if (m.kind === "image") {
       const img = document.createElement("img");
-      img.src = m.url; img.alt = NO_IDS ? "" : m.filename;
-      div.appendChild(img);
+      img.alt = NO_IDS ? "" : m.filename;
+      if (THUMBS) {
+        // A small square thumbnail; the full picture one tap away.
+        img.src = m.url + "/thumb"; img.className = "thumb";
+        const full = document.createElement("a");
+        full.className = "full"; full.href = m.url; full.target = "_blank";
+        full.appendChild(img);
+        div.appendChild(full);
+      } else {
+        img.src = m.url;
+        div.appendChild(img);
+      }
       if (NO_IDS) { box.appendChild(div); box.scrollTop = box.scrollHeight; return; }
     }
     const f = document.createElement("a");
