@@ -89,6 +89,13 @@ fn report_runs(summaries: &[crate::schedule::RunSummary]) -> anyhow::Result<()> 
             c[2].1,
             c[3].1
         );
+        if s.state == crate::schedule::RunStatus::Failed {
+            anyhow::bail!(
+                "the run cannot measure: {}\nfix the profile, the accounts or the platform, then continue with: chatprobe run --resume {}",
+                s.why.as_deref().unwrap_or("no details"),
+                s.dir.display()
+            );
+        }
         if s.state != crate::schedule::RunStatus::Complete {
             interrupted = true;
             eprintln!(

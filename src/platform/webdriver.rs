@@ -376,14 +376,38 @@ impl WebDriverPlatform {
         let account = self.accounts.get(alias).expect("checked alias");
         let wait = Duration::from_millis(self.profile.timeouts.page_load_ms);
         for (i, step) in self.profile.login.steps.iter().enumerate() {
-            let what = format!("login step {} of profile `{}`", i + 1, self.profile.name);
             let r = self.step(c, step, wait, |v| {
                 v.replace("{login}", &account.login)
                     .replace("{password}", &self.passwords[alias])
             });
-            // The error text of a fill step could echo the password: drop it.
-            r.await
-                .map_err(|e| classify_quiet(e, Failure::LoginFailed, &format!("{what} failed")))?;
+            // The error text of a fill step could echo the password: drop
+            // it, and say instead which step, which selector, which page.
+            if let Err(e) = r.await {
+                let (verb, sel) = match (&step.fill, &step.click, &step.wait) {
+                    (Some(s), ..) => ("fill", s.as_str()),
+                    (_, Some(s), _) => ("click", s.as_str()),
+                    (.., Some(s)) => ("wait", s.as_str()),
+                    _ => ("execute", ""),
+                };
+                let page = self
+                    .rt(c.current_url())
+                    .await
+                    .map(|u| crate::redact::url(u.as_str()))
+                    .unwrap_or_else(|_| "an unknown page".into());
+                let what = format!(
+                    "login step {} of profile `{}` ({} {}) failed on {}",
+                    i + 1,
+                    self.profile.name,
+                    verb,
+                    if sel.is_empty() {
+                        "a script".into()
+                    } else {
+                        format!("`{sel}`")
+                    },
+                    page
+                );
+                return Err(classify_quiet(e, Failure::LoginFailed, &what));
+            }
         }
         self.rt(self.wait_for(c, &self.profile.login.logged_in, wait))
             .await

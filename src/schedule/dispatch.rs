@@ -80,12 +80,18 @@ pub(super) async fn execute<P: Platform>(
     jr: &mut Journal,
     quiet: bool,
     interrupt: impl Future<Output = ()>,
-) -> anyhow::Result<StopReason> {
+) -> anyhow::Result<(StopReason, Option<String>)> {
     let mut s = Scheduler::new(ctx, plan, wd, st, jr)?;
-    s.log_in().await;
+    if let Some(why) = s.log_in().await {
+        return Ok((StopReason::CannotMeasure, Some(why)));
+    }
     s.settle_open().await?;
     s.run(quiet, interrupt).await
 }
+
+/// A run whose first this many sends all fail, with nothing measured in
+/// between, cannot measure: it stops (state `failed`).
+const CANNOT_MEASURE_AFTER: usize = 6;
 
 /// The scheduler's state.
 struct Scheduler<'r, 'a, P> {
@@ -119,6 +125,12 @@ struct Scheduler<'r, 'a, P> {
     /// When the outputs were last rewritten (real time, not the virtual
     /// clock: the point is to bound the work, not the run's pace).
     written_at: std::time::Instant,
+    /// Whether any send of this process ended other than `error`.
+    measured: bool,
+    /// The errors in a row since the start, while nothing was measured.
+    first_errors: Vec<platform::Observation>,
+    /// Why the run cannot measure, once it is known.
+    cannot_measure: Option<String>,
 }
 
 /// The outputs are rebuilt from the whole state, so rewriting them after
@@ -163,6 +175,9 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
             sent_by,
             spent: HashSet::new(),
             written_at: std::time::Instant::now(),
+            measured: false,
+            first_errors: Vec::new(),
+            cannot_measure: None,
             limits: platform::Limits {
                 deliver_timeout: Duration::from_secs_f64(lim.deliver_timeout_s),
                 after_sentinel: Duration::from_secs_f64(lim.after_sentinel_s),
@@ -188,7 +203,9 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
     }
 
     /// Log every account in at once rather than one by one on first use.
-    async fn log_in(&self) {
+    /// Log every account of the plan in, side by side. None: at least one
+    /// could; else why none could (the run cannot measure).
+    async fn log_in(&self) -> Option<String> {
         let mut aliases: Vec<&str> = self
             .plan
             .trials
@@ -198,7 +215,21 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
             .collect();
         aliases.sort_unstable();
         aliases.dedup();
-        futures_util::future::join_all(aliases.iter().map(|a| self.wd.ensure_session(a))).await;
+        let tried =
+            futures_util::future::join_all(aliases.iter().map(|a| self.wd.ensure_session(a))).await;
+        let failed: Vec<String> = aliases
+            .iter()
+            .zip(&tried)
+            .filter_map(|(a, r)| r.as_ref().err().map(|e| format!("`{a}`: {e}")))
+            .collect();
+        (!aliases.is_empty() && failed.len() == aliases.len()).then(|| {
+            format!(
+                "every account failed to log in ({} of {}); {}",
+                failed.len(),
+                aliases.len(),
+                failed.join("; ")
+            )
+        })
     }
 
     /// Settle what a crash left open (by looking, never by sending again),
@@ -274,7 +305,7 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
         mut self,
         quiet: bool,
         interrupt: impl Future<Output = ()>,
-    ) -> anyhow::Result<StopReason> {
+    ) -> anyhow::Result<(StopReason, Option<String>)> {
         let done_trials = write_outputs(self.ctx, self.plan, self.st, None)?;
         // Our own ETA (below): a rate of finished trials says little while
         // trials wait out their delays side by side.
@@ -293,6 +324,10 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
         loop {
             if stopping.is_none() && tokio::time::Instant::now() >= deadline {
                 stopping = Some(StopReason::MaxRuntime);
+            }
+            if stopping.is_none() && self.cannot_measure.is_some() {
+                stopping = Some(StopReason::CannotMeasure);
+                pb.println("stopping: the run cannot measure; letting the sends in flight finish");
             }
             if stopping.is_none() {
                 let now = crate::clock::now();
@@ -326,7 +361,10 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
             }
         }
         pb.finish_and_clear();
-        Ok(stopping.unwrap_or(StopReason::Complete))
+        Ok((
+            stopping.unwrap_or(StopReason::Complete),
+            self.cannot_measure,
+        ))
     }
 
     /// Whether send `s` of `t` could go now: neither account busy, and the
@@ -511,6 +549,7 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
     /// the outputs are rewritten (see [`REWRITE_EVERY`]). Returns the
     /// trials done, when the outputs were rewritten.
     fn finished(&mut self, d: Done) -> anyhow::Result<Option<usize>> {
+        self.note_measured(&d.obs);
         for l in &d.locked {
             self.busy.remove(l);
         }
@@ -547,6 +586,36 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
             return Ok(None);
         }
         self.retire(k)
+    }
+
+    /// A run that has measured nothing and whose first
+    /// [`CANNOT_MEASURE_AFTER`] sends all failed the same way cannot
+    /// measure: say why, naming what the last of them said.
+    fn note_measured(&mut self, obs: &platform::Observation) {
+        if self.measured {
+            return;
+        }
+        if obs.outcome != platform::Outcome::Error {
+            self.measured = true;
+            self.first_errors.clear();
+            return;
+        }
+        self.first_errors.push(obs.clone());
+        if self.first_errors.len() >= CANNOT_MEASURE_AFTER {
+            let mut codes: Vec<&str> = self
+                .first_errors
+                .iter()
+                .map(|o| o.failure.map_or("error", |f| f.code()))
+                .collect();
+            codes.sort_unstable();
+            codes.dedup();
+            self.cannot_measure = Some(format!(
+                "the first {} sends all failed ({}) and none measured anything; the last said: {}",
+                self.first_errors.len(),
+                codes.join(", "),
+                obs.error.as_deref().unwrap_or("no details")
+            ));
+        }
     }
 
     /// Active trial `k` is done: drop it, let an adaptive experiment follow

@@ -19,6 +19,9 @@ pub enum RunStatus {
     Complete,
     /// Stopped before every trial finished; `--resume` continues it.
     Interrupted,
+    /// Stopped because it could not measure (every account failed to log
+    /// in, or every send failed); fix the cause, then `--resume`.
+    Failed,
 }
 
 /// Why a run stopped (run.json `stop_reason`, the journal's `stop`).
@@ -31,6 +34,9 @@ pub enum StopReason {
     Interrupted,
     /// The spec's `max_runtime_s` ran out.
     MaxRuntime,
+    /// The run could not measure: every account failed to log in, or its
+    /// first sends all failed.
+    CannotMeasure,
 }
 
 impl RunStatus {
@@ -40,6 +46,7 @@ impl RunStatus {
             RunStatus::Running => "running",
             RunStatus::Complete => "complete",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Failed => "failed",
         }
     }
 }
@@ -51,6 +58,7 @@ impl StopReason {
             StopReason::Complete => "complete",
             StopReason::Interrupted => "interrupted",
             StopReason::MaxRuntime => "max_runtime",
+            StopReason::CannotMeasure => "cannot_measure",
         }
     }
 
@@ -59,6 +67,7 @@ impl StopReason {
         match self {
             StopReason::Complete => RunStatus::Complete,
             StopReason::Interrupted | StopReason::MaxRuntime => RunStatus::Interrupted,
+            StopReason::CannotMeasure => RunStatus::Failed,
         }
     }
 }

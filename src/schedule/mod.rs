@@ -97,6 +97,9 @@ pub struct RunSummary {
     pub trials_planned: usize,
     /// Attempts by outcome.
     pub counts: [(Outcome, u64); 4],
+    /// Why the run could not measure (state `failed`): the profile, the
+    /// step, the selector and the page, as the platform said.
+    pub why: Option<String>,
 }
 
 /// Everything a run needs, resolved.
@@ -225,7 +228,7 @@ async fn drive<P: Platform>(
         fixed_resources: None,
     };
     let plan: &mut Plan = &mut folder.plan;
-    let reason = dispatch::execute(
+    let (reason, why) = dispatch::execute(
         &mut ctx, plan, platform, &mut st, &mut jr, opts.quiet, interrupt,
     )
     .await?;
@@ -246,6 +249,7 @@ async fn drive<P: Platform>(
         trials_done: done,
         trials_planned: plan.trials.len(),
         counts: st.counts(),
+        why,
     })
 }
 

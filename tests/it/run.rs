@@ -349,6 +349,51 @@ delay_s = 4
     );
 }
 
+/// A profile whose login cannot work on this client: every account fails
+/// at start-up, and the run stops at once (exit 1, state `failed`) naming
+/// the profile, the step, the selector and the page, not "complete".
+#[test]
+fn a_run_where_no_account_can_log_in_stops_and_says_why() {
+    let c = Campaign::new(
+        "1.0",
+        "sends_per_minute = 120\nparallel_pairs = 2\ndeliver_timeout_s = 5",
+        r#"
+[[experiment]]
+kind = "keyword"
+keywords = "../corpus/keywords.csv"
+items = { topic = ["food"] }
+"#,
+    );
+    let profile = c.dir.path().join("probes/profiles/testbed.toml");
+    let text = std::fs::read_to_string(&profile)
+        .unwrap()
+        .replace("\"#login\"", "\"#no-such-login\"")
+        .replace("page_load_ms = 20000", "page_load_ms = 2000");
+    assert!(
+        text.contains("#no-such-login"),
+        "the testbed profile changed"
+    );
+    std::fs::write(&profile, text).unwrap();
+    let r = chatprobe(&["run", s(&c.spec), "--results", s(&c.results()), "--quiet"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    for part in [
+        "every account failed to log in",
+        "login step 1 of profile `testbed`",
+        "(fill `#no-such-login`)",
+        "on http://127.0.0.1:",
+        "chatprobe run --resume",
+    ] {
+        assert!(r.stderr.contains(part), "no `{part}` in: {}", r.stderr);
+    }
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(c.run_dir().join("run.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["state"], "failed");
+    assert_eq!(m["stop_reason"], "cannot_measure");
+    let runs = chatprobe_ok(&["runs", "--results", s(&c.results())]);
+    assert!(runs.stdout.contains("failed"), "{}", runs.stdout);
+}
+
 /// A replication slice through `profile`, checked against the testbed's
 /// truth; returns the campaign (which holds the folder) and its run.
 fn replication_slice(profile: &str) -> (Campaign, PathBuf) {

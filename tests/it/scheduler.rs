@@ -439,6 +439,54 @@ items = { topic = ["june4", "weather"] }
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_run_whose_first_sends_all_fail_stops_as_failed() {
+    let c = Campaign::new(
+        "1.0",
+        LIMITS,
+        r#"
+[[experiment]]
+kind = "keyword"
+keywords = "../corpus/keywords.csv"
+items = { topic = ["june4", "weather", "food"] }
+"#,
+    );
+    let mut cfg = sim_config(&c);
+    // Every send fails: a profile step that cannot work on this client.
+    cfg.fail_before = 1.0;
+    let sim = SimPlatform::new(cfg);
+    let s = run(&c, &sim, None, None).await.unwrap();
+    assert_eq!(s.state, RunStatus::Failed);
+    assert_eq!(
+        s.stop_reason,
+        chatprobe::schedule::StopReason::CannotMeasure
+    );
+    let why = s.why.unwrap();
+    assert!(
+        why.contains("the first 6 sends all failed (send_failed)"),
+        "{why}"
+    );
+    assert!(why.contains("simulated failure before sending"), "{why}");
+    assert!(
+        s.trials_done < s.trials_planned,
+        "{} of {}",
+        s.trials_done,
+        s.trials_planned
+    );
+    // run.json and the journal say so; nothing reached the platform.
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(
+        (m["state"].as_str(), m["stop_reason"].as_str()),
+        (Some("failed"), Some("cannot_measure"))
+    );
+    assert!(matches!(
+        journal::read(&s.dir).unwrap().last(),
+        Some(Record::Stop { .. })
+    ));
+    assert!(sim.truth().is_empty());
+}
+
 /// With retries, sends.csv holds a row per attempt: each send's last
 /// attempt is no error, all its attempts together reached the platform
 /// exactly once, and its outcome is the platform's decision. Returns the
