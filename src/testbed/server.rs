@@ -375,18 +375,24 @@ async fn send_file(
     }
 }
 
+/// The stored file `sha`, if the caller's session may read it (404 for a
+/// file that does not exist and for one the caller may not see alike).
+async fn readable(app: &App, headers: &HeaderMap, sha: &str) -> Result<Vec<u8>, ApiError> {
+    let user = session(app, headers)?;
+    let not_found = || err(StatusCode::NOT_FOUND, "no such file");
+    let path = app.engine.file_path(sha).ok_or_else(not_found)?;
+    if !app.engine.may_read_file(&user, sha) {
+        return Err(not_found());
+    }
+    tokio::fs::read(&path).await.map_err(|_| not_found())
+}
+
 async fn file(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     UrlPath(sha): UrlPath<String>,
 ) -> ApiResult {
-    let user = session(&app, &headers)?;
-    let not_found = || err(StatusCode::NOT_FOUND, "no such file");
-    let path = app.engine.file_path(&sha).ok_or_else(not_found)?;
-    if !app.engine.may_read_file(&user, &sha) {
-        return Err(not_found());
-    }
-    let bytes = tokio::fs::read(&path).await.map_err(|_| not_found())?;
+    let bytes = readable(&app, &headers, &sha).await?;
     let ct = match image::guess_format(&bytes) {
         Ok(image::ImageFormat::Jpeg) => "image/jpeg",
         Ok(image::ImageFormat::Png) => "image/png",
@@ -400,18 +406,12 @@ async fn thumb(
     headers: HeaderMap,
     UrlPath(sha): UrlPath<String>,
 ) -> ApiResult {
-    let user = session(&app, &headers)?;
-    let not_found = || err(StatusCode::NOT_FOUND, "no such picture");
-    let path = app.engine.file_path(&sha).ok_or_else(not_found)?;
-    if !app.engine.may_read_file(&user, &sha) {
-        return Err(not_found());
-    }
-    let bytes = tokio::fs::read(&path).await.map_err(|_| not_found())?;
+    let bytes = readable(&app, &headers, &sha).await?;
     let jpeg = tokio::task::spawn_blocking(move || thumbnail(&bytes))
         .await
         .ok()
         .flatten()
-        .ok_or_else(not_found)?;
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, "no such picture"))?;
     Ok(([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response())
 }
 
@@ -456,4 +456,38 @@ pub async fn serve(app: Arc<App>, addr: SocketAddr, max_upload: usize) -> std::i
         shutdown: Some(tx),
         task,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_thumbnail_is_the_centre_square_scaled_and_reencoded() {
+        // 800×600: a white 600×600 centre square between black bands of
+        // 100 pixels; the thumbnail keeps only the square.
+        let img = image::RgbImage::from_fn(800, 600, |x, _| {
+            if (100..700).contains(&x) {
+                image::Rgb([255, 255, 255])
+            } else {
+                image::Rgb([0, 0, 0])
+            }
+        });
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let t = super::thumbnail(&png).unwrap();
+        assert_eq!(image::guess_format(&t).unwrap(), image::ImageFormat::Jpeg);
+        let d = image::load_from_memory(&t).unwrap().to_luma8();
+        assert_eq!(
+            d.dimensions(),
+            (super::THUMBNAIL_SIDE, super::THUMBNAIL_SIDE)
+        );
+        // The black bands were cropped away: every pixel is near white.
+        assert!(
+            d.pixels().all(|p| p.0[0] > 240),
+            "{:?}",
+            d.pixels().map(|p| p.0[0]).min()
+        );
+        assert!(super::thumbnail(b"not a picture").is_none());
+    }
 }

@@ -285,12 +285,6 @@ fn replication_without_ids_matches_the_ground_truth() {
 /// every outcome the platform's, every probe on the platform once.
 #[test]
 fn every_corpus_picture_is_recognised_as_a_thumbnail() {
-    let ids = |kind: char| -> String {
-        (1..=12)
-            .map(|i| format!("\"img-{kind}{i:02}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let c = Campaign::new(
         "0.05",
         "sends_per_minute = 240\nparallel_pairs = 2\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.6\nmax_runtime_s = 600",
@@ -312,8 +306,8 @@ seed_chat = {{ from = "intl-c", to = "intl-b" }}
 test_chat = {{ from = "intl-c", to = "china-d" }}
 delay_s = 4
 "#,
-            ids('s'),
-            ids('b')
+            crate::util::corpus_images('s'),
+            crate::util::corpus_images('b')
         ),
     );
     let spec = std::fs::read_to_string(&c.spec)

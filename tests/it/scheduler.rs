@@ -316,12 +316,9 @@ async fn every_design_runs_on_the_simulated_platform_and_agrees_with_its_decisio
     assert_eq!(most, 2, "most sends in flight at once");
 }
 
-#[tokio::test(start_paused = true)]
-async fn failed_sends_are_retried_and_nothing_is_sent_twice() {
-    let c = Campaign::new(
-        "1.0",
-        LIMITS,
-        r#"
+/// Surveillance of two images and two documents, and the keywords of two
+/// topics: every kind of send, in few trials.
+const FILES_AND_TEXTS: &str = r#"
 [[experiment]]
 kind = "surveillance"
 items = { id = ["img-s01", "img-b01", "doc-s01", "doc-b01"] }
@@ -332,9 +329,12 @@ delay_s = 5
 [[experiment]]
 kind = "keyword"
 keywords = "../corpus/keywords.csv"
-items = { topic = ["june4"] }
-"#,
-    );
+items = { topic = ["june4", "weather"] }
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn failed_sends_are_retried_and_nothing_is_sent_twice() {
+    let c = Campaign::new("1.0", LIMITS, FILES_AND_TEXTS);
     let mut cfg = sim_config(&c);
     // Failures before sending are retried; after, settled from the chats.
     cfg.fail_before = 0.3;
@@ -364,23 +364,7 @@ items = { topic = ["june4"] }
 
 #[tokio::test(start_paused = true)]
 async fn a_send_the_sender_cannot_see_is_settled_never_sent_again() {
-    let c = Campaign::new(
-        "1.0",
-        LIMITS,
-        r#"
-[[experiment]]
-kind = "surveillance"
-items = { id = ["img-s01", "img-b01", "doc-s01", "doc-b01"] }
-seed_chat = { from = "intl-a", to = "intl-b" }
-test_chat = { from = "intl-a", to = "china-c" }
-delay_s = 5
-
-[[experiment]]
-kind = "keyword"
-keywords = "../corpus/keywords.csv"
-items = { topic = ["june4", "weather"] }
-"#,
-    );
+    let c = Campaign::new("1.0", LIMITS, FILES_AND_TEXTS);
     let mut cfg = sim_config(&c);
     // The probe reaches the platform, but its sender's own chat never
     // shows it (as a client that draws a picture beyond recognition).

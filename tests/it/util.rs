@@ -55,6 +55,15 @@ pub fn chatprobe(args: &[&str]) -> Run {
         .into()
 }
 
+/// The ids of the twelve starter-corpus images of a kind (`s` sensitive,
+/// `b` benign), quoted and comma-separated for a spec's `items`.
+pub fn corpus_images(kind: char) -> String {
+    (1..=12)
+        .map(|i| format!("\"img-{kind}{i:02}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Run and require exit 0.
 pub fn chatprobe_ok(args: &[&str]) -> Run {
     let r = chatprobe(args);

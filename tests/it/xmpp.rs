@@ -65,12 +65,6 @@ fn converse_on_prosody_outcomes_equal_prosodys_drop_log() {
     )
     .unwrap();
     let spec = d.join("probes/xmpp.toml");
-    let images = |kind: char| -> String {
-        (1..=12)
-            .map(|i| format!("\"img-{kind}{i:02}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     std::fs::write(
         &spec,
         r#"name = "xmpp"
@@ -118,8 +112,8 @@ seed_chat = { from = "intl-c", to = "intl-a" }
 test_chat = { from = "intl-c", to = "china-c" }
 delay_s = 1
 "#
-        .replace("IMAGES_S", &images('s'))
-        .replace("IMAGES_B", &images('b')),
+        .replace("IMAGES_S", &crate::util::corpus_images('s'))
+        .replace("IMAGES_B", &crate::util::corpus_images('b')),
     )
     .unwrap();
     // The censor: the sensitive keywords, and two file names (a file
