@@ -126,10 +126,22 @@ pub struct Login {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChatSelectors {
-    /// Click this to open the direct chat with `{login}`.
+    /// Click this to open the direct chat with `{login}` (empty when
+    /// `open_direct` says how).
+    #[serde(default)]
     pub direct: String,
-    /// Click this to open the group `{group}`.
+    /// Click this to open the group `{group}` (empty when `open_group` says
+    /// how).
+    #[serde(default)]
     pub group: String,
+    /// Steps that open the direct chat with `{login}`, whether or not it is
+    /// a contact (a client that opens a chat from a URL or a "new chat"
+    /// form); instead of clicking `direct`.
+    #[serde(default)]
+    pub open_direct: Vec<Step>,
+    /// Steps that open the group `{group}`; instead of clicking `group`.
+    #[serde(default)]
+    pub open_group: Vec<Step>,
     /// The text box.
     pub text_input: String,
     /// The send button (empty: press Enter).
@@ -280,6 +292,11 @@ impl Default for Timeouts {
 pub struct Profile {
     /// Its name (recorded in run.json).
     pub name: String,
+    /// What differs between deployments of one client (an XMPP domain, a
+    /// page path): `{name}` anywhere in the profile is replaced by the value
+    /// before it is read ([`RESERVED`] names are chatprobe's own).
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, String>,
     /// web | appium.
     pub kind: ClientKind,
     /// Whether this profile is the embedded testbed (chatprobe can start it).
@@ -321,17 +338,39 @@ pub struct Profile {
 impl Profile {
     /// Read and validate a profile.
     pub fn load(path: &Path) -> Result<Profile, InputError> {
-        let mut p: Profile = crate::tomlfile::read(path)?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            InputError::new(path, format!("cannot read: {e}")).hint("check the path")
+        })?;
+        let text = with_variables(path, &text)?;
+        let mut p: Profile = crate::tomlfile::parse(path, &text)?;
         p.path = path.to_path_buf();
-        for (key, sel) in [
-            ("login.logged_in", &p.login.logged_in),
-            ("chat.direct", &p.chat.direct),
-            ("chat.group", &p.chat.group),
-            ("chat.text_input", &p.chat.text_input),
-            ("messages.item", &p.messages.item),
+        for (key, sel, steps) in [
+            ("login.logged_in", &p.login.logged_in, false),
+            (
+                "chat.direct",
+                &p.chat.direct,
+                !p.chat.open_direct.is_empty(),
+            ),
+            ("chat.group", &p.chat.group, !p.chat.open_group.is_empty()),
+            ("chat.text_input", &p.chat.text_input, false),
+            ("messages.item", &p.messages.item, false),
         ] {
-            if sel.trim().is_empty() {
+            if sel.trim().is_empty() && !steps {
                 return Err(InputError::new(path, "selector must not be empty").key(key));
+            }
+        }
+        for (key, flow) in [
+            ("chat.open_direct", &p.chat.open_direct),
+            ("chat.open_group", &p.chat.open_group),
+        ] {
+            for (i, s) in flow.iter().enumerate() {
+                if s.actions() != 1 || s.push.is_some() || s.upload.is_some() {
+                    return Err(InputError::new(
+                        path,
+                        "a chat step is one of {fill, value}, {click} (or {tap}), {wait} or {execute, args}",
+                    )
+                    .key(format!("{key}[{i}]")));
+                }
             }
         }
         let m = &p.messages;
@@ -412,7 +451,9 @@ impl Profile {
             .steps
             .iter()
             .chain(&p.chat.send_file)
-            .chain(&p.chat.send_image);
+            .chain(&p.chat.send_image)
+            .chain(&p.chat.open_direct)
+            .chain(&p.chat.open_group);
         for (key, sel) in locators
             .into_iter()
             .chain(steps.filter_map(|s| s.locator()).map(|l| ("a step", l)))
@@ -487,6 +528,56 @@ impl Profile {
     }
 }
 
+/// Names chatprobe fills in itself; a profile's `[variables]` may not use
+/// them.
+pub const RESERVED: [&str; 5] = ["login", "password", "group", "file", "free_port"];
+
+/// The profile text with each `{name}` of its `[variables]` replaced by the
+/// value, line for line (so errors still name the right line). A value
+/// holds letters, digits and `. _ - : / @` only: it goes into TOML strings,
+/// selectors and URLs unescaped.
+fn with_variables(path: &Path, text: &str) -> Result<String, InputError> {
+    #[derive(Deserialize)]
+    struct Only {
+        #[serde(default)]
+        variables: std::collections::BTreeMap<String, toml::Value>,
+    }
+    let only: Only = toml::from_str(text).unwrap_or(Only {
+        variables: Default::default(),
+    });
+    let mut out = text.to_string();
+    for (name, value) in &only.variables {
+        let key = format!("variables.{name}");
+        let bad = |why: &str| InputError::new(path, why.to_string()).key(key.clone());
+        if RESERVED.contains(&name.as_str()) {
+            return Err(bad("is one of the names chatprobe fills in itself")
+                .hint(format!("rename it; reserved: {}", RESERVED.join(", "))));
+        }
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(bad("a variable's name is lower-case letters, digits and _"));
+        }
+        let Some(v) = value.as_str() else {
+            return Err(bad("a variable's value is a quoted string"));
+        };
+        if v.is_empty()
+            || !v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-_:/@".contains(c))
+        {
+            return Err(
+                bad("a variable's value is letters, digits and . _ - : / @ (not empty)")
+                    .hint("e.g. domain = \"chat.example.org\""),
+            );
+        }
+        out = out.replace(&format!("{{{name}}}"), v);
+    }
+    Ok(out)
+}
+
 /// Substitute `{name}` with `value` in a selector. Inside a quoted string
 /// (an attribute value: `[data-jid="{login}@localhost"]`) the value goes in
 /// as it is, with `"`, `'` and `\\` escaped; elsewhere (an id:
@@ -546,5 +637,41 @@ mod tests {
             fill_selector("a[data-jid=\"{login}@localhost\"] b", "login", "al\"ice"),
             "a[data-jid=\"al\\\"ice@localhost\"] b"
         );
+    }
+
+    #[test]
+    fn variables_fill_the_profile_and_bad_ones_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let converse = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("probes/profiles/converse.toml"),
+        )
+        .unwrap();
+        let at = |text: &str| {
+            let p = dir.path().join("p.toml");
+            std::fs::write(&p, text).unwrap();
+            super::Profile::load(&p)
+        };
+        // Another deployment: one line changed, every selector follows.
+        let p = at(&converse.replace("domain = \"localhost\"", "domain = \"chat.example.org\""))
+            .unwrap();
+        assert_eq!(
+            p.login.steps[0].value.as_deref(),
+            Some("{login}@chat.example.org")
+        );
+        assert!(p.messages.item.contains("{login}@chat.example.org"));
+        assert!(p.chat.direct.contains("{login}@chat.example.org"));
+        assert!(
+            !converse.contains("@localhost"),
+            "a deployment value outside [variables]"
+        );
+        for (bad, key) in [
+            ("domain = \"localhost\"", "login = \"x\""),
+            ("domain = \"localhost\"", "domain = \"a b\""),
+            ("domain = \"localhost\"", "domain = \"\""),
+            ("domain = \"localhost\"", "Domain = \"x\""),
+        ] {
+            let e = at(&converse.replace(bad, key)).unwrap_err().to_string();
+            assert!(e.contains("variables."), "{key}: {e}");
+        }
     }
 }

@@ -1281,16 +1281,49 @@ impl Platform for WebDriverPlatform {
     }
 
     async fn open_chat(&self, alias: &str, target: &Target) -> Result<bool, PlatformError> {
-        let selector = match target {
-            Target::Direct(peer) => {
-                fill_selector(&self.profile.chat.direct, "login", &self.peer_login(peer)?)
-            }
-            Target::Group(g) => fill_selector(&self.profile.chat.group, "group", g),
+        let (name, value, template, steps) = match target {
+            Target::Direct(peer) => (
+                "login",
+                self.peer_login(peer)?,
+                &self.profile.chat.direct,
+                &self.profile.chat.open_direct,
+            ),
+            Target::Group(g) => (
+                "group",
+                g.clone(),
+                &self.profile.chat.group,
+                &self.profile.chat.open_group,
+            ),
         };
+        let selector = fill_selector(template, name, &value);
+        let needle = format!("{{{name}}}");
         let wait = Duration::from_millis(self.profile.timeouts.page_load_ms);
         self.with_client(alias, async |c, chat| {
             if chat.as_ref() == Some(target) {
                 return Ok(false);
+            }
+            let opening = |e| {
+                classify(
+                    e,
+                    Failure::ChatNotFound,
+                    &format!("opening the chat with {target}"),
+                )
+            };
+            if !steps.is_empty() {
+                for step in steps {
+                    let mut step = step.clone();
+                    for sel in [&mut step.fill, &mut step.click, &mut step.wait]
+                        .into_iter()
+                        .flatten()
+                    {
+                        *sel = fill_selector(sel, name, &value);
+                    }
+                    self.step(c, &step, wait, |v| v.replace(&needle, &value))
+                        .await
+                        .map_err(opening)?;
+                }
+                *chat = Some(target.clone());
+                return Ok(true);
             }
             let el = self
                 .rt(self.wait_for(c, &selector, wait))
