@@ -376,9 +376,17 @@ pub struct TestbedArgs {
 /// `chatprobe xmpp …`
 #[derive(Debug, Args)]
 pub struct XmppArgs {
-    /// The accounts file; every account is registered as LOGIN@localhost.
+    /// The accounts file; every account is registered as LOGIN@DOMAIN.
     #[arg(long, value_name = "FILE")]
     pub accounts: PathBuf,
+    /// The XMPP domain (the profile's `domain` variable must name it).
+    #[arg(long, value_name = "DOMAIN", default_value = "localhost")]
+    pub domain: String,
+    /// Start every account with an empty roster, so that every chat is
+    /// with a non-contact (the default puts all accounts in one shared
+    /// roster group).
+    #[arg(long)]
+    pub no_roster: bool,
     /// Keywords the censor drops (keywords.csv: its sensitive rows; or a
     /// text file, one a line; `a+b` = every part).
     #[arg(long, value_name = "FILE")]

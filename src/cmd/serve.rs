@@ -31,11 +31,13 @@ pub(super) fn xmpp(args: XmppArgs) -> anyhow::Result<()> {
         keywords: args.keywords,
         converse: args.converse,
         dir: args.dir,
+        domain: args.domain,
+        roster: !args.no_roster,
     };
     let target = crate::targets::xmpp::Xmpp::start(&cfg)?;
     println!("listening on {}", target.url());
     eprintln!(
-        "Converse at {}/files/index.html; Prosody's log: {}; Ctrl-C stops",
+        "Converse at {0}/files/index.html (fullscreen) and {0}/files/overlayed.html (overlayed); Prosody's log: {1}; Ctrl-C stops",
         target.url(),
         target.dir().join("prosody.log").display()
     );

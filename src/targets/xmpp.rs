@@ -3,18 +3,23 @@
 //!
 //! [`Xmpp::start`] writes a working folder from the templates in
 //! `probes/targets/xmpp/` (embedded in the binary): `prosody.cfg.lua`, the
-//! Converse page `www/index.html` (Converse's own `dist/` linked beside it),
+//! Converse page in both of Converse's layouts, `www/index.html`
+//! (fullscreen) and `www/overlayed.html` (Converse's default: chats as
+//! boxes over the page), with Converse's own `dist/` linked beside them,
 //! `groups.txt` (one shared roster group holding every account, so each
-//! client lists the others as contacts), and `censor.pfw`, a
+//! client lists the others as contacts; empty with [`Config::roster`]
+//! off, so that every chat is with a non-contact), and `censor.pfw`, a
 //! `mod_firewall` script made from a keyword list by [`firewall_script`].
-//! It registers every account of the accounts file (`LOGIN@localhost`),
+//! It registers every account of the accounts file (`LOGIN@DOMAIN`),
 //! starts `prosody -F` in a process group of its own, and waits until its
-//! HTTP port answers. Dropping it kills Prosody.
+//! HTTP port answers. Dropping it stops Prosody (SIGTERM, then SIGKILL).
 //!
 //! The censor drops a message in Prosody's `::preroute` chain — before
 //! routing, storage and the archive — and writes one log line per drop
 //! (`chatprobe-drop keyword=K to=JID body=TEXT`): [`Xmpp::drops`] reads
-//! them back, Prosody's own record of what it censored.
+//! them back, Prosody's own record of what it censored. [`read_archive`]
+//! reads the other half: the bodies Prosody stored (XEP-0313 archive) for
+//! one account, every message it routed to or from them.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -27,8 +32,14 @@ use crate::error::InputError;
 const CONFIG: &str = include_str!("../../probes/targets/xmpp/prosody.cfg.lua");
 const PAGE: &str = include_str!("../../probes/targets/xmpp/index.html");
 
-/// The XMPP domain accounts are registered under.
+/// The XMPP domain accounts are registered under, unless told otherwise.
 pub const DOMAIN: &str = "localhost";
+
+/// The pages written, by Converse layout (`view_mode`).
+pub const PAGES: [(&str, &str); 2] = [
+    ("index.html", "fullscreen"),
+    ("overlayed.html", "overlayed"),
+];
 
 /// How to start the target.
 #[derive(Debug, Clone)]
@@ -43,6 +54,26 @@ pub struct Config {
     pub converse: PathBuf,
     /// The working folder (config, data, log, page).
     pub dir: PathBuf,
+    /// The XMPP domain (default [`DOMAIN`]).
+    pub domain: String,
+    /// Put every account in every roster (one shared group); off, each
+    /// account starts with an empty roster.
+    pub roster: bool,
+}
+
+/// Whether `d` can be this target's XMPP domain: DNS labels of letters,
+/// digits and `-`, joined by dots (it is written into Prosody's config).
+fn valid_domain(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
 }
 
 /// One message the censor dropped, from Prosody's log.
@@ -166,6 +197,17 @@ impl Xmpp {
                 .key("--converse")
                 .hint("install the npm package converse.js@14 (`make test` does) and pass its dist/ folder"));
         }
+        if !valid_domain(&cfg.domain) {
+            return Err(InputError::new(
+                &cfg.dir,
+                format!("`{}` is not a domain name", cfg.domain),
+            )
+            .key("--domain")
+            .hint(
+                "use lower-case letters, digits, `-` and dots, as in `localhost` or `chat.example`",
+            ));
+        }
+        let domain = cfg.domain.as_str();
         let accounts = Accounts::load(&cfg.accounts)?;
         let keywords = match &cfg.keywords {
             Some(p) => load_keywords(p)?,
@@ -182,15 +224,20 @@ impl Xmpp {
             ("dir", dir.display().to_string()),
             ("http_port", http_port.to_string()),
             ("c2s_port", c2s_port.to_string()),
+            ("domain", domain.to_string()),
         ];
         let conf = dir.join("prosody.cfg.lua");
         let write = |p: PathBuf, text: String| std::fs::write(&p, text).map_err(|e| io(&p, e));
         write(conf.clone(), fill(CONFIG, &vars))?;
-        write(dir.join("www/index.html"), fill(PAGE, &vars))?;
+        for (page, mode) in PAGES {
+            let mut v = vars.to_vec();
+            v.push(("view_mode", mode.to_string()));
+            write(dir.join("www").join(page), fill(PAGE, &v))?;
+        }
         write(dir.join("censor.pfw"), firewall_script(&keywords))?;
         let mut groups = String::from("[chatprobe]\n");
-        for a in &accounts.accounts {
-            groups.push_str(&format!("{}@{DOMAIN}={}\n", a.login, a.alias));
+        for a in accounts.accounts.iter().filter(|_| cfg.roster) {
+            groups.push_str(&format!("{}@{domain}={}\n", a.login, a.alias));
         }
         write(dir.join("groups.txt"), groups)?;
         let dist = dir.join("www/dist");
@@ -203,7 +250,7 @@ impl Xmpp {
             let out = Command::new(&prosodyctl)
                 .arg("--config")
                 .arg(&conf)
-                .args(["register", &a.login, DOMAIN, &pw])
+                .args(["register", &a.login, domain, &pw])
                 .stdin(Stdio::null())
                 .output()
                 .map_err(|e| InputError::new(&prosodyctl, e.to_string()))?;
@@ -279,15 +326,129 @@ pub fn read_drops(log: &Path) -> Vec<Drop> {
         .collect()
 }
 
+/// Prosody's name for a node of its file store: every character but ASCII
+/// letters and digits as `%xx` (its `datamanager`'s encoding).
+fn store_name(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02x}")
+            }
+        })
+        .collect()
+}
+
+/// The body of every message in `login@domain`'s archive, oldest first:
+/// what Prosody routed to or from the account (a dropped message never
+/// reaches it). Read from the folder `dir` the target wrote
+/// (`data/DOMAIN/archive/LOGIN.list`, Lua tables with decimal escapes);
+/// empty when there is none.
+pub fn read_archive(dir: &Path, domain: &str, login: &str) -> Vec<String> {
+    let path = dir
+        .join("data")
+        .join(store_name(domain))
+        .join("archive")
+        .join(format!("{}.list", store_name(login)));
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    lines
+        .windows(2)
+        .filter(|w| w[1] == r#"["name"] = "body";"#)
+        .filter_map(|w| lua_string(w[0].strip_suffix(';')?))
+        .collect()
+}
+
+/// A Lua string literal as Prosody's serializer writes one (`"…"`, with
+/// `\ddd` decimal byte escapes and the usual backslash escapes).
+fn lua_string(lit: &str) -> Option<String> {
+    let inner = lit.strip_prefix('"')?.strip_suffix('"')?;
+    let mut out = Vec::with_capacity(inner.len());
+    let b = inner.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let next = *b.get(i + 1)?;
+        if next.is_ascii_digit() {
+            let digits = b[i + 1..]
+                .iter()
+                .take(3)
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            let n: u16 = inner[i + 1..i + 1 + digits].parse().ok()?;
+            out.push(u8::try_from(n).ok()?);
+            i += 1 + digits;
+            continue;
+        }
+        out.push(match next {
+            b'n' => b'\n',
+            b't' => b'\t',
+            b'r' => b'\r',
+            b'a' => 7,
+            b'b' => 8,
+            b'f' => 12,
+            b'v' => 11,
+            other => other,
+        });
+        i += 2;
+    }
+    String::from_utf8(out).ok()
+}
+
 impl std::ops::Drop for Xmpp {
+    /// Prosody gets SIGTERM and 5 s to close its stores (a SIGKILL in the
+    /// middle of a write could leave an archive torn), then SIGKILL.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::process::stop_gently(&mut self.child, Duration::from_secs(5));
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_archive_is_read_as_prosody_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let arch = dir.path().join("data/chat%2etest/archive");
+        std::fs::create_dir_all(&arch).unwrap();
+        // As Prosody 0.12 wrote it for a text and a file (abridged).
+        std::fs::write(
+            arch.join("deng.list"),
+            "item({\n\t{\n\t\t\"\\231\\129\\171\\233\\148\\133 line \\\"q\\\"\";\n\t\t[\"name\"] = \"body\";\n\t\t[\"attr\"] = {};\n\t};\n\t[\"name\"] = \"message\";\n});\n\
+             item({\n\t{\n\t\t\"http://h/file_share/x/img-b05-1a.jpg\";\n\t\t[\"name\"] = \"body\";\n\t};\n\t{\n\t\t\"http://h/file_share/x/img-b05-1a.jpg\";\n\t\t[\"name\"] = \"url\";\n\t};\n});\n",
+        )
+        .unwrap();
+        assert_eq!(
+            super::read_archive(dir.path(), "chat.test", "deng"),
+            ["火锅 line \"q\"", "http://h/file_share/x/img-b05-1a.jpg"]
+        );
+        assert!(super::read_archive(dir.path(), "chat.test", "nobody").is_empty());
+        assert_eq!(super::store_name("a.b-c"), "a%2eb%2dc");
+    }
+
+    #[test]
+    fn a_domain_is_dns_labels() {
+        for ok in ["localhost", "chat.example", "xmpp-1.lab.test"] {
+            assert!(super::valid_domain(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "Chat.example",
+            "a..b",
+            "-a.b",
+            "a b",
+            "a\"b",
+            "x.",
+            "é.test",
+        ] {
+            assert!(!super::valid_domain(bad), "{bad}");
+        }
+    }
+
     #[test]
     fn a_combination_is_one_rule_with_every_part() {
         let s = super::firewall_script(&["法轮功".into(), "刘晓波+诺贝尔".into()]);

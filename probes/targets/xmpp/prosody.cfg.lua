@@ -23,16 +23,21 @@ consider_websocket_secure = true
 modules_enabled = {
   "roster", "saslauth", "disco", "carbons", "ping", "mam",
   "websocket", "http_files", "groups", "firewall",
+  -- XEP-0191 blocking, on in Prosody's default config: without it
+  -- Converse 14 never opens a chat with someone outside the roster (it
+  -- waits for a block list that never comes).
+  "blocklist",
 }
 modules_disabled = { "s2s", "tls" }
--- Every account sees every other in its roster (one shared group).
+-- Every account sees every other in its roster (one shared group), unless
+-- `chatprobe xmpp --no-roster` left the group empty.
 groups_file = "{{dir}}/groups.txt"
 -- The censor: mod_firewall rules made from the keyword list.
 firewall_scripts = { "{{dir}}/censor.pfw" }
 http_files_dir = "{{dir}}/www"
 http_host = "127.0.0.1"
-VirtualHost "localhost"
+VirtualHost "{{domain}}"
   http_host = "127.0.0.1"
-Component "upload.localhost" "http_file_share"
+Component "upload.{{domain}}" "http_file_share"
   http_host = "127.0.0.1"
   http_file_share_size_limit = 26214400
