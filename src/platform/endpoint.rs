@@ -138,7 +138,8 @@ impl Endpoint {
 
     /// Start the platform (an embedded testbed keeps its ground truth and
     /// state in `state_dir` if given: `truth.jsonl`, `testbed/`) and build
-    /// the driver.
+    /// the driver (which leaves the screenshots of failed login and chat
+    /// steps in `state_dir/screenshots/`).
     pub async fn start(
         &self,
         profile: Profile,
@@ -172,7 +173,12 @@ impl Endpoint {
             &self.webdriver,
             testbed.is_some(),
         ) {
-            Ok(d) => d,
+            Ok(mut d) => {
+                if let Some(dir) = state_dir {
+                    d.set_failure_screenshots(dir.join("screenshots"));
+                }
+                d
+            }
             Err(e) => {
                 if let Some(tb) = testbed {
                     tb.stop().await;

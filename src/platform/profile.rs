@@ -29,7 +29,7 @@ pub enum ClientKind {
 /// by a locator (see [`super::locator`]): CSS by default, or any WebDriver
 /// or Appium strategy with its prefix (`xpath:`, `accessibility id:`,
 /// `id:`, `-android uiautomator:` …).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// Type `value` into this element.
@@ -60,6 +60,12 @@ pub struct Step {
     /// The argument of `execute` (placeholders substituted in its strings).
     #[serde(default)]
     pub args: Option<toml::Table>,
+    /// With `fill`, `click` or `wait`: skip the step when this element is
+    /// there. The step waits until its own element or this one exists,
+    /// and does nothing if this one does (a layout that needs a click the
+    /// other does not, a dialog shown only sometimes).
+    #[serde(default)]
+    pub unless: Option<String>,
 }
 
 impl Step {
@@ -68,6 +74,10 @@ impl Step {
     fn actions(&self) -> usize {
         if self.fill.is_some() != self.value.is_some()
             || (self.args.is_some() && self.execute.is_none())
+            || (self.unless.is_some()
+                && self.fill.is_none()
+                && self.click.is_none()
+                && self.wait.is_none())
         {
             return 0;
         }
@@ -367,7 +377,7 @@ impl Profile {
                 if s.actions() != 1 || s.push.is_some() || s.upload.is_some() {
                     return Err(InputError::new(
                         path,
-                        "a chat step is one of {fill, value}, {click} (or {tap}), {wait} or {execute, args}",
+                        "a chat step is one of {fill, value}, {click} (or {tap}), {wait} or {execute, args}; `unless` goes with fill, click or wait",
                     )
                     .key(format!("{key}[{i}]")));
                 }
@@ -401,7 +411,7 @@ impl Profile {
             if s.actions() != 1 || s.push.is_some() || s.upload.is_some() {
                 return Err(InputError::new(
                     path,
-                    "a login step is one of {fill, value}, {click} (or {tap}), {wait} or {execute, args}",
+                    "a login step is one of {fill, value}, {click} (or {tap}), {wait} or {execute, args}; `unless` goes with fill, click or wait",
                 )
                 .key(format!("login.steps[{i}]")));
             }
@@ -427,7 +437,7 @@ impl Profile {
                 if s.actions() != 1 {
                     return Err(InputError::new(
                         path,
-                        "a file step is one of {push}, {upload}, {fill, value}, {click} (or {tap}), {wait} or {execute, args}",
+                        "a file step is one of {push}, {upload}, {fill, value}, {click} (or {tap}), {wait} or {execute, args}; `unless` goes with fill, click or wait",
                     )
                     .key(format!("{key}[{i}]")));
                 }
@@ -493,14 +503,8 @@ impl Profile {
             return Vec::new();
         }
         vec![Step {
-            fill: None,
-            value: None,
-            click: None,
-            wait: None,
-            push: None,
             upload: Some(self.chat.file_input.clone()),
-            execute: None,
-            args: None,
+            ..Step::default()
         }]
     }
 
@@ -655,11 +659,15 @@ mod tests {
         let p = at(&converse.replace("domain = \"localhost\"", "domain = \"chat.example.org\""))
             .unwrap();
         assert_eq!(
-            p.login.steps[0].value.as_deref(),
+            p.login.steps[1].value.as_deref(),
             Some("{login}@chat.example.org")
         );
         assert!(p.messages.item.contains("{login}@chat.example.org"));
-        assert!(p.chat.direct.contains("{login}@chat.example.org"));
+        assert!(p
+            .chat
+            .open_direct
+            .iter()
+            .any(|s| s.value.as_deref() == Some("{login}@chat.example.org")));
         assert!(
             !converse.contains("@localhost"),
             "a deployment value outside [variables]"
@@ -672,6 +680,35 @@ mod tests {
         ] {
             let e = at(&converse.replace(bad, key)).unwrap_err().to_string();
             assert!(e.contains("variables."), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn unless_goes_with_an_element_step_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let converse = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("probes/profiles/converse.toml"),
+        )
+        .unwrap();
+        let p = dir.path().join("p.toml");
+        std::fs::write(&p, &converse).unwrap();
+        let ok = super::Profile::load(&p).unwrap();
+        assert_eq!(ok.login.steps[0].unless.as_deref(), Some("#converse-login"));
+        let toggle = "{ click = \"converse-controlbox-toggle button.toggle-controlbox\", unless = \"#converse-login\" }";
+        assert!(converse.contains(toggle));
+        for (bad, key) in [
+            (
+                "{ execute = \"return 1\", unless = \"#converse-login\" }",
+                "login.steps[0]",
+            ),
+            ("{ unless = \"#converse-login\" }", "login.steps[0]"),
+        ] {
+            std::fs::write(&p, converse.replacen(toggle, bad, 1)).unwrap();
+            let e = super::Profile::load(&p).unwrap_err().to_string();
+            assert!(
+                e.contains(key) && e.contains("`unless` goes with"),
+                "{bad}: {e}"
+            );
         }
     }
 }

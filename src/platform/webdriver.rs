@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
@@ -98,6 +98,8 @@ pub struct WebDriverPlatform {
     visible: bool,
     in_flight: InFlight,
     screenshots: Screenshots,
+    /// Where a failed login or chat step leaves its screenshot.
+    failure_screenshots: Option<PathBuf>,
     served: StdMutex<Vec<ServedBy>>,
     /// Endpoints that have no file-upload command.
     no_upload: StdMutex<std::collections::HashSet<String>>,
@@ -198,9 +200,16 @@ impl WebDriverPlatform {
             visible: false,
             in_flight: InFlight::default(),
             screenshots: Screenshots::default(),
+            failure_screenshots: None,
             served: StdMutex::new(Vec::new()),
             no_upload: StdMutex::new(Default::default()),
         })
+    }
+
+    /// Keep a screenshot of the page where a login or chat step failed, in
+    /// this folder (created when the first is taken).
+    pub fn set_failure_screenshots(&mut self, dir: PathBuf) {
+        self.failure_screenshots = Some(dir);
     }
 
     /// Show the browser (drop `--headless`): for `chatprobe login`.
@@ -375,40 +384,19 @@ impl WebDriverPlatform {
     async fn log_in(&self, c: &Client, alias: &str) -> Result<(), PlatformError> {
         let account = self.accounts.get(alias).expect("checked alias");
         let wait = Duration::from_millis(self.profile.timeouts.page_load_ms);
-        for (i, step) in self.profile.login.steps.iter().enumerate() {
-            let r = self.step(c, step, wait, |v| {
+        self.run_steps(
+            c,
+            alias,
+            "login.steps",
+            &self.profile.login.steps,
+            wait,
+            Failure::LoginFailed,
+            |v| {
                 v.replace("{login}", &account.login)
                     .replace("{password}", &self.passwords[alias])
-            });
-            // The error text of a fill step could echo the password: drop
-            // it, and say instead which step, which selector, which page.
-            if let Err(e) = r.await {
-                let (verb, sel) = match (&step.fill, &step.click, &step.wait) {
-                    (Some(s), ..) => ("fill", s.as_str()),
-                    (_, Some(s), _) => ("click", s.as_str()),
-                    (.., Some(s)) => ("wait", s.as_str()),
-                    _ => ("execute", ""),
-                };
-                let page = self
-                    .rt(c.current_url())
-                    .await
-                    .map(|u| crate::redact::url(u.as_str()))
-                    .unwrap_or_else(|_| "an unknown page".into());
-                let what = format!(
-                    "login step {} of profile `{}` ({} {}) failed on {}",
-                    i + 1,
-                    self.profile.name,
-                    verb,
-                    if sel.is_empty() {
-                        "a script".into()
-                    } else {
-                        format!("`{sel}`")
-                    },
-                    page
-                );
-                return Err(classify_quiet(e, Failure::LoginFailed, &what));
-            }
-        }
+            },
+        )
+        .await?;
         self.rt(self.wait_for(c, &self.profile.login.logged_in, wait))
             .await
             .map_err(|e| {
@@ -486,6 +474,114 @@ impl WebDriverPlatform {
         }
     }
 
+    /// Wait until `sel` or `other` exists; whether `other` does (checked
+    /// first, so that both there counts as `other`).
+    async fn first_of(
+        &self,
+        c: &Client,
+        sel: &str,
+        other: &str,
+        wait: Duration,
+    ) -> Result<bool, CmdError> {
+        let deadline = Instant::now() + wait;
+        let period = Duration::from_millis(self.profile.timeouts.poll_ms.clamp(20, 1000));
+        loop {
+            if !self.find_all(c, other).await?.is_empty() {
+                return Ok(true);
+            }
+            if !self.find_all(c, sel).await?.is_empty() {
+                return Ok(false);
+            }
+            if Instant::now() >= deadline {
+                return Err(CmdError::WaitTimeout);
+            }
+            tokio::time::sleep(period).await;
+        }
+    }
+
+    /// Run a profile's step list (`login.steps`, `chat.open_direct` …) in
+    /// order. A failed step is named: the list, the step's number, verb and
+    /// selector, the page it was on (redacted) and the path of a screenshot
+    /// of it where one could be taken. A `fill` step's WebDriver error is
+    /// dropped, as it could echo what was typed (a password).
+    #[allow(clippy::too_many_arguments)]
+    async fn run_steps(
+        &self,
+        c: &Client,
+        alias: &str,
+        list: &str,
+        steps: &[Step],
+        wait: Duration,
+        during: Failure,
+        subst: impl Fn(&str) -> String,
+    ) -> Result<(), PlatformError> {
+        for (i, step) in steps.iter().enumerate() {
+            let Err(e) = self.step(c, step, wait, &subst).await else {
+                continue;
+            };
+            let (verb, sel) = match (&step.fill, &step.click, &step.wait) {
+                (Some(s), ..) => ("fill", s.as_str()),
+                (_, Some(s), _) => ("click", s.as_str()),
+                (.., Some(s)) => ("wait", s.as_str()),
+                _ => ("execute", ""),
+            };
+            let page = self
+                .rt(c.current_url())
+                .await
+                .map(|u| crate::redact::url(u.as_str()))
+                .unwrap_or_else(|_| "an unknown page".into());
+            let why = match &e {
+                CmdError::WaitTimeout => format!("not there after {} s", wait.as_secs()),
+                _ if verb == "fill" => String::new(),
+                e => e.to_string(),
+            };
+            let mut what = format!(
+                "step {} of `{list}` in profile `{}` ({verb} {}) failed on {page}",
+                i + 1,
+                self.profile.name,
+                if sel.is_empty() {
+                    "a script".into()
+                } else {
+                    format!("`{sel}`")
+                },
+            );
+            if !why.is_empty() {
+                what.push_str(&format!(": {why}"));
+            }
+            if let Some(shot) = self.screenshot_of_failure(c, alias, list, i + 1).await {
+                what.push_str(&format!(" (screenshot: {})", shot.display()));
+            }
+            return Err(classify_quiet(e, during, &what));
+        }
+        Ok(())
+    }
+
+    /// A screenshot of the whole page, saved in the folder
+    /// [`Self::set_failure_screenshots`] named, as
+    /// `ALIAS-LIST-stepN-UNIXMS.png`; `None` without a folder or when the
+    /// browser cannot take one.
+    async fn screenshot_of_failure(
+        &self,
+        c: &Client,
+        alias: &str,
+        list: &str,
+        step: usize,
+    ) -> Option<PathBuf> {
+        let dir = self.failure_screenshots.as_ref()?;
+        let png = tokio::time::timeout(Duration::from_secs(10), c.screenshot())
+            .await
+            .ok()?
+            .ok()?;
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        let path = dir.join(format!("{alias}-{list}-step{step}-{ms}.png"));
+        std::fs::create_dir_all(dir).ok()?;
+        std::fs::write(&path, png).ok()?;
+        Some(path)
+    }
+
     /// One `fill`, `click` (`tap`), `wait` or `execute` step; `fill` values
     /// and `execute` arguments go through `subst` (placeholders).
     async fn step(
@@ -493,8 +589,13 @@ impl WebDriverPlatform {
         c: &Client,
         step: &Step,
         wait: Duration,
-        subst: impl Fn(&str) -> String,
+        subst: &impl Fn(&str) -> String,
     ) -> Result<(), CmdError> {
+        if let (Some(unless), Some(sel)) = (&step.unless, step.locator()) {
+            if self.first_of(c, sel, unless, wait).await? {
+                return Ok(());
+            }
+        }
         if let (Some(sel), Some(value)) = (&step.fill, &step.value) {
             let el = self.rt(self.wait_for(c, sel, wait)).await?;
             self.rt(el.send_keys(&subst(value))).await?;
@@ -598,13 +699,18 @@ impl WebDriverPlatform {
                     .map_err(|e| classify(e, Failure::UploadFailed, "uploading the file"))?;
             } else {
                 let mut step = step.clone();
-                for sel in [&mut step.fill, &mut step.click, &mut step.wait]
-                    .into_iter()
-                    .flatten()
+                for sel in [
+                    &mut step.fill,
+                    &mut step.click,
+                    &mut step.wait,
+                    &mut step.unless,
+                ]
+                .into_iter()
+                .flatten()
                 {
                     *sel = self.in_chat(sel, chat)?;
                 }
-                self.step(c, &step, wait, |v| v.replace("{file}", &name))
+                self.step(c, &step, wait, &|v: &str| v.replace("{file}", &name))
                     .await
                     .map_err(|e| classify(e, Failure::UploadFailed, &what))?;
             }
@@ -1302,26 +1408,39 @@ impl Platform for WebDriverPlatform {
             if chat.as_ref() == Some(target) {
                 return Ok(false);
             }
-            let opening = |e| {
-                classify(
-                    e,
-                    Failure::ChatNotFound,
-                    &format!("opening the chat with {target}"),
-                )
-            };
             if !steps.is_empty() {
-                for step in steps {
-                    let mut step = step.clone();
-                    for sel in [&mut step.fill, &mut step.click, &mut step.wait]
+                let steps: Vec<Step> = steps
+                    .iter()
+                    .map(|step| {
+                        let mut step = step.clone();
+                        for sel in [
+                            &mut step.fill,
+                            &mut step.click,
+                            &mut step.wait,
+                            &mut step.unless,
+                        ]
                         .into_iter()
                         .flatten()
-                    {
-                        *sel = fill_selector(sel, name, &value);
-                    }
-                    self.step(c, &step, wait, |v| v.replace(&needle, &value))
-                        .await
-                        .map_err(opening)?;
-                }
+                        {
+                            *sel = fill_selector(sel, name, &value);
+                        }
+                        step
+                    })
+                    .collect();
+                let list = match target {
+                    Target::Direct(_) => "chat.open_direct",
+                    Target::Group(_) => "chat.open_group",
+                };
+                self.run_steps(c, alias, list, &steps, wait, Failure::ChatNotFound, |v| {
+                    v.replace(&needle, &value)
+                })
+                .await
+                .map_err(|e| {
+                    PlatformError::new(
+                        e.failure,
+                        format!("opening the chat with {target}: {}", e.message),
+                    )
+                })?;
                 *chat = Some(target.clone());
                 return Ok(true);
             }

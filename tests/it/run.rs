@@ -398,13 +398,24 @@ items = { topic = ["food"] }
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     for part in [
         "every account failed to log in",
-        "login step 1 of profile `testbed`",
+        "step 1 of `login.steps` in profile `testbed`",
         "(fill `#no-such-login`)",
         "on http://127.0.0.1:",
+        "not there after",
+        "(screenshot: ",
         "chatprobe run --resume",
     ] {
         assert!(r.stderr.contains(part), "no `{part}` in: {}", r.stderr);
     }
+    // The screenshot named is in the run folder, a picture of the page.
+    let shot = r.stderr.split("(screenshot: ").nth(1).unwrap();
+    let shot = PathBuf::from(&shot[..shot.find(".png").unwrap() + 4]);
+    assert!(
+        shot.starts_with(c.run_dir().join("screenshots")),
+        "{shot:?}"
+    );
+    let png = image::open(&shot).unwrap();
+    assert!(png.width() > 100 && png.height() > 100, "{shot:?}");
     let m: Value =
         serde_json::from_str(&std::fs::read_to_string(c.run_dir().join("run.json")).unwrap())
             .unwrap();
