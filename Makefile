@@ -53,9 +53,10 @@ test: deps deps-xmpp deps-grid deps-appium deps-data
 	$(CARGO) test --release --locked
 	@echo "make test: ok"
 
-## soak: the fault suite with 20 kill -9s a run (make test does 5)
+## soak: the fault suite with 20 kill -9s a run (make test does 5) and
+## SIGINT and SIGTERM at ten moments from 0.1 s to 10 s (make test: five)
 soak: deps
-	CHATPROBE_KILLS=20 $(CARGO) test --release --locked --test it faults:: -- --test-threads 1 --nocapture
+	CHATPROBE_KILLS=20 CHATPROBE_SIGNAL_MOMENTS=0.1,0.3,0.6,1,1.5,2,3,5,7,10 $(CARGO) test --release --locked --test it faults:: -- --test-threads 1 --nocapture
 	@echo "make soak: ok"
 
 ## bench: speed against the tools a researcher would otherwise use

@@ -37,11 +37,9 @@ pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
     if let Some(p) = args.if_due.as_deref() {
         let slots = Slots::new(crate::schedule::parse_period(p)?, &args.at)?;
         let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-        let tick = rt.block_on(crate::schedule::due::run_if_due(
-            &opts,
-            &slots,
-            shutdown_signal(),
-        ))?;
+        let tick = rt.block_on(async {
+            crate::schedule::due::run_if_due(&opts, &slots, super::run_interrupt()).await
+        })?;
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
         return match tick {
             Tick::Busy(who) => {
@@ -60,9 +58,10 @@ pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
     }
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let summaries = rt.block_on(async {
+        let interrupt = super::run_interrupt();
         match period {
-            Some(p) => crate::schedule::run_every(&opts, p, args.runs, shutdown_signal()).await,
-            None => crate::schedule::run(&opts, shutdown_signal())
+            Some(p) => crate::schedule::run_every(&opts, p, args.runs, interrupt).await,
+            None => crate::schedule::run(&opts, interrupt)
                 .await
                 .map(|s| vec![s]),
         }
@@ -218,6 +217,14 @@ pub(super) fn send(args: SendArgs) -> anyhow::Result<()> {
     rt.block_on(async {
         let obs = cli_send(&args, shutdown_signal()).await?;
         println!("{}", serde_json::to_string(&obs)?);
+        // The harness could not send or watch: not a measurement (exit 1).
+        if obs["outcome"] == "error" {
+            anyhow::bail!(
+                "the send could not be measured ({}): {}",
+                obs["failure"].as_str().unwrap_or("unknown"),
+                obs["error"].as_str().unwrap_or("no details")
+            );
+        }
         Ok(())
     })
 }

@@ -144,6 +144,47 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Ctrl-C and SIGTERM, listened for from the moment this is called (inside
+/// a runtime), not from the moment the returned future is first polled: a
+/// signal during start-up (sessions opening, the testbed starting) is kept
+/// and stops the run as soon as it can look. A second signal ends the
+/// process at once (exit 130): the journal has every intent, and a resume
+/// settles the sends in flight by looking.
+pub(crate) fn run_interrupt() -> impl std::future::Future<Output = ()> {
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Created here, so registered now.
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::spawn(async move {
+            for n in 0.. {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                if n == 0 {
+                    let _ = tx.send(true);
+                } else {
+                    eprintln!(
+                        "stopped at once (a second signal); continue with: chatprobe run --resume RUN_FOLDER (`chatprobe runs` lists it)"
+                    );
+                    std::process::exit(crate::error::EXIT_INTERRUPTED);
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = tx.send(true);
+    });
+    async move {
+        let _ = rx.wait_for(|v| *v).await;
+    }
+}
+
 /// Ctrl-C, or SIGTERM on Unix.
 pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]

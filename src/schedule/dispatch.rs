@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -82,10 +83,21 @@ pub(super) async fn execute<P: Platform>(
     interrupt: impl Future<Output = ()>,
 ) -> anyhow::Result<(StopReason, Option<String>)> {
     let mut s = Scheduler::new(ctx, plan, wd, st, jr)?;
-    if let Some(why) = s.log_in().await {
-        return Ok((StopReason::CannotMeasure, Some(why)));
+    // An interrupt during start-up (a signal may have come before this
+    // point: it is kept) stops the run before anything is sent.
+    let mut interrupt = std::pin::pin!(interrupt);
+    tokio::select! {
+        biased;
+        _ = &mut interrupt => return Ok((StopReason::Interrupted, None)),
+        why = s.log_in() => if let Some(why) = why {
+            return Ok((StopReason::CannotMeasure, Some(why)));
+        },
     }
-    s.settle_open().await?;
+    tokio::select! {
+        biased;
+        _ = &mut interrupt => return Ok((StopReason::Interrupted, None)),
+        r = s.settle_open() => r?,
+    }
     s.run(quiet, interrupt).await
 }
 
@@ -328,6 +340,11 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
             if stopping.is_none() && self.cannot_measure.is_some() {
                 stopping = Some(StopReason::CannotMeasure);
                 pb.println("stopping: the run cannot measure; letting the sends in flight finish");
+            }
+            // A signal is honoured before anything more is sent.
+            if stopping.is_none() && interrupt.as_mut().now_or_never().is_some() {
+                stopping = Some(StopReason::Interrupted);
+                pb.println("stopping: letting the sends in flight finish");
             }
             if stopping.is_none() {
                 let now = crate::clock::now();

@@ -16,7 +16,7 @@ use chatprobe::platform::{
 use chatprobe::testbed::{Config, Testbed};
 
 use crate::testbed::corpus_file;
-use crate::util::{chatprobe, root};
+use crate::util::{chatprobe, root, s};
 
 struct Rig {
     tb: Testbed,
@@ -319,6 +319,42 @@ fn chatprobe_send_runs_the_whole_chain_from_the_command_line() {
         !r.stdout.contains("alice") && !r.stdout.contains("testbed-alice"),
         "aliases only"
     );
+}
+
+#[test]
+fn chatprobe_send_exits_1_when_it_could_not_measure() {
+    // A text box the client does not have: the send is an `error`, which is
+    // no measurement. The observation is still printed, and the exit is 1.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("probes/profiles/testbed.toml")).unwrap();
+    let changed = text
+        .replace(
+            "text_input = \"#text-input\"",
+            "text_input = \"#no-text-input\"",
+        )
+        .replace("page_load_ms = 20000", "page_load_ms = 3000");
+    assert!(changed.contains("#no-text-input") && changed.contains("= 3000"));
+    let profile = dir.path().join("testbed.toml");
+    std::fs::write(&profile, changed).unwrap();
+    let r = chatprobe(&[
+        "send",
+        "--accounts",
+        s(&root().join("probes/accounts.testbed.toml")),
+        "--profile",
+        s(&profile),
+        "--from",
+        "intl-a",
+        "--to",
+        "intl-b",
+        "--text",
+        "hello",
+        "--policy",
+        s(&root().join("probes/policies/open.toml")),
+    ]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["outcome"], "error");
+    assert!(r.stderr.contains("could not be measured"), "{}", r.stderr);
 }
 
 #[test]

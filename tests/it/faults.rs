@@ -793,3 +793,101 @@ fn a_closed_stdout_is_a_quiet_exit_0() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("error"), "{err}");
 }
+
+/// The moments after start at which the signal test interrupts a run:
+/// `CHATPROBE_SIGNAL_MOMENTS` (seconds, comma-separated; `make soak` gives
+/// ten from 0.1 to 10), else five covering start-up.
+fn signal_moments() -> Vec<f64> {
+    std::env::var("CHATPROBE_SIGNAL_MOMENTS")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .map(|m| m.trim().parse().expect("seconds"))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![0.1, 0.5, 1.0, 2.0, 4.0])
+}
+
+#[test]
+fn a_signal_at_any_moment_stops_the_run_before_another_send() {
+    use std::os::unix::process::ExitStatusExt;
+    let body = r#"
+[[experiment]]
+kind = "keyword"
+keywords = "../corpus/keywords.csv"
+items = { topic = ["june4", "food", "hong-kong"] }
+test_chat = { from = "intl-a", to = "china-c" }
+"#;
+    let cases: Vec<(i32, &str, f64)> = signal_moments()
+        .into_iter()
+        .flat_map(|m| [(libc::SIGINT, "SIGINT", m), (libc::SIGTERM, "SIGTERM", m)])
+        .collect();
+    let mut table = Vec::new();
+    // Two at a time: each run has two browsers.
+    for pair in cases.chunks(2) {
+        let rows: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pair
+                .iter()
+                .map(|&(sig, name, at)| {
+                    scope.spawn(move || {
+                        let c = Campaign::new(
+                            "1.0",
+                            "sends_per_minute = 120\nafter_sentinel_s = 0.5\ndeliver_timeout_s = 5",
+                            body,
+                        );
+                        let child = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
+                            .args(["run", s(&c.spec), "--results", s(&c.results()), "--quiet"])
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::piped())
+                            .spawn()
+                            .unwrap();
+                        std::thread::sleep(Duration::from_secs_f64(at));
+                        let signalled = chrono::Utc::now();
+                        let t0 = Instant::now();
+                        unsafe { libc::kill(child.id() as i32, sig) };
+                        let out = child.wait_with_output().unwrap();
+                        let took = t0.elapsed().as_secs_f64();
+                        let stderr = String::from_utf8_lossy(&out.stderr);
+                        let what = format!("{name} at {at} s");
+                        assert_eq!(
+                            out.status.code(),
+                            Some(130),
+                            "{what}: {:?} (signal {:?}): {stderr}",
+                            out.status,
+                            out.status.signal()
+                        );
+                        assert!(
+                            stderr.contains("chatprobe run --resume"),
+                            "{what}: {stderr}"
+                        );
+                        let run = c.run_dir();
+                        let journal = jsonl(&run.join("journal.jsonl"));
+                        assert_eq!(journal.last().unwrap()["reason"], "interrupted", "{what}");
+                        // Nothing was sent after the signal, and what was
+                        // in flight was finished.
+                        let at_ = |r: &Value| {
+                            chrono::DateTime::parse_from_rfc3339(r["at"].as_str().unwrap()).unwrap()
+                        };
+                        let intents: Vec<_> =
+                            journal.iter().filter(|r| r["event"] == "intent").collect();
+                        let late = intents
+                            .iter()
+                            .filter(|r| at_(r) > signalled + chrono::Duration::milliseconds(100))
+                            .count();
+                        assert_eq!(late, 0, "{what}: {late} sends began after the signal");
+                        let outcomes = journal.iter().filter(|r| r["event"] == "outcome").count();
+                        assert_eq!(intents.len(), outcomes, "{what}");
+                        assert!(took < 10.0, "{what}: exit {took:.1} s after the signal");
+                        format!(
+                            "{name:7} at {at:>4} s: exit 130 after {took:.1} s, {} sent before",
+                            intents.len()
+                        )
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        table.extend(rows);
+    }
+    eprintln!("signals:\n{}", table.join("\n"));
+}
