@@ -129,8 +129,8 @@ pub struct RunArgs {
     /// Start a run every PERIOD (24h, 12h, 30m …); a missed one starts at once.
     #[arg(long, value_name = "PERIOD")]
     pub every: Option<String>,
-    /// With --every: stop after N runs.
-    #[arg(long, value_name = "N", requires = "every")]
+    /// With --every: stop after N runs (at least 1).
+    #[arg(long, value_name = "N", requires = "every", value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: Option<u32>,
     /// Run only if due: no run of the spec has started since the latest
     /// slot (--at, then every PERIOD); resume one a reboot interrupted; do

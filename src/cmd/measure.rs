@@ -19,6 +19,14 @@ use crate::schedule::due::{Slots, Tick};
 use crate::schedule::install::{self, Backend};
 
 pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
+    if args.results.exists() && !args.results.is_dir() {
+        return Err(InputError::new(
+            "--results",
+            format!("`{}` is a file, not a folder", args.results.display()),
+        )
+        .hint("name a folder for the run folders (it is made if missing)")
+        .into());
+    }
     let opts = crate::schedule::RunOptions {
         spec: args.spec.clone(),
         resume: args.resume.clone(),

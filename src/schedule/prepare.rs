@@ -63,6 +63,7 @@ impl Prepared {
                     &dir.join(lock::LOCK_FILE),
                     &format!("run {}", m.run_id),
                 )?);
+                journal_covers_dataset(dir)?;
                 if !Path::new(&m.spec_path).is_file() {
                     return Err(InputError::new(
                         &m.spec_path,
@@ -193,6 +194,65 @@ impl Prepared {
             _held: held,
         })
     }
+}
+
+/// Refuse to resume a run whose journal has lost what its dataset shows:
+/// every row of sends.csv (a send's attempt with its outcome) was written
+/// from a journal record, so a row without one means the journal was
+/// emptied, cut or replaced. Resuming from it would send those probes
+/// again (an emptied journal resumed as a new run sent 11 twice).
+fn journal_covers_dataset(dir: &Path) -> Result<(), InputError> {
+    let sends = dir.join("sends.csv");
+    let Ok(mut rd) = csv::Reader::from_path(&sends) else {
+        return Ok(());
+    };
+    let head = rd.headers().cloned().unwrap_or_default();
+    let col = |name: &str| head.iter().position(|h| h == name);
+    let (Some(id), Some(attempt)) = (col("send_id"), col("attempt")) else {
+        return Err(InputError::new(&sends, "no send_id and attempt columns")
+            .hint("sends.csv is rebuilt from the journal: delete it and resume"));
+    };
+    let rows: Vec<(String, String)> = rd
+        .records()
+        .flatten()
+        .map(|r| (r[id].to_string(), r[attempt].to_string()))
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let path = dir.join(journal::JOURNAL_FILE);
+    let records = if path.exists() {
+        journal::read(dir)?
+    } else {
+        Vec::new()
+    };
+    let journaled: std::collections::HashSet<(String, String)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Outcome {
+                send_id, attempt, ..
+            } => Some((send_id.clone(), attempt.to_string())),
+            _ => None,
+        })
+        .collect();
+    let missing: Vec<&(String, String)> = rows.iter().filter(|r| !journaled.contains(*r)).collect();
+    if let Some((first, _)) = missing.first() {
+        let what = if records.is_empty() {
+            "is empty or missing".to_string()
+        } else {
+            format!("has lost records (no outcome for `{first}`)")
+        };
+        return Err(InputError::new(
+            &path,
+            format!(
+                "the journal {what}, but sends.csv records {} of its sends' outcomes ({} in all): resuming would send them again",
+                missing.len(),
+                rows.len()
+            ),
+        )
+        .hint("restore journal.jsonl from a copy of the run folder; without it this run cannot be resumed (start a new run)"));
+    }
+    Ok(())
 }
 
 /// `items.csv`: the content features (corpus/features.csv) of the corpus

@@ -673,6 +673,30 @@ delay_s = 5
     assert_eq!(std::fs::read(corpus.join("index.csv")).unwrap(), before);
     std::fs::remove_file(&img).unwrap();
     std::fs::write(&img, kept).unwrap();
+    // A results folder that is a file; a schedule of no runs.
+    let file = c.dir.path().join("results-file");
+    std::fs::write(&file, "x").unwrap();
+    let r = crate::util::chatprobe(&["run", s(&c.spec), "--results", s(&file), "--quiet"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--results") && r.stderr.contains("is a file"),
+        "{}",
+        r.stderr
+    );
+    let r = crate::util::chatprobe(&[
+        "run",
+        s(&c.spec),
+        "--results",
+        s(&results),
+        "--quiet",
+        "--every",
+        "24h",
+        "--runs",
+        "0",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--runs"), "{}", r.stderr);
+    assert!(!results.exists());
     // Flags out of range.
     for mib in ["0", "100000"] {
         let r = crate::util::chatprobe(&[
@@ -890,4 +914,69 @@ test_chat = { from = "intl-a", to = "china-c" }
         table.extend(rows);
     }
     eprintln!("signals:\n{}", table.join("\n"));
+}
+
+#[test]
+fn a_journal_that_lost_records_is_not_resumed() {
+    let body = r#"
+[[experiment]]
+kind = "keyword"
+keywords = "../corpus/keywords.csv"
+items = { topic = ["june4", "food", "hong-kong"] }
+test_chat = { from = "intl-a", to = "china-c" }
+"#;
+    let c = Campaign::new(
+        "1.0",
+        "sends_per_minute = 120\nafter_sentinel_s = 0.5",
+        body,
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
+        .args(["run", s(&c.spec), "--results", s(&c.results()), "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Stop it once a few outcomes are in sends.csv.
+    crate::util::wait_until("three sends in sends.csv", || {
+        std::fs::read_dir(c.results())
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path().join("sends.csv"))
+            .is_some_and(|p| p.exists() && csv_maps(&p).len() >= 3)
+    });
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let run = c.run_dir();
+    let journal = run.join("journal.jsonl");
+    let whole = std::fs::read_to_string(&journal).unwrap();
+    let sends_before = std::fs::read(run.join("sends.csv")).unwrap();
+    // Emptied, then cut before its last outcome: refused, nothing written.
+    let cut = &whole[..whole.rfind("\"event\":\"outcome\"").unwrap()];
+    let cut = &cut[..cut.rfind('\n').unwrap() + 1];
+    for (damage, says) in [("", "is empty or missing"), (cut, "has lost records")] {
+        std::fs::write(&journal, damage).unwrap();
+        let r = crate::util::chatprobe(&["run", "--quiet", "--resume", s(&run)]);
+        assert_eq!(r.code, 2, "{says}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("journal.jsonl") && r.stderr.contains(says),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("resuming would send them again"),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(
+            std::fs::read_to_string(&journal).unwrap(),
+            damage,
+            "{says}: journal written"
+        );
+        assert_eq!(std::fs::read(run.join("sends.csv")).unwrap(), sends_before);
+    }
+    // The whole journal back: the resume runs to the end.
+    std::fs::write(&journal, &whole).unwrap();
+    let r = chatprobe_ok(&["run", "--quiet", "--resume", s(&run)]);
+    assert!(r.stdout.contains("complete"), "{}", r.stdout);
 }
