@@ -114,6 +114,11 @@ pub struct RunArgs {
     /// Continue an interrupted run (its folder, results/<run-id>).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["every", "runs", "if_due"])]
     pub resume: Option<PathBuf>,
+    /// With --resume on the embedded testbed: go on although the run
+    /// folder's saved testbed state (testbed/) is gone; the testbed then
+    /// starts empty (no index of what was seeded).
+    #[arg(long, requires = "resume")]
+    pub fresh_testbed: bool,
     /// Where run folders go.
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results: PathBuf,

@@ -35,6 +35,7 @@ pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
         policy: args.policy.clone(),
         webdriver: args.webdriver.clone(),
         quiet,
+        fresh_testbed: args.fresh_testbed,
         crash_after: None,
     };
     let period = args

@@ -73,6 +73,9 @@ pub struct RunOptions {
     pub webdriver: Vec<String>,
     /// No progress display.
     pub quiet: bool,
+    /// Resume although the embedded testbed's saved state is gone: it then
+    /// starts empty (no index, no files), which the user accepts.
+    pub fresh_testbed: bool,
     /// Fault injection for tests: stop as if the process were killed right
     /// after it wrote this many journal records (see
     /// [`journal::Journal::crash_after`]); the run returns
@@ -143,6 +146,9 @@ pub async fn run(
         prep.spec.accounts.password(a, true)?;
     }
     let policy = endpoint.policy().map(|p| p.display().to_string());
+    if let (Some(dir), Some(_)) = (&opts.resume, endpoint.policy()) {
+        testbed_state_kept(dir, opts.fresh_testbed)?;
+    }
     let mut folder = prep.open(opts, endpoint.kind(), policy)?;
     let started = endpoint
         .start(
@@ -163,6 +169,29 @@ pub async fn run(
     .await;
     started.stop().await;
     result
+}
+
+/// Refuse to resume on an embedded testbed whose saved state (the run
+/// folder's `testbed/`) is gone once something was sent: the testbed would
+/// start with an empty index, and what was seeded, inspected or in flight
+/// would be measured against a platform that never saw it. `fresh` is the
+/// user's `--fresh-testbed`: they accept that.
+fn testbed_state_kept(dir: &std::path::Path, fresh: bool) -> Result<(), InputError> {
+    let state = dir.join("testbed");
+    if fresh || state.join(crate::testbed::store::STATE_FILE).is_file() {
+        return Ok(());
+    }
+    let sent = journal::read(dir)
+        .map(|rs| rs.iter().any(|r| matches!(r, Record::Intent { .. })))
+        .unwrap_or(false);
+    if !sent {
+        return Ok(());
+    }
+    Err(InputError::new(
+        &state,
+        "the embedded testbed's saved state is gone: resumed without it, the testbed would start with an empty index, and what this run seeded or had in flight would meet a platform that never saw it",
+    )
+    .hint("restore testbed/ from a copy of the run folder, or pass --fresh-testbed to resume on a testbed that starts empty"))
 }
 
 /// A run on a platform the caller built (the simulated platform, or any

@@ -975,8 +975,18 @@ test_chat = { from = "intl-a", to = "china-c" }
         );
         assert_eq!(std::fs::read(run.join("sends.csv")).unwrap(), sends_before);
     }
-    // The whole journal back: the resume runs to the end.
+    // The whole journal back, but the testbed's saved state gone: refused
+    // unless the user accepts a testbed that starts empty.
     std::fs::write(&journal, &whole).unwrap();
-    let r = chatprobe_ok(&["run", "--quiet", "--resume", s(&run)]);
+    std::fs::remove_dir_all(run.join("testbed")).unwrap();
+    let r = crate::util::chatprobe(&["run", "--quiet", "--resume", s(&run)]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("testbed") && r.stderr.contains("--fresh-testbed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&journal).unwrap(), whole);
+    let r = chatprobe_ok(&["run", "--quiet", "--resume", s(&run), "--fresh-testbed"]);
     assert!(r.stdout.contains("complete"), "{}", r.stdout);
 }
