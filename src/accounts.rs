@@ -142,6 +142,15 @@ impl Accounts {
             if !aliases.insert(a.alias.clone()) {
                 return Err(at("alias", format!("duplicate alias `{}`", a.alias)));
             }
+            if a.login.trim().is_empty() || a.login.chars().any(char::is_control) {
+                return Err(at(
+                    "login",
+                    format!(
+                        "account `{}` has an empty login (or one with control characters)",
+                        a.alias
+                    ),
+                ));
+            }
             if !logins.insert(a.login.clone()) {
                 return Err(at(
                     "login",

@@ -402,6 +402,19 @@ impl Profile {
                 .key("messages.file_name")
                 .hint("set messages.file_name (an element showing the name) or messages.filename_attr"));
         }
+        let t = &p.timeouts;
+        for (key, v, range) in [
+            ("timeouts.page_load_ms", t.page_load_ms, 100..=600_000),
+            ("timeouts.script_ms", t.script_ms, 100..=600_000),
+            ("timeouts.implicit_ms", t.implicit_ms, 0..=60_000),
+            ("timeouts.poll_ms", t.poll_ms, 10..=10_000),
+        ] {
+            if !range.contains(&v) {
+                return Err(InputError::new(path, format!("{v} ms is out of range"))
+                    .key(key)
+                    .hint(format!("from {} to {} ms", range.start(), range.end())));
+            }
+        }
         if !(0.0..=2.0).contains(&p.identity.margin) || p.identity.max_distance > 64 {
             return Err(InputError::new(path, "out of range")
                 .key("identity")

@@ -673,6 +673,48 @@ delay_s = 5
     assert_eq!(std::fs::read(corpus.join("index.csv")).unwrap(), before);
     std::fs::remove_file(&img).unwrap();
     std::fs::write(&img, kept).unwrap();
+    // Values out of range in a profile and an accounts file.
+    let profile = c.dir.path().join("probes/profiles/testbed.toml");
+    let prof_text = std::fs::read_to_string(&profile).unwrap();
+    for (from, to, key) in [
+        (
+            "page_load_ms = 20000",
+            "page_load_ms = 99999999999",
+            "timeouts.page_load_ms",
+        ),
+        ("poll_ms = 100", "poll_ms = 0", "timeouts.poll_ms"),
+    ] {
+        assert!(prof_text.contains(from), "{from}");
+        std::fs::write(&profile, prof_text.replacen(from, to, 1)).unwrap();
+        let r = crate::util::chatprobe(&["run", s(&c.spec), "--results", s(&results), "--quiet"]);
+        assert_eq!(r.code, 2, "{to}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("testbed.toml") && r.stderr.contains(key),
+            "{}",
+            r.stderr
+        );
+        assert!(!results.exists());
+    }
+    std::fs::write(&profile, &prof_text).unwrap();
+    let first_login = acc_text
+        .lines()
+        .find(|l| l.trim_start().starts_with("login ="))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &accounts,
+        acc_text.replacen(&first_login, "login = \"  \"", 1),
+    )
+    .unwrap();
+    let r = crate::util::chatprobe(&["run", s(&c.spec), "--results", s(&results), "--quiet"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("login") && r.stderr.contains("empty login"),
+        "{}",
+        r.stderr
+    );
+    assert!(!results.exists());
+    std::fs::write(&accounts, &acc_text).unwrap();
     // A results folder that is a file; a schedule of no runs.
     let file = c.dir.path().join("results-file");
     std::fs::write(&file, "x").unwrap();
