@@ -249,18 +249,40 @@ pub fn read(dir: &Path) -> Result<Vec<Record>, InputError> {
     let blank = |l: &[u8]| l.iter().all(u8::is_ascii_whitespace);
     let mut out = Vec::with_capacity(lines.len());
     let last = lines.iter().rposition(|l| !blank(l));
+    // The next record after line `i`, parsed.
+    let next_record = |i: usize| {
+        lines[i + 1..]
+            .iter()
+            .find(|l| !blank(l))
+            .and_then(|l| serde_json::from_slice::<Record>(l).ok())
+    };
     for (i, l) in lines.iter().enumerate() {
         if blank(l) {
             continue;
         }
         match serde_json::from_slice::<Record>(l) {
             Ok(r) => out.push(r),
-            // A line cut short by a crash: it never finished, so it never counted.
-            Err(_) if Some(i) == last || l.trim_ascii_end().last() != Some(&b'}') => {}
+            // The last line cut short by a crash: it never finished, so it
+            // never counted (the next start cuts it off).
+            Err(_) if Some(i) == last => {}
+            // The same, left by an earlier chatprobe that did not cut it
+            // before a resume: a torn line right before a start record.
+            Err(_)
+                if l.trim_ascii_end().last() != Some(&b'}')
+                    && matches!(next_record(i), Some(Record::Start { .. })) => {}
+            // Anywhere else a damaged record hides what it recorded (an
+            // intent lost there was sent again on resume): refuse.
             Err(e) => {
-                return Err(InputError::new(&path, format!("malformed record: {e}"))
-                    .line(i as u64 + 1)
-                    .hint("the journal is append-only; do not edit it"))
+                return Err(InputError::new(
+                    &path,
+                    format!("a damaged record in the middle of the journal: {e}"),
+                )
+                .line(i as u64 + 1)
+                .hint(format!(
+                    "the journal is append-only and only its last line can be cut by a crash; restore journal.jsonl from a copy of the run folder (the {} records before line {} are whole)",
+                    out.len(),
+                    i + 1
+                )))
             }
         }
     }

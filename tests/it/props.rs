@@ -22,6 +22,43 @@ fn not_sent(id: &str, attempt: u32) -> Record {
     }
 }
 
+/// Only the last line can be cut by a crash: a damaged record anywhere
+/// else (an intent lost there would be sent again on resume) is refused,
+/// naming its line; a torn line an earlier version left before a resume's
+/// start record is still read past.
+#[test]
+fn a_damaged_record_in_the_middle_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut j = Journal::open(dir.path()).unwrap();
+        for i in 1..=3 {
+            j.append(&not_sent("s", i)).unwrap();
+        }
+    }
+    let path = dir.path().join(journal::JOURNAL_FILE);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = r#"{"event":"start","at":"2026-01-01T00:00:00Z","run_id":"r","resume":true,"platform":"p","base_url":null,"version":"0"}"#;
+    for (second, ok) in [
+        (&lines[1][..20], false), // torn, then a record
+        (&lines[1].replace("not_sent", "nut_sent")[..], false), // whole but garbled
+        ("{\"event\":\"int", true), // torn, then a start
+    ] {
+        let third = if ok { start } else { lines[2] };
+        std::fs::write(&path, format!("{}\n{second}\n{third}\n", lines[0])).unwrap();
+        let r = journal::read(dir.path());
+        if ok {
+            assert_eq!(r.unwrap().len(), 2, "{second}");
+        } else {
+            let e = r.unwrap_err().to_string();
+            assert!(
+                e.contains(":2") && e.contains("damaged record"),
+                "{second}: {e}"
+            );
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
