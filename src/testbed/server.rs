@@ -138,7 +138,17 @@ pub struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        let mut r = (self.0, Json(json!({ "error": self.1 }))).into_response();
+        // An upload refused before its body was read leaves the rest of the
+        // body on the connection: the server drops it, so tell the client
+        // not to send its next request there.
+        if self.0 == StatusCode::PAYLOAD_TOO_LARGE {
+            r.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
+        r
     }
 }
 
