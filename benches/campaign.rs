@@ -33,9 +33,10 @@ use std::time::{Duration, Instant};
 
 mod common;
 
+use chatprobe::dataset::manifest::RunStatus;
 use chatprobe::platform::sim::{SimConfig, SimPlatform};
 use chatprobe::probe::Spec;
-use chatprobe::schedule::{run_on, RunOptions, RunStatus};
+use chatprobe::schedule::{run_on, RunOptions};
 use chatprobe::stats::changes;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};

@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use chatprobe::accounts::Accounts;
 use chatprobe::corpus::transform::{apply, Transform};
 use chatprobe::corpus::Format;
+use chatprobe::dataset::Outcome;
 use chatprobe::platform::profile::Profile;
 use chatprobe::platform::webdriver::WebDriverPlatform;
-use chatprobe::platform::{transmit, Limits, Outcome, Payload, Target, Transmission};
+use chatprobe::platform::{transmit, Limits, Payload, Target, Transmission};
 
 const N: usize = 20;
 

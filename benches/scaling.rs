@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 mod common;
 
 use chatprobe::accounts::Accounts;
+use chatprobe::dataset::Outcome;
 use chatprobe::platform::profile::Profile;
 use chatprobe::platform::webdriver::WebDriverPlatform;
-use chatprobe::platform::{transmit, Limits, Outcome, Payload, Target, Transmission};
+use chatprobe::platform::{transmit, Limits, Payload, Target, Transmission};
 
 /// Sends per pair per run.
 const N: usize = 12;

@@ -106,7 +106,7 @@ pub(super) fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
 }
 
 pub(super) fn runs(args: RunsArgs) -> anyhow::Result<()> {
-    let runs = crate::schedule::list_runs(&args.results);
+    let runs = crate::dataset::runs::list_runs(&args.results);
     let mut w = csv::WriterBuilder::new()
         .delimiter(b'\t')
         .from_writer(std::io::stdout().lock());

@@ -82,7 +82,7 @@ pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
 fn report_runs(summaries: &[crate::schedule::RunSummary]) -> anyhow::Result<()> {
     let mut interrupted = false;
     for s in summaries {
-        if s.state == crate::schedule::RunStatus::Complete {
+        if s.state == crate::dataset::manifest::RunStatus::Complete {
             note_changes(&s.dir);
         }
         let c = &s.counts;
@@ -97,14 +97,14 @@ fn report_runs(summaries: &[crate::schedule::RunSummary]) -> anyhow::Result<()> 
             c[2].1,
             c[3].1
         );
-        if s.state == crate::schedule::RunStatus::Failed {
+        if s.state == crate::dataset::manifest::RunStatus::Failed {
             anyhow::bail!(
                 "the run cannot measure: {}\nfix the profile, the accounts or the platform, then continue with: chatprobe run --resume {}",
                 s.why.as_deref().unwrap_or("no details"),
                 s.dir.display()
             );
         }
-        if s.state != crate::schedule::RunStatus::Complete {
+        if s.state != crate::dataset::manifest::RunStatus::Complete {
             interrupted = true;
             eprintln!(
                 "stopped ({}); continue with: chatprobe run --resume {}",

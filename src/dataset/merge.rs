@@ -26,9 +26,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::manifest::{read_manifest, RunManifest, RUN_FILE};
 use super::package::{self, Field, Kind, Resource};
 use crate::error::InputError;
-use crate::schedule::manifest::{read_manifest, RunManifest};
 
 /// The version of the merged tables' layout (runs.csv `schema_version`).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -177,7 +177,7 @@ fn find(o: &MergeOptions) -> Result<(Vec<Found>, usize), InputError> {
         let mut dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
         dirs.sort();
         for dir in dirs {
-            if !dir.join(crate::schedule::RUN_FILE).is_file() {
+            if !dir.join(RUN_FILE).is_file() {
                 continue;
             }
             let m = read_manifest(&dir)?;

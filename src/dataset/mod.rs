@@ -3,13 +3,22 @@
 //! the contract between the run stage, which writes them, and the analysis,
 //! which reads them — also from datasets made elsewhere.
 //!
+//! The shared vocabulary lives here too, below every stage that uses it:
+//! [`Outcome`] and [`Failure`], the run folder's manifest
+//! ([`manifest`], run.json) and the catalogue of runs ([`runs`]).
+//!
 //! Reading streams the file row by row and checks it as it goes: a missing
 //! column, a value outside a closed vocabulary or a malformed time is an
 //! [`InputError`] naming the file, the line and the column.
 
+pub mod manifest;
 pub mod merge;
 pub mod package;
 pub mod published;
+pub mod runs;
+mod vocabulary;
+
+pub use vocabulary::{Failure, Outcome};
 
 use std::path::Path;
 
@@ -134,38 +143,6 @@ pub const TRIAL_COLUMNS: [&str; 13] = [
     "seeded_outcome",
     "control_outcome",
 ];
-
-/// The outcome of a send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    /// Arrived within the timeout.
-    Delivered,
-    /// Did not arrive, but the sentinel after it did.
-    Blocked,
-    /// Neither arrived: inconclusive.
-    Lost,
-    /// The harness failed.
-    Error,
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Outcome::Delivered => "delivered",
-            Outcome::Blocked => "blocked",
-            Outcome::Lost => "lost",
-            Outcome::Error => "error",
-        })
-    }
-}
-
-impl Outcome {
-    /// Delivered or blocked: a send that tells something.
-    pub fn conclusive(self) -> bool {
-        matches!(self, Outcome::Delivered | Outcome::Blocked)
-    }
-}
 
 /// One row of sends.csv.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

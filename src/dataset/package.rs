@@ -8,7 +8,7 @@
 //! - `sends.csv` and `trials.csv` are written from [`SendRow`] and
 //!   [`TrialRow`]; their fields are listed here next to the closed
 //!   vocabularies the reader checks ([`super::ROLES`], [`super::VERDICTS`],
-//!   [`super::OUTCOMES`], [`crate::platform::Failure::ALL`]), and a unit
+//!   [`super::OUTCOMES`], [`crate::dataset::Failure::ALL`]), and a unit
 //!   test serialises a row of each and compares the header with the
 //!   schema, name by name.
 //! - every other table (the designs' run tables, `items.csv`, the analysis
@@ -88,7 +88,7 @@ const TIME: &str = "RFC 3339 UTC with milliseconds";
 /// The columns of sends.csv, in the order [`super::SendRow`] writes them.
 pub fn send_fields() -> Vec<Field> {
     use Kind::*;
-    let failures: Vec<&str> = crate::platform::Failure::ALL
+    let failures: Vec<&str> = crate::dataset::Failure::ALL
         .iter()
         .map(|f| f.code())
         .collect();
@@ -488,7 +488,7 @@ mod tests {
 
     #[test]
     fn failure_codes_are_what_serde_writes_and_distinct() {
-        let all = crate::platform::Failure::ALL;
+        let all = crate::dataset::Failure::ALL;
         for f in all {
             assert_eq!(serde_json::to_value(f).unwrap(), json!(f.code()));
         }

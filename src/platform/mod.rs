@@ -34,6 +34,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::accounts::Accounts;
+use crate::dataset::{Failure, Outcome};
 use crate::error::InputError;
 use identity::{Candidate, FileRule, Identity, InFlight, Picture, PictureMatch, TextRule};
 
@@ -218,87 +219,6 @@ impl Probe {
     }
 }
 
-/// The closed list of harness failures (the `failure` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Failure {
-    /// Logging in failed.
-    LoginFailed,
-    /// The file could not be uploaded (or its upload never showed).
-    UploadFailed,
-    /// A text could not be sent (or never showed on the sender's side).
-    SendFailed,
-    /// The chat to send in or watch could not be opened.
-    ChatNotFound,
-    /// The browser session or the WebDriver endpoint died.
-    SessionLost,
-    /// A WebDriver command timed out.
-    DriverTimeout,
-    /// The WebDriver endpoint cannot be reached or refused a session.
-    DriverUnreachable,
-    /// An element the profile names is missing.
-    ElementMissing,
-    /// A received picture was as close to this probe as to another image
-    /// in flight in the chat: the probe is `lost`, as nobody can say which
-    /// of them arrived.
-    AmbiguousImage,
-    /// A received picture never became readable (it did not load, or could
-    /// not be photographed whole) within the timeout: it may have been the
-    /// probe, so the probe is `lost`.
-    PictureUnreadable,
-    /// A received picture matched no image chatprobe had in flight in the
-    /// chat: recognition failed, and it may have been the probe, so the
-    /// probe is `lost`.
-    UnrecognisedPicture,
-    /// The client showed its login page (the platform restarted, or ended
-    /// the session); chatprobe logs in again before the next try.
-    LoggedOut,
-}
-
-impl Failure {
-    /// Every failure code, for the closed vocabulary of the `failure`
-    /// column (datapackage.json); a new variant goes here and in
-    /// [`Failure::code`] (whose match the compiler checks).
-    pub const ALL: [Failure; 12] = [
-        Failure::LoginFailed,
-        Failure::UploadFailed,
-        Failure::SendFailed,
-        Failure::ChatNotFound,
-        Failure::SessionLost,
-        Failure::DriverTimeout,
-        Failure::DriverUnreachable,
-        Failure::ElementMissing,
-        Failure::AmbiguousImage,
-        Failure::PictureUnreadable,
-        Failure::UnrecognisedPicture,
-        Failure::LoggedOut,
-    ];
-
-    /// The code written in the `failure` column.
-    pub fn code(self) -> &'static str {
-        match self {
-            Failure::LoginFailed => "login_failed",
-            Failure::UploadFailed => "upload_failed",
-            Failure::SendFailed => "send_failed",
-            Failure::ChatNotFound => "chat_not_found",
-            Failure::SessionLost => "session_lost",
-            Failure::DriverTimeout => "driver_timeout",
-            Failure::DriverUnreachable => "driver_unreachable",
-            Failure::ElementMissing => "element_missing",
-            Failure::AmbiguousImage => "ambiguous_image",
-            Failure::PictureUnreadable => "picture_unreadable",
-            Failure::UnrecognisedPicture => "unrecognised_picture",
-            Failure::LoggedOut => "logged_out",
-        }
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
-}
-
 /// A harness error.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{failure}: {message}")]
@@ -380,10 +300,6 @@ pub fn chat_key_of(from: &str, to: &Target) -> String {
         Target::Group(g) => format!("group:{g}"),
     }
 }
-
-/// Outcome of one probe: the dataset's `outcome` (one enum for the driver
-/// and the dataset).
-pub use crate::dataset::Outcome;
 
 /// One transmission to make.
 #[derive(Debug, Clone)]

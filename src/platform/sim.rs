@@ -35,8 +35,9 @@ use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
 use super::identity::Identity;
-use super::{Failure, Payload, Platform, PlatformError, Seen, Target};
+use super::{Payload, Platform, PlatformError, Seen, Target};
 use crate::corpus::hash::md5_hex;
+use crate::dataset::Failure;
 
 /// How the simulated platform behaves.
 #[derive(Debug, Clone)]

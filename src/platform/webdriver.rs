@@ -30,8 +30,9 @@ use super::chromedriver::Chromedriver;
 use super::identity::{FileRule, Identity, InFlight, Picture, Screenshots};
 use super::locator::{element_id, Find, Locator, PushFile};
 use super::profile::{fill_selector, ClientKind, Profile, Step};
-use super::{Failure, Payload, Platform, PlatformError, Seen, Target};
+use super::{Payload, Platform, PlatformError, Seen, Target};
 use crate::accounts::Accounts;
+use crate::dataset::Failure;
 use crate::error::InputError;
 
 /// Where sessions are created.

@@ -27,11 +27,11 @@ use rand_chacha::ChaCha8Rng;
 use super::files::{prepare_file, transmission};
 use super::journal::{Journal, Record};
 use super::ledger::Ledger;
-use super::manifest::StopReason;
 use super::outputs::write_outputs;
 use super::state::{self, RunState, TrialStatus};
 use super::{record, Ctx};
 use crate::corpus::hash::PerceptualHasher;
+use crate::dataset::manifest::StopReason;
 use crate::platform::{self, Observation, Platform};
 use crate::probe::plan::{Content, Plan, Trial};
 use crate::probe::spec::Limits;
@@ -590,10 +590,10 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
             .position(|a| a.idx == d.idx)
             .expect("active trial");
         self.active[k].busy = false;
-        if d.s == 0 && d.obs.outcome != platform::Outcome::Error {
+        if d.s == 0 && d.obs.outcome != crate::dataset::Outcome::Error {
             self.active[k].t0 = d.obs.sent_at;
         }
-        if d.obs.outcome == platform::Outcome::Error {
+        if d.obs.outcome == crate::dataset::Outcome::Error {
             // Back off: a platform that restarts, or a browser that is
             // being rebuilt, needs a moment; 2, 4, 8 … 60 s.
             let wait = 2i64.saturating_pow(d.attempt.min(6)).min(60);
@@ -612,7 +612,7 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
         if self.measured {
             return;
         }
-        if obs.outcome != platform::Outcome::Error {
+        if obs.outcome != crate::dataset::Outcome::Error {
             self.measured = true;
             self.first_errors.clear();
             return;

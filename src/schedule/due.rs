@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Local, NaiveTime, TimeZone, Utc};
 
-use super::manifest::RunStatus;
-use super::runs::list_runs;
+use crate::dataset::manifest::RunStatus;
+use crate::dataset::runs::list_runs;
 use crate::error::InputError;
 
 /// When a spec's runs fall due.

@@ -9,8 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
-use super::runs::list_runs;
-use super::{lock, run, state, RunOptions, RunSummary, StopReason};
+use super::{lock, run, state, RunOptions, RunSummary};
+use crate::dataset::manifest::StopReason;
+use crate::dataset::runs::list_runs;
 use crate::error::InputError;
 use crate::probe::spec::Spec;
 

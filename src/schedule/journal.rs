@@ -134,7 +134,7 @@ pub enum Record {
         /// When.
         at: DateTime<Utc>,
         /// `complete`, `interrupted` or `max_runtime`.
-        reason: super::manifest::StopReason,
+        reason: crate::dataset::manifest::StopReason,
     },
 }
 

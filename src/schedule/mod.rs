@@ -10,8 +10,8 @@
 //! - [`files`]: the probe files a run makes and sends;
 //! - [`ledger`]: every MD5 ever sent from a corpus, so fresh copies stay fresh;
 //! - [`outputs`]: sends.csv, trials.csv and run.json, rewritten atomically;
-//! - [`manifest`]: the run folder's run.json;
-//! - [`every`]: `--every`, one run per period; [`runs`]: `chatprobe runs`;
+//! - [`provenance`]: the vantage, revision and id a new run records;
+//! - [`every`]: `--every`, one run per period;
 //! - [`due`]: `--if-due`, the tick a schedule runs; [`install`]: `chatprobe
 //!   schedule`, the crontab line or systemd timer that runs it.
 //!
@@ -30,10 +30,9 @@ pub mod install;
 pub mod journal;
 pub mod ledger;
 pub mod lock;
-pub mod manifest;
 mod outputs;
 pub mod prepare;
-pub mod runs;
+mod provenance;
 pub mod state;
 
 use std::collections::HashMap;
@@ -42,6 +41,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::dataset::manifest::{RunManifest, RunStatus, StopReason};
 use crate::dataset::Outcome;
 use crate::error::InputError;
 use crate::platform::endpoint::{Endpoint, Request};
@@ -51,9 +51,7 @@ use crate::probe::spec::Spec;
 pub use every::{next_due, parse_period, run_every};
 pub use files::fresh_copy;
 use journal::{Journal, Record};
-pub use manifest::{read_manifest, RunManifest, RunStatus, StopReason, RUN_FILE};
 use prepare::{Folder, Prepared};
-pub use runs::{list_runs, RunListing};
 use state::RunState;
 
 /// What `chatprobe run` was asked.

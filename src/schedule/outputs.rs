@@ -7,9 +7,9 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::manifest::{StopReason, RUN_FILE};
 use super::state::{self, RunState};
 use super::Ctx;
+use crate::dataset::manifest::{StopReason, RUN_FILE};
 use crate::probe::plan::Plan;
 
 /// Rewrite sends.csv, trials.csv and run.json from the state; returns the

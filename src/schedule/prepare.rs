@@ -13,8 +13,9 @@ use anyhow::Context;
 
 use super::journal::{self, Record};
 use super::lock::{self, RunLock};
-use super::manifest::{git_revision, new_run_id, read_manifest, RunManifest, RunStatus, RUN_FILE};
+use super::provenance::{git_revision, new_run_id, vantage};
 use super::{state, RunOptions};
+use crate::dataset::manifest::{read_manifest, RunManifest, RunStatus, RUN_FILE};
 use crate::error::InputError;
 use crate::platform::profile::Profile;
 use crate::probe::plan::Plan;
@@ -296,7 +297,7 @@ fn new_manifest(
     let limits = &spec.limits;
     RunManifest {
         software: "chatprobe".into(),
-        vantage: super::manifest::vantage(),
+        vantage: vantage(),
         version: env!("CARGO_PKG_VERSION").into(),
         git_revision: git_revision(),
         run_id: run_id.to_string(),

@@ -116,7 +116,7 @@ pub struct RunState {
     /// Starts (time, resume).
     pub starts: Vec<(DateTime<Utc>, bool)>,
     /// Stops (time, reason).
-    pub stops: Vec<(DateTime<Utc>, super::manifest::StopReason)>,
+    pub stops: Vec<(DateTime<Utc>, crate::dataset::manifest::StopReason)>,
     /// Starts followed by another start with no stop between (killed,
     /// crashed, power lost): counted in journal order, not by timestamps,
     /// which a clock set back (or virtual time) can make equal or reversed.

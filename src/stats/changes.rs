@@ -253,7 +253,7 @@ pub fn compare(a: &Path, b: &Path, interval: Interval) -> Result<Changes, InputE
     let (run_b, mut cb) = counts(b)?;
     add_isolations(&isolations(a)?, &isolations(b)?, &mut ca, &mut cb);
     let sha = |run: &Path| {
-        crate::schedule::read_manifest(run)
+        crate::dataset::manifest::read_manifest(run)
             .ok()
             .map(|m| m.spec_sha256)
     };
@@ -390,9 +390,9 @@ fn summary_of<'a>(
 /// The run of the same spec before `run` in its results folder (the latest
 /// that started earlier and has trials), if any.
 pub fn previous_run(run: &Path) -> Option<PathBuf> {
-    let m = crate::schedule::read_manifest(run).ok()?;
+    let m = crate::dataset::manifest::read_manifest(run).ok()?;
     let results = run.parent()?;
-    crate::schedule::list_runs(results)
+    crate::dataset::runs::list_runs(results)
         .into_iter()
         .filter(|r| {
             r.spec_name == m.spec_name && (&r.started_at, &r.run_id) < (&m.started_at, &m.run_id)

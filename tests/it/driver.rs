@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use chatprobe::accounts::Accounts;
 use chatprobe::corpus::transform::Transform;
+use chatprobe::dataset::{Failure, Outcome};
 use chatprobe::platform::identity::Candidate;
 use chatprobe::platform::profile::Profile;
 use chatprobe::platform::webdriver::WebDriverPlatform;
 use chatprobe::platform::{
-    chat_key, stage_file, transmit, Failure, Limits, Outcome, Payload, Platform, Probe, Recognised,
-    Target, Transmission,
+    chat_key, stage_file, transmit, Limits, Payload, Platform, Probe, Recognised, Target,
+    Transmission,
 };
 use chatprobe::testbed::{Config, Testbed};
 

@@ -7,10 +7,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use chatprobe::dataset::manifest::RunStatus;
 use chatprobe::platform::sim::{SimConfig, SimPlatform};
 use chatprobe::probe::Spec;
 use chatprobe::schedule::journal::{self, Record, SimulatedCrash};
-use chatprobe::schedule::{run_on, RunOptions, RunStatus, RunSummary};
+use chatprobe::schedule::{run_on, RunOptions, RunSummary};
 use chrono::{DateTime, Utc};
 
 use crate::run::{check_against_truth, jsonl, markers, truth_by_marker, Campaign};
@@ -443,7 +444,7 @@ items = { topic = ["june4", "weather", "food"] }
     assert_eq!(s.state, RunStatus::Failed);
     assert_eq!(
         s.stop_reason,
-        chatprobe::schedule::StopReason::CannotMeasure
+        chatprobe::dataset::manifest::StopReason::CannotMeasure
     );
     let why = s.why.unwrap();
     assert!(
@@ -567,7 +568,7 @@ async fn a_run_crashed_after_any_journal_record_resumes_to_the_same_verdicts() {
         // Nothing sent twice, nothing the journal does not know of, every
         // outcome the platform's decision.
         check_against_truth(&dir, &dir.join("truth.jsonl"));
-        let m = chatprobe::schedule::read_manifest(&dir).unwrap();
+        let m = chatprobe::dataset::manifest::read_manifest(&dir).unwrap();
         assert_eq!(m.crashes, usize::from(k > 0), "crash after {k}");
     }
 }

@@ -7,11 +7,11 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chatprobe::corpus::hash::md5_hex;
+use chatprobe::dataset::Outcome;
 use chatprobe::platform::identity::{tagged, Identity, TextRule};
 use chatprobe::platform::sim::{SimConfig, SimPlatform};
 use chatprobe::platform::{
-    sentinel_text, transmit_checked, Limits, Observation, Outcome, Payload, Platform, Target,
-    Transmission,
+    sentinel_text, transmit_checked, Limits, Observation, Payload, Platform, Target, Transmission,
 };
 
 fn config() -> SimConfig {
