@@ -33,11 +33,11 @@ use std::time::{Duration, Instant};
 
 mod common;
 
+use chatprobe::analysis::changes;
 use chatprobe::dataset::manifest::RunStatus;
 use chatprobe::platform::sim::{SimConfig, SimPlatform};
 use chatprobe::probe::Spec;
 use chatprobe::schedule::{run_on, RunOptions};
-use chatprobe::stats::changes;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -214,8 +214,7 @@ fn run_days(dir: &Path, days: usize, n: usize) {
             let before = changes::previous_run(&s.dir);
             assert_eq!(before, prev, "day {d}: the previous run");
             if let Some(p) = &before {
-                let c = changes::compare(p, &s.dir, chatprobe::stats::analyze::Interval::Wilson)
-                    .unwrap();
+                let c = changes::compare(p, &s.dir, chatprobe::stats::Interval::Wilson).unwrap();
                 c.write(&s.dir.join(changes::CHANGES_FILE)).unwrap();
                 let mut rdr = csv::Reader::from_path(s.dir.join(changes::CHANGES_FILE)).unwrap();
                 let h = rdr.headers().unwrap().clone();

@@ -10,7 +10,10 @@
 //! - [`platform`]: the WebDriver driver (profiles, chromedriver, sessions,
 //!   send and observe).
 //! - [`testbed`]: the embedded chat platform with its censorship engine.
-//! - [`stats`]: intervals, exact tests, logistic and survival fits.
+//! - [`stats`]: intervals, exact tests, logistic and survival fits (pure
+//!   maths, no I/O).
+//! - [`analysis`]: `chatprobe analyze`: reads datasets, hands each design
+//!   its rows, and adds the tables across designs and runs.
 //! - [`probe`]: probe specs and the plans made from them.
 //! - [`schedule`]: the run: scheduler, journal, resume, the datasets.
 //! - [`report`]: plots and report.html from the analysis.
@@ -19,6 +22,7 @@
 //! - [`process`]: child processes that die with chatprobe.
 
 pub mod accounts;
+pub mod analysis;
 pub mod clock;
 pub mod cmd;
 pub mod corpus;

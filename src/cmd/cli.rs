@@ -480,11 +480,11 @@ pub enum IntervalArg {
     Exact,
 }
 
-impl From<IntervalArg> for crate::stats::analyze::Interval {
+impl From<IntervalArg> for crate::stats::Interval {
     fn from(a: IntervalArg) -> Self {
         match a {
-            IntervalArg::Wilson => crate::stats::analyze::Interval::Wilson,
-            IntervalArg::Exact => crate::stats::analyze::Interval::Exact,
+            IntervalArg::Wilson => crate::stats::Interval::Wilson,
+            IntervalArg::Exact => crate::stats::Interval::Exact,
         }
     }
 }

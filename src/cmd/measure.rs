@@ -123,11 +123,11 @@ fn report_runs(summaries: &[crate::schedule::RunSummary]) -> anyhow::Result<()> 
 /// the run's changes.csv and one line on the terminal. A failure here is
 /// reported, never fatal: the run's own data is already safe.
 fn note_changes(run: &std::path::Path) {
-    use crate::stats::changes;
+    use crate::analysis::changes;
     let Some(prev) = changes::previous_run(run) else {
         return;
     };
-    match changes::compare(&prev, run, crate::stats::analyze::Interval::Wilson) {
+    match changes::compare(&prev, run, crate::stats::Interval::Wilson) {
         Ok(c) => match c.write(&run.join(changes::CHANGES_FILE)) {
             Ok(()) => eprintln!("{}", c.summary()),
             Err(e) => eprintln!("warning: writing {}: {e}", changes::CHANGES_FILE),

@@ -97,12 +97,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Runs(args) => inspect::runs(args)?,
         Command::Schedule(cmd) => measure::schedule(cmd)?,
         Command::Changes(args) => {
-            use crate::stats::changes;
-            let c = changes::compare(
-                &args.run_a,
-                &args.run_b,
-                crate::stats::analyze::Interval::Wilson,
-            )?;
+            use crate::analysis::changes;
+            let c = changes::compare(&args.run_a, &args.run_b, crate::stats::Interval::Wilson)?;
             let out = args
                 .out
                 .unwrap_or_else(|| args.run_b.join(changes::CHANGES_FILE));

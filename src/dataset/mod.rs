@@ -16,6 +16,7 @@ pub mod merge;
 pub mod package;
 pub mod published;
 pub mod runs;
+pub mod tables;
 mod vocabulary;
 
 pub use vocabulary::{Failure, Outcome};

@@ -2,11 +2,11 @@
 //! self-contained page with the run's provenance, every table, the plots
 //! (inline SVG) and a plain-language summary of what the data shows.
 //!
-//! It reads only [`Tables`] (the analysis, computed by `stats` and the
-//! designs, which never call back here) and run.json, so a dataset made
+//! It reads only [`Tables`] (the analysis, computed by the analysis stage
+//! and the designs, which never call back here) and run.json, so a dataset made
 //! elsewhere gets the same report; [`publish`] is `chatprobe analyze`:
 //! tables, CSVs, plots and page into one folder, atomically. Each table
-//! brings its figures as data (`stats::design_analysis::Figure`); this
+//! brings its figures as data (`dataset::tables::Figure`); this
 //! module draws each kind of chart one way, for every design. Plots with no
 //! data are left out, not drawn empty. Text in PNGs is drawn with a system
 //! font that covers Chinese when the machine has one (`make` installs
@@ -23,10 +23,10 @@ use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::stats::analyze::{Interval, Tables};
-use crate::stats::design_analysis::{
-    Bar, Chart, DesignAnalysis, Figure, ForestRow, GridCell, Series, Table,
-};
+use crate::analysis::Tables;
+use crate::dataset::tables::{Bar, Chart, Figure, ForestRow, GridCell, Series, Table};
+use crate::probe::design::analysis::DesignAnalysis;
+use crate::stats::Interval;
 
 const FONT: &[u8] = include_bytes!("DejaVuSans.ttf");
 const W: u32 = 720;
@@ -777,7 +777,7 @@ pub fn write_html(
     // Tables with a section get a heading of their own, with their
     // sentences, plots and tables; the rest go under the general headings.
     let mut sections: Vec<(&str, Vec<&Table>)> = Vec::new();
-    let changes_file = crate::stats::changes::CHANGES_FILE;
+    let changes_file = crate::analysis::changes::CHANGES_FILE;
     for tab in t
         .tables
         .iter()
@@ -815,7 +815,7 @@ pub fn write_html(
     if let Some(ch) = t
         .tables
         .iter()
-        .find(|x| x.file == crate::stats::changes::CHANGES_FILE)
+        .find(|x| x.file == crate::analysis::changes::CHANGES_FILE)
     {
         let _ = writeln!(
             h,
@@ -921,11 +921,11 @@ pub fn publish(
         .hint("name a folder (it is replaced if it exists)")
         .into());
     }
-    let mut tables = crate::stats::analyze::compute_with(inputs, interval, analyses)?;
+    let mut tables = crate::analysis::compute_with(inputs, interval, analyses)?;
     // A run's changes since the previous run of its spec come first.
     if let [run] = inputs {
-        let f = run.join(crate::stats::changes::CHANGES_FILE);
-        if let Some(t) = crate::stats::changes::table_from_file(&f) {
+        let f = run.join(crate::analysis::changes::CHANGES_FILE);
+        if let Some(t) = crate::analysis::changes::table_from_file(&f) {
             tables.tables.insert(0, t);
         }
     }
@@ -939,7 +939,7 @@ pub fn publish(
         .tempdir_in(parent)
         .with_context(|| format!("creating a folder in {}", parent.display()))?;
     let d = tmp.path();
-    crate::stats::analyze::write_tables(d, &tables)?;
+    crate::analysis::write_tables(d, &tables)?;
     let manifest = inputs
         .iter()
         .find(|i| i.is_dir())
@@ -950,7 +950,7 @@ pub fn publish(
         .and_then(|m| m["run_id"].as_str())
         .filter(|_| inputs.len() == 1)
         .map(str::to_string);
-    crate::stats::analyze::write_package(d, &tables, run_id.as_deref())
+    crate::analysis::write_package(d, &tables, run_id.as_deref())
         .context("writing datapackage.json")?;
     let plots = plots(&tables, d).context("drawing the plots")?;
     write_html(d, &tables, &plots, manifest.as_ref()).context("writing report.html")?;

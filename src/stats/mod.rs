@@ -28,17 +28,37 @@
 //! function is checked against scipy, statsmodels and lifelines in
 //! tests/reference/.
 
-pub mod analyze;
-pub mod changes;
 pub mod current_status;
-pub mod design_analysis;
 pub mod logit;
-pub mod replication;
-pub mod timeline;
 pub mod words;
 
 use statrs::distribution::{Beta, ContinuousCDF, Normal};
 use statrs::function::factorial::ln_factorial;
+
+/// Which interval for proportions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    /// Wilson score (default).
+    Wilson,
+    /// Clopper–Pearson.
+    Exact,
+}
+
+impl Interval {
+    /// The 95 % interval of k successes in n.
+    pub fn ci(self, k: u64, n: u64) -> (Option<f64>, Option<f64>) {
+        let r = match self {
+            Interval::Wilson => wilson(k, n, 0.95),
+            Interval::Exact => clopper_pearson(k, n, 0.95),
+        };
+        (r.map(|x| x.0), r.map(|x| x.1))
+    }
+}
+
+/// k of n as a rate (none of none: no rate).
+pub fn rate(k: u64, n: u64) -> Option<f64> {
+    (n > 0).then(|| k as f64 / n as f64)
+}
 
 /// The two-sided normal quantile for confidence `conf` (0.95 → 1.95996…).
 pub fn z(conf: f64) -> f64 {

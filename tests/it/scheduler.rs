@@ -1008,10 +1008,10 @@ delay_s = 5
     let b = run(&c, &SimPlatform::new(after), None, None).await.unwrap();
     assert_eq!(b.state, RunStatus::Complete, "{b:?}");
     assert_eq!(
-        chatprobe::stats::changes::previous_run(&b.dir).as_deref(),
+        chatprobe::analysis::changes::previous_run(&b.dir).as_deref(),
         Some(a.dir.as_path())
     );
-    assert_eq!(chatprobe::stats::changes::previous_run(&a.dir), None);
+    assert_eq!(chatprobe::analysis::changes::previous_run(&a.dir), None);
 
     let out = chatprobe_ok(&["changes", crate::util::s(&a.dir), crate::util::s(&b.dir)]);
     let rows = csv_maps(&b.dir.join("changes.csv"));

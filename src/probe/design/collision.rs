@@ -20,6 +20,7 @@ pub const DESIGN: Design = Design {
     parse,
     verdicts: &["blocked", "evaded"],
     analysis: None,
+    findings: None,
 };
 
 #[derive(Debug)]

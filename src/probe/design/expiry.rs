@@ -7,15 +7,16 @@ use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
+use super::analysis::Analysis;
 use super::{Common, Design, Experiment, ParseCx, TrialOutcomes, Verdict, INCONCLUSIVE};
+use crate::dataset::tables::Table;
 use crate::dataset::{Outcome, SendRow};
 use crate::error::InputError;
 use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
 use crate::probe::plan::{num, seed_and_prime, send, trial, Content, Role, Trial};
 use crate::probe::spec::{MAX_LIST, MAX_SPAN_S};
-use crate::stats::analyze::Interval;
-use crate::stats::design_analysis::{Analysis, Table};
+use crate::stats::Interval;
 
 /// The registry entry.
 pub const DESIGN: Design = Design {
@@ -25,6 +26,7 @@ pub const DESIGN: Design = Design {
     parse,
     verdicts: &["expired", "still_blocked"],
     analysis: Some(|| Box::new(ExpiryTable::default())),
+    findings: None,
 };
 
 #[derive(Debug)]

@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
+use super::analysis::Findings;
 use super::{
     blocked_or_evaded, Common, Design, Experiment, Finished, ParseCx, RunTable, TrialOutcomes,
     Verdict,
@@ -56,7 +57,59 @@ pub const DESIGN: Design = Design {
     parse,
     verdicts: &["blocked", "evaded"],
     analysis: Some(|| Box::new(Isolations::default())),
+    findings: Some(findings),
 };
+
+/// What a run's isolations.csv found (empty without one): per
+/// (experiment name, text) whose isolation finished, the finished
+/// replicates and the replicates in which each combination was found.
+fn findings(run: &Path) -> Result<Findings, InputError> {
+    let path = run.join("isolations.csv");
+    let mut out = Findings::new();
+    if !path.is_file() {
+        return Ok(out);
+    }
+    let mut rd = csv::Reader::from_path(&path)
+        .map_err(|e| InputError::new(&path, format!("cannot read: {e}")))?;
+    let header = rd
+        .headers()
+        .map_err(|e| InputError::new(&path, format!("malformed header: {e}")).line(1))?
+        .clone();
+    let col = |name: &str| {
+        header.iter().position(|h| h == name).ok_or_else(|| {
+            InputError::new(&path, format!("no `{name}` column"))
+                .line(1)
+                .hint("its columns are listed in docs/DATASET.md")
+        })
+    };
+    let (ni, ti, ri, ci, ii) = (
+        col("experiment_name")?,
+        col("text_id")?,
+        col("replicate")?,
+        col("combination")?,
+        col("incomplete")?,
+    );
+    // A text's replicate is counted once, from its first row.
+    let mut seen = std::collections::BTreeSet::new();
+    for rec in rd.records() {
+        let rec = rec.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            InputError::new(&path, format!("malformed row: {e}")).line(line)
+        })?;
+        if !rec[ii].is_empty() {
+            continue;
+        }
+        let text = (rec[ni].to_string(), rec[ti].to_string());
+        let e = out.entry(text.clone()).or_default();
+        if seen.insert((text, rec[ri].to_string())) {
+            e.0 += 1;
+        }
+        if !rec[ci].is_empty() {
+            *e.1.entry(rec[ci].to_string()).or_default() += 1;
+        }
+    }
+    Ok(out)
+}
 
 /// The separator when the spec sets none: white space around a character
 /// no keyword holds (a filter that ignores white space would otherwise
@@ -672,7 +725,7 @@ struct Isolations {
     rows: Vec<Vec<String>>,
 }
 
-impl crate::stats::design_analysis::Analysis for Isolations {
+impl super::analysis::Analysis for Isolations {
     fn folder(&mut self, dir: &Path) -> Result<(), InputError> {
         let path = dir.join("isolations.csv");
         if !path.is_file() {
@@ -702,8 +755,8 @@ impl crate::stats::design_analysis::Analysis for Isolations {
 
     fn finish(
         self: Box<Self>,
-        _interval: crate::stats::analyze::Interval,
-    ) -> Vec<crate::stats::design_analysis::Table> {
+        _interval: crate::stats::Interval,
+    ) -> Vec<crate::dataset::tables::Table> {
         let col = |name: &str| {
             ISOLATION_COLUMNS
                 .iter()
@@ -759,7 +812,7 @@ impl crate::stats::design_analysis::Analysis for Isolations {
                 }
             ));
         }
-        vec![crate::stats::design_analysis::Table {
+        vec![crate::dataset::tables::Table {
             file: "isolations.csv".into(),
             title: "Isolated keyword combinations".into(),
             about: "Each row is one keyword combination found in a text (design isolate), or a text in which none was found: its parts joined by + in text order, their character positions, the sends the text used (the whole-text test included), whether the combination was verified (alone blocked, without any one part delivered) and whether it came from the dictionary. incomplete says why a text's isolation could not finish.".into(),

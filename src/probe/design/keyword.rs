@@ -21,6 +21,7 @@ pub const DESIGN: Design = Design {
     parse,
     verdicts: &["blocked", "evaded"],
     analysis: Some(|| Box::new(KeywordTable::default())),
+    findings: None,
 };
 
 #[derive(Debug)]
@@ -132,7 +133,7 @@ fn parts(keyword: &str) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-impl crate::stats::design_analysis::Analysis for KeywordTable {
+impl super::analysis::Analysis for KeywordTable {
     fn trial(&mut self, t: &crate::dataset::TrialRow) {
         if t.verdict == super::INCONCLUSIVE {
             return;
@@ -147,8 +148,8 @@ impl crate::stats::design_analysis::Analysis for KeywordTable {
 
     fn finish(
         self: Box<Self>,
-        interval: crate::stats::analyze::Interval,
-    ) -> Vec<crate::stats::design_analysis::Table> {
+        interval: crate::stats::Interval,
+    ) -> Vec<crate::dataset::tables::Table> {
         // A combination is a minimal trigger when it was blocked and no
         // tested keyword made of a proper subset of its parts was.
         let blocked_sets: Vec<(&String, std::collections::BTreeSet<String>)> = self
@@ -173,14 +174,14 @@ impl crate::stats::design_analysis::Analysis for KeywordTable {
                     parts: mine.len(),
                     n,
                     blocked: k,
-                    rate: crate::stats::analyze::rate(k, n),
+                    rate: crate::stats::rate(k, n),
                     ci_low: lo,
                     ci_high: hi,
                     minimal_trigger: minimal,
                 }
             })
             .collect();
-        let mut table = crate::stats::design_analysis::Table::from_rows(
+        let mut table = crate::dataset::tables::Table::from_rows(
             "keywords.csv",
             "Keywords",
             "Each row is a keyword or an A+B combination sent as text (design keyword): how often it was blocked, with its interval; minimal_trigger: blocked, and no tested keyword made of a proper subset of its parts was.",

@@ -7,16 +7,17 @@ use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
+use super::analysis::Analysis;
 use super::{Common, Design, Experiment, ParseCx, TrialOutcomes, Verdict, INCONCLUSIVE};
+use crate::dataset::tables::{Chart, Figure, Point, Series, Table};
 use crate::dataset::{Outcome, SendRow};
 use crate::error::InputError;
 use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
 use crate::probe::plan::{num, send, trial, Content, Role, Trial};
 use crate::probe::spec::{MAX_LIST, MAX_SPAN_S};
-use crate::stats::analyze::{rate, Interval};
-use crate::stats::design_analysis::{Analysis, Chart, Figure, Point, Series, Table};
 use crate::stats::{current_status, words};
+use crate::stats::{rate, Interval};
 
 /// The registry entry.
 pub const DESIGN: Design = Design {
@@ -26,6 +27,7 @@ pub const DESIGN: Design = Design {
     parse,
     verdicts: &["surveilled", "not_surveilled"],
     analysis: Some(|| Box::new(LatencyTables::default())),
+    findings: None,
 };
 
 #[derive(Debug)]

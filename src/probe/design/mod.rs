@@ -22,6 +22,7 @@ use super::plan::{Role, Trial};
 use crate::dataset::Outcome;
 use crate::error::InputError;
 
+pub mod analysis;
 mod collision;
 mod expiry;
 mod isolate;
@@ -48,8 +49,12 @@ pub struct Design {
     /// The verdicts its trials get besides `inconclusive` (trials.csv).
     pub verdicts: &'static [&'static str],
     /// Its own analysis tables, if it has any (`chatprobe analyze` writes
-    /// them and the report shows them; see `stats::design_analysis`).
-    pub analysis: Option<fn() -> Box<dyn crate::stats::design_analysis::Analysis>>,
+    /// them and the report shows them; see [`analysis`]).
+    pub analysis: Option<fn() -> Box<dyn analysis::Analysis>>,
+    /// For an adaptive design whose trials two runs need not share: how
+    /// to read what it found from a run folder, which `chatprobe changes`
+    /// compares between runs instead of its trials' verdicts.
+    pub findings: Option<fn(&std::path::Path) -> Result<analysis::Findings, InputError>>,
 }
 
 /// Every design, in the order docs/SPEC.md lists them.
@@ -65,15 +70,14 @@ pub const DESIGNS: &[Design] = &[
 ];
 
 /// The analyses of every design that has one, for `chatprobe analyze`.
-pub fn analyses() -> Vec<crate::stats::design_analysis::DesignAnalysis> {
+pub fn analyses() -> Vec<analysis::DesignAnalysis> {
     DESIGNS
         .iter()
         .filter_map(|d| {
-            d.analysis
-                .map(|make| crate::stats::design_analysis::DesignAnalysis {
-                    design: d.name,
-                    make,
-                })
+            d.analysis.map(|make| analysis::DesignAnalysis {
+                design: d.name,
+                make,
+            })
         })
         .collect()
 }
@@ -259,7 +263,7 @@ mod tests {
         let mut files = vec!["trend.csv".to_string()];
         let mut plots = vec!["trend".to_string()];
         for a in analyses() {
-            for t in (a.make)().finish(crate::stats::analyze::Interval::Wilson) {
+            for t in (a.make)().finish(crate::stats::Interval::Wilson) {
                 assert!(
                     dataset.contains(&format!("| `{}`", t.file)),
                     "{}: {} is not in docs/DATASET.md",

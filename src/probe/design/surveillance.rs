@@ -11,16 +11,17 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use super::analysis::Analysis;
 use super::surveillance_content as content;
 use super::{Common, Design, Experiment, ParseCx, TrialOutcomes, Verdict, INCONCLUSIVE};
+use crate::dataset::tables::{ForestRow, GridCell, Table};
 use crate::dataset::{Outcome, TrialRow};
 use crate::error::InputError;
 use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
 use crate::probe::plan::{num, send, trial, Content, Role, Trial};
-use crate::stats::analyze::{rate, Interval};
-use crate::stats::design_analysis::{Analysis, ForestRow, GridCell, Table};
 use crate::stats::{self, words};
+use crate::stats::{rate, Interval};
 
 /// The registry entry.
 pub const DESIGN: Design = Design {
@@ -30,6 +31,7 @@ pub const DESIGN: Design = Design {
     parse,
     verdicts: &["surveilled", "not_surveilled", "filtered_realtime"],
     analysis: Some(|| Box::new(SurveillanceTable::default())),
+    findings: None,
 };
 
 #[derive(Debug)]
@@ -906,13 +908,13 @@ fn topic_table(
             )
         });
     }
-    table.figures.push(crate::stats::design_analysis::Figure {
+    table.figures.push(crate::dataset::tables::Figure {
         name: "surveillance_topics".into(),
         title: "Surveillance by topic: the share of trials whose seeded copy was surveilled, with its interval".into(),
         heading: "Surveilled, by topic".into(),
         x_label: "topic".into(),
         y_label: "surveilled (share of trials)".into(),
-        chart: crate::stats::design_analysis::Chart::GroupedRows(topic_bars(&rows)),
+        chart: crate::dataset::tables::Chart::GroupedRows(topic_bars(&rows)),
     });
     (table, effects)
 }
@@ -973,10 +975,10 @@ fn sentence(r: &SurveillanceRow) -> String {
 
 /// The topic plot's rows: one group per experiment, a row per topic,
 /// content kind and label with trials (`june4 images, sensitive`).
-fn topic_bars(rows: &[TopicRow]) -> Vec<(String, Vec<crate::stats::design_analysis::Bar>)> {
-    let mut groups: Vec<(String, Vec<crate::stats::design_analysis::Bar>)> = Vec::new();
+fn topic_bars(rows: &[TopicRow]) -> Vec<(String, Vec<crate::dataset::tables::Bar>)> {
+    let mut groups: Vec<(String, Vec<crate::dataset::tables::Bar>)> = Vec::new();
     for r in rows.iter().filter(|r| r.n > 0) {
-        let bar = crate::stats::design_analysis::Bar {
+        let bar = crate::dataset::tables::Bar {
             label: format!("{} {}s, {}", r.topic, r.content_kind, r.label),
             y: r.rate,
             lo: r.ci_low,

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::corpus::features::FeatureRow;
-use crate::stats::design_analysis::{Chart, Figure, ForestRow, GridCell, Table};
+use crate::dataset::tables::{Chart, Figure, ForestRow, GridCell, Table};
 use crate::stats::logit::{self, Dropped, Method};
 use crate::stats::{self, words};
 

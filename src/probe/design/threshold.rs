@@ -45,6 +45,7 @@ pub const DESIGN: Design = Design {
     parse,
     verdicts: &["blocked", "evaded"],
     analysis: Some(|| Box::new(Searches::default())),
+    findings: None,
 };
 
 /// Most steps of one search.
@@ -273,7 +274,7 @@ struct Search {
     inconclusive: u64,
 }
 
-impl crate::stats::design_analysis::Analysis for Searches {
+impl super::analysis::Analysis for Searches {
     fn trial(&mut self, t: &crate::dataset::TrialRow) {
         // `crop:0.25`; trial ids end in `/sK/rR`.
         let Some((name, value)) = t.parameter.split_once(':') else {
@@ -305,8 +306,8 @@ impl crate::stats::design_analysis::Analysis for Searches {
 
     fn finish(
         self: Box<Self>,
-        _interval: crate::stats::analyze::Interval,
-    ) -> Vec<crate::stats::design_analysis::Table> {
+        _interval: crate::stats::Interval,
+    ) -> Vec<crate::dataset::tables::Table> {
         let header = [
             "experiment_name",
             "item_id",
@@ -347,7 +348,7 @@ impl crate::stats::design_analysis::Analysis for Searches {
                 ]
             })
             .collect();
-        vec![crate::stats::design_analysis::Table {
+        vec![crate::dataset::tables::Table {
             file: "threshold_search.csv".into(),
             title: "Threshold searches".into(),
             about: "Each row is one bisection (design threshold): the transform's blocked and evading values closest to each other, and the threshold estimate halfway between. consistent = false: the blocked and evading values interleave (a filter that is not monotone in the parameter, or noise), so there is no single threshold.".into(),

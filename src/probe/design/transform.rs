@@ -8,15 +8,16 @@ use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
+use super::analysis::Analysis;
 use super::{blocked_or_evaded, Common, Design, Experiment, ParseCx, TrialOutcomes, Verdict};
 use crate::corpus::transform::{SpecError, Transform};
+use crate::dataset::tables::{Bar, Chart, Figure, Table};
 use crate::dataset::{Outcome, SendRow};
 use crate::error::InputError;
 use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
 use crate::probe::plan::{seed_and_prime, send, trial, Content, Role, Trial};
-use crate::stats::analyze::{rate, Interval};
-use crate::stats::design_analysis::{Analysis, Bar, Chart, Figure, Table};
+use crate::stats::{rate, Interval};
 
 /// The registry entry.
 pub const DESIGN: Design = Design {
@@ -26,6 +27,7 @@ pub const DESIGN: Design = Design {
     parse,
     verdicts: &["blocked", "evaded"],
     analysis: Some(|| Box::new(TransformTables::default())),
+    findings: None,
 };
 
 #[derive(Debug)]

@@ -1,18 +1,12 @@
-//! The parts of an analysis. Each design that has tables of its own
-//! implements [`Analysis`]: it is fed its design's trials.csv and sends.csv
-//! rows and gives its [`Table`]s, each with its summary sentences and its
-//! [`Figure`]s, and names it in its registry entry
-//! (`probe::design::Design::analysis`). `chatprobe analyze` feeds every
-//! registered analysis, writes each table as CSV, and the report shows each
-//! table, its sentences and its plots, so a new design's analysis needs no
-//! edit in `stats` or in `report`.
+//! Result tables and figures as data: what a design's analysis returns
+//! (`probe::design::analysis`) and the analysis stage adds, each [`Table`]
+//! with its summary sentences and its [`Figure`]s. `chatprobe analyze`
+//! writes each table as CSV, and the report shows each table, its
+//! sentences and its plots.
 //!
 //! A [`Figure`] is data, not drawing: a design says what to plot (curves with
 //! intervals, bars, 0/1 outcomes with a logistic fit, series over runs) and
 //! `report` draws it with plotters, the same way for every design.
-
-use super::analyze::Interval;
-use crate::dataset::{SendRow, TrialRow};
 
 /// A table an analysis computed.
 #[derive(Debug, Clone, PartialEq)]
@@ -231,36 +225,4 @@ impl Figure {
             _ => None,
         }
     }
-}
-
-/// A design's analysis, fed its rows one at a time (the input is
-/// streamed: keep counts, not rows, where the design allows).
-pub trait Analysis {
-    /// One trials.csv row of this design.
-    fn trial(&mut self, t: &TrialRow) {
-        let _ = t;
-    }
-    /// One sends.csv row of this design.
-    fn send(&mut self, s: &SendRow) {
-        let _ = s;
-    }
-    /// An input that is a run folder, before its rows: for the tables
-    /// its design's experiments wrote there
-    /// (`probe::design::Experiment::run_tables`).
-    fn folder(&mut self, dir: &std::path::Path) -> Result<(), crate::error::InputError> {
-        let _ = dir;
-        Ok(())
-    }
-    /// The tables, once every row is read.
-    fn finish(self: Box<Self>, interval: Interval) -> Vec<Table>;
-}
-
-/// A registered analysis: the design (the datasets' `experiment`) and a
-/// maker.
-#[derive(Clone, Copy)]
-pub struct DesignAnalysis {
-    /// The design's name.
-    pub design: &'static str,
-    /// A fresh, empty analysis.
-    pub make: fn() -> Box<dyn Analysis>,
 }

@@ -16,12 +16,13 @@
 //! - `rate_up` / `rate_down`: an experiment's rate over the probes both runs
 //!   tested moved beyond chance: Fisher's exact test, p < 0.05 (p given).
 //!
-//! The `isolate` design's sample tests are adaptive (two runs need not send
-//! the same ones), so it is compared by what it found instead: a probe is a
-//! text and a keyword combination of isolations.csv, counted over the
-//! replicates whose isolation of that text finished, in texts that finished
-//! in both runs (`newly_blocked`: found in B only; `newly_delivered`: in A
-//! only).
+//! An adaptive design whose trials two runs need not share (the `isolate`
+//! design's sample tests) is compared by what it found instead, which its
+//! registry entry reads (`findings`): a probe is a unit and a finding (for
+//! isolate, a text and a keyword combination of isolations.csv), counted
+//! over the replicates whose search of that unit finished, in units that
+//! finished in both runs (`newly_blocked`: found in B only;
+//! `newly_delivered`: in A only).
 //!
 //! Every row has both runs' counts, B's interval and the exact test's p, so
 //! a flip of one trial each (p = 1) reads for what it is.
@@ -29,11 +30,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::probe::design::analysis::Findings;
+
 use serde::Serialize;
 
-use super::analyze::{rate, Interval};
-use super::design_analysis::Table;
+use crate::dataset::tables::Table;
 use crate::error::InputError;
+use crate::stats::{rate, Interval};
 
 /// The file.
 pub const CHANGES_FILE: &str = "changes.csv";
@@ -131,7 +134,7 @@ fn counts(run: &Path) -> Result<(String, Counts), InputError> {
     let mut out = Counts::new();
     crate::dataset::for_each_trial(&trials, |t| {
         id.clone_from(&t.run_id);
-        if t.verdict == crate::probe::design::INCONCLUSIVE || t.experiment == ISOLATE {
+        if t.verdict == crate::probe::design::INCONCLUSIVE || by_findings(&t.experiment) {
             return Ok(());
         }
         let positive = positive_verdict(&t.experiment);
@@ -151,71 +154,21 @@ fn counts(run: &Path) -> Result<(String, Counts), InputError> {
     Ok((id, out))
 }
 
-const ISOLATE: &str = "isolate";
-
-/// Per (experiment name, text) whose isolation finished: (finished
-/// replicates, replicates in which each combination was found).
-type Found = BTreeMap<(String, String), (u64, BTreeMap<String, u64>)>;
-
-/// What a run's isolations.csv found (empty without one).
-fn isolations(run: &Path) -> Result<Found, InputError> {
-    let path = run.join("isolations.csv");
-    let mut out = Found::new();
-    if !path.is_file() {
-        return Ok(out);
-    }
-    let mut rd = csv::Reader::from_path(&path)
-        .map_err(|e| InputError::new(&path, format!("cannot read: {e}")))?;
-    let header = rd
-        .headers()
-        .map_err(|e| InputError::new(&path, format!("malformed header: {e}")).line(1))?
-        .clone();
-    let col = |name: &str| {
-        header.iter().position(|h| h == name).ok_or_else(|| {
-            InputError::new(&path, format!("no `{name}` column"))
-                .line(1)
-                .hint("its columns are listed in docs/DATASET.md")
-        })
-    };
-    let (ni, ti, ri, ci, ii) = (
-        col("experiment_name")?,
-        col("text_id")?,
-        col("replicate")?,
-        col("combination")?,
-        col("incomplete")?,
-    );
-    // A text's replicate is counted once, from its first row.
-    let mut seen = std::collections::BTreeSet::new();
-    for rec in rd.records() {
-        let rec = rec.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            InputError::new(&path, format!("malformed row: {e}")).line(line)
-        })?;
-        if !rec[ii].is_empty() {
-            continue;
-        }
-        let text = (rec[ni].to_string(), rec[ti].to_string());
-        let e = out.entry(text.clone()).or_default();
-        if seen.insert((text, rec[ri].to_string())) {
-            e.0 += 1;
-        }
-        if !rec[ci].is_empty() {
-            *e.1.entry(rec[ci].to_string()).or_default() += 1;
-        }
-    }
-    Ok(out)
+/// Whether `design` is compared by what it found, not by its trials.
+pub(super) fn by_findings(design: &str) -> bool {
+    crate::probe::design::find(design).is_some_and(|d| d.findings.is_some())
 }
 
-/// Isolate's probes of texts that finished in both runs, each combination
-/// found in either counted in both.
-fn add_isolations(fa: &Found, fb: &Found, ca: &mut Counts, cb: &mut Counts) {
+/// A design's findings as probes, in units that finished in both runs,
+/// each finding made in either counted in both.
+fn add_findings(design: &str, fa: &Findings, fb: &Findings, ca: &mut Counts, cb: &mut Counts) {
     for (text, (na, found_a)) in fa {
         let Some((nb, found_b)) = fb.get(text) else {
             continue;
         };
         for combination in found_a.keys().chain(found_b.keys()) {
             let probe = (
-                ISOLATE.to_string(),
+                design.to_string(),
                 text.0.clone(),
                 text.1.clone(),
                 combination.clone(),
@@ -251,7 +204,11 @@ pub(super) fn negative_word(design: &str) -> &'static str {
 pub fn compare(a: &Path, b: &Path, interval: Interval) -> Result<Changes, InputError> {
     let (run_a, mut ca) = counts(a)?;
     let (run_b, mut cb) = counts(b)?;
-    add_isolations(&isolations(a)?, &isolations(b)?, &mut ca, &mut cb);
+    for d in crate::probe::design::DESIGNS {
+        if let Some(read) = d.findings {
+            add_findings(d.name, &read(a)?, &read(b)?, &mut ca, &mut cb);
+        }
+    }
     let sha = |run: &Path| {
         crate::dataset::manifest::read_manifest(run)
             .ok()
@@ -283,7 +240,7 @@ pub fn compare(a: &Path, b: &Path, interval: Interval) -> Result<Changes, InputE
             b_rate: rate(kb, nb),
             b_ci_low: lo,
             b_ci_high: hi,
-            p: super::fisher_exact(ka, na - ka, kb, nb - kb).0,
+            p: crate::stats::fisher_exact(ka, na - ka, kb, nb - kb).0,
         }
     };
     for (probe, &(ka, na)) in &ca {
@@ -292,8 +249,9 @@ pub fn compare(a: &Path, b: &Path, interval: Interval) -> Result<Changes, InputE
             continue;
         };
         c.compared += 1;
-        // An experiment's rate: not isolate's (its probes are what it found).
-        if probe.0 != ISOLATE {
+        // An experiment's rate: not one compared by its findings (its
+        // probes are what it found).
+        if !by_findings(&probe.0) {
             let p = pooled
                 .entry((probe.0.clone(), probe.1.clone()))
                 .or_default();
@@ -311,7 +269,7 @@ pub fn compare(a: &Path, b: &Path, interval: Interval) -> Result<Changes, InputE
     }
     c.unmatched += cb.keys().filter(|k| !ca.contains_key(*k)).count();
     for ((design, name), (ka, na, kb, nb)) in pooled {
-        let p = super::fisher_exact(ka, na - ka, kb, nb - kb).0;
+        let p = crate::stats::fisher_exact(ka, na - ka, kb, nb - kb).0;
         if p < ALPHA {
             let change = if kb * na > ka * nb {
                 "rate_up"

@@ -12,12 +12,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::analyze::{rate, Interval};
-use super::design_analysis::Table;
-use super::words;
 use crate::dataset::published::{self, measure_verdict, PublishedRow};
+use crate::dataset::tables::Table;
 use crate::dataset::{Outcome, TrialRow};
 use crate::error::InputError;
+use crate::stats::words;
+use crate::stats::{rate, Interval};
 
 /// The report section of the table.
 pub const SECTION: &str = "Beside the published study";
@@ -176,7 +176,7 @@ impl Replication {
                     rate: rate(k, n),
                     ci_low: lo,
                     ci_high: hi,
-                    fisher_p: (n > 0).then(|| super::fisher_exact(*pk, pn - pk, k, n - k).0),
+                    fisher_p: (n > 0).then(|| crate::stats::fisher_exact(*pk, pn - pk, k, n - k).0),
                 }
             })
             .collect();

@@ -3,8 +3,8 @@
 //! days).
 //!
 //! A probe is as in [`super::changes`]: a trial's experiment name, item and
-//! parameter, its replicates pooled (`isolate`'s adaptive tests are left
-//! out). Its state in a run is the design's first verdict when every
+//! parameter, its replicates pooled (the adaptive tests of a design
+//! compared by its findings, such as `isolate`, are left out). Its state in a run is the design's first verdict when every
 //! conclusive trial got it (`blocked`, `surveilled`, `expired`), the
 //! second's word when none did (`delivered`, `not_surveilled`,
 //! `still_blocked`), `mixed` in between, `inconclusive` without a
@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::changes::{negative_word, positive_verdict};
-use super::design_analysis::{Chart, Figure, GridCell, Table};
+use crate::dataset::tables::{Chart, Figure, GridCell, Table};
 use crate::dataset::{SendRow, TrialRow};
 
 /// Most probes the heat map draws (16 px a row: the figure's 2,000 px).
@@ -51,7 +51,7 @@ struct Row<'a> {
 
 impl Timeline {
     pub(super) fn trial(&mut self, t: &TrialRow) {
-        if t.experiment == "isolate" {
+        if super::changes::by_findings(&t.experiment) {
             return;
         }
         let c = self

@@ -1,4 +1,4 @@
-//! `chatprobe analyze`: the tables a paper needs, from sends.csv and
+//! The analysis stage. `chatprobe analyze`: the tables a paper needs, from sends.csv and
 //! trials.csv (one run or several, or files made elsewhere that follow
 //! docs/DATASET.md). Input is streamed, aggregated into counts, and only the
 //! counts are kept. [`compute_with`] gives the tables and [`write_tables`]
@@ -7,44 +7,28 @@
 //!
 //! Each design computes its own tables in its module (`surveillance.csv`
 //! in `probe::design::surveillance`, and so on), through
-//! [`super::design_analysis`]: this module reads the input, hands each
+//! [`crate::probe::design::analysis`]: this module reads the input, hands each
 //! design its rows, and adds the tables every design shares: `trend.csv`
 //! (test sends per run and date) and, over two runs or more,
-//! `timeline.csv` ([`super::timeline`]).
+//! `timeline.csv` ([`timeline`]); `replication.csv` beside published
+//! figures ([`replication`]); and, between two runs, [`changes`]. No code
+//! here names a design: what differs between designs comes through the
+//! registry (`probe::design::DESIGNS`).
+
+pub mod changes;
+mod replication;
+mod timeline;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::design_analysis::{Analysis, Chart, DesignAnalysis, Figure, Point, Series, Table};
+use crate::dataset::tables::{Chart, Figure, Point, Series, Table};
 use crate::dataset::{self, SendRow};
 use crate::error::InputError;
-
-/// Which interval for proportions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interval {
-    /// Wilson score (default).
-    Wilson,
-    /// Clopper–Pearson.
-    Exact,
-}
-
-impl Interval {
-    /// The 95 % interval of k successes in n.
-    pub fn ci(self, k: u64, n: u64) -> (Option<f64>, Option<f64>) {
-        let r = match self {
-            Interval::Wilson => super::wilson(k, n, 0.95),
-            Interval::Exact => super::clopper_pearson(k, n, 0.95),
-        };
-        (r.map(|x| x.0), r.map(|x| x.1))
-    }
-}
-
-/// k of n as a rate (none of none: no rate).
-pub fn rate(k: u64, n: u64) -> Option<f64> {
-    (n > 0).then(|| k as f64 / n as f64)
-}
+use crate::probe::design::analysis::{Analysis, DesignAnalysis};
+use crate::stats::{rate, Interval};
 
 /// Every table of an analysis, in the report's order: each design's (in
 /// the registry's order), then `trend.csv`.
@@ -111,8 +95,8 @@ pub fn compute_with(
     let mut own: Vec<(&str, Box<dyn Analysis>)> =
         analyses.iter().map(|a| (a.design, (a.make)())).collect();
     let mut trend = Trend::default();
-    let mut timeline = super::timeline::Timeline::default();
-    let mut replication = super::replication::Replication::default();
+    let mut timeline = timeline::Timeline::default();
+    let mut replication = replication::Replication::default();
     let mut tables = Tables::default();
     for input in inputs {
         let (sends, trials) = input_files(input)?;
