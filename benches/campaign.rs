@@ -37,7 +37,7 @@ use chatprobe::analysis::changes;
 use chatprobe::dataset::manifest::RunStatus;
 use chatprobe::platform::sim::{SimConfig, SimPlatform};
 use chatprobe::probe::Spec;
-use chatprobe::schedule::{run_on, RunOptions};
+use chatprobe::run::{run_on, RunOptions};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

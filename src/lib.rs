@@ -15,7 +15,10 @@
 //! - [`analysis`]: `chatprobe analyze`: reads datasets, hands each design
 //!   its rows, and adds the tables across designs and runs.
 //! - [`probe`]: probe specs and the plans made from them.
-//! - [`schedule`]: the run: scheduler, journal, resume, the datasets.
+//! - [`run`]: a run: the platform it measures, scheduler, journal, resume,
+//!   the datasets.
+//! - [`campaign`]: runs over time: `--every`, `--if-due`, cron and systemd
+//!   timers.
 //! - [`report`]: plots and report.html from the analysis.
 //! - [`targets`]: third-party platforms chatprobe starts (Prosody + Converse).
 //! - [`accounts`]: the accounts file shared by every stage.
@@ -23,6 +26,7 @@
 
 pub mod accounts;
 pub mod analysis;
+pub mod campaign;
 pub mod clock;
 pub mod cmd;
 pub mod corpus;
@@ -35,7 +39,7 @@ pub mod probe;
 pub mod process;
 pub mod redact;
 pub mod report;
-pub mod schedule;
+pub mod run;
 pub mod stats;
 pub mod targets;
 pub mod testbed;

@@ -9,14 +9,14 @@ use anyhow::Context;
 use super::cli::{LoginArgs, PlatformArgs, RunArgs, ScheduleCommand, SendArgs, ViaArg};
 use super::shutdown_signal;
 use crate::accounts::Accounts;
+use crate::campaign::due::{Slots, Tick};
+use crate::campaign::install::{self, Backend};
 use crate::error::{InputError, Interrupted};
-use crate::platform::endpoint::{Endpoint, Request};
 use crate::platform::{
     check_allowed, default_observer, profile, stage_file, transmit, Limits, Payload, Platform,
     Target, Transmission,
 };
-use crate::schedule::due::{Slots, Tick};
-use crate::schedule::install::{self, Backend};
+use crate::run::endpoint::{Endpoint, Request};
 
 pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
     if args.results.exists() && !args.results.is_dir() {
@@ -27,7 +27,7 @@ pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
         .hint("name a folder for the run folders (it is made if missing)")
         .into());
     }
-    let opts = crate::schedule::RunOptions {
+    let opts = crate::run::RunOptions {
         spec: args.spec.clone(),
         resume: args.resume.clone(),
         results: args.results.clone(),
@@ -41,13 +41,13 @@ pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
     let period = args
         .every
         .as_deref()
-        .map(crate::schedule::parse_period)
+        .map(crate::campaign::parse_period)
         .transpose()?;
     if let Some(p) = args.if_due.as_deref() {
-        let slots = Slots::new(crate::schedule::parse_period(p)?, &args.at)?;
+        let slots = Slots::new(crate::campaign::parse_period(p)?, &args.at)?;
         let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
         let tick = rt.block_on(async {
-            crate::schedule::due::run_if_due(&opts, &slots, super::run_interrupt()).await
+            crate::campaign::due::run_if_due(&opts, &slots, super::run_interrupt()).await
         })?;
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
         return match tick {
@@ -69,17 +69,15 @@ pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
     let summaries = rt.block_on(async {
         let interrupt = super::run_interrupt();
         match period {
-            Some(p) => crate::schedule::run_every(&opts, p, args.runs, interrupt).await,
-            None => crate::schedule::run(&opts, interrupt)
-                .await
-                .map(|s| vec![s]),
+            Some(p) => crate::campaign::run_every(&opts, p, args.runs, interrupt).await,
+            None => crate::run::run(&opts, interrupt).await.map(|s| vec![s]),
         }
     })?;
     report_runs(&summaries)
 }
 
 /// One line per run; an interrupted run says how to continue (exit 130).
-fn report_runs(summaries: &[crate::schedule::RunSummary]) -> anyhow::Result<()> {
+fn report_runs(summaries: &[crate::run::RunSummary]) -> anyhow::Result<()> {
     let mut interrupted = false;
     for s in summaries {
         if s.state == crate::dataset::manifest::RunStatus::Complete {
@@ -142,7 +140,7 @@ pub(super) fn schedule(cmd: ScheduleCommand) -> anyhow::Result<()> {
         ScheduleCommand::Add(a) => {
             let spec = crate::probe::spec::Spec::load(&a.spec)?;
             install::check_name(&spec.name, &a.spec)?;
-            let period = crate::schedule::parse_period(&a.every)?;
+            let period = crate::campaign::parse_period(&a.every)?;
             let at =
                 a.at.clone()
                     .unwrap_or_else(|| chrono::Local::now().format("%H:%M").to_string());

@@ -15,7 +15,6 @@
 //! is an `error` (`session_lost`), never `blocked`.
 
 pub mod chromedriver;
-pub mod endpoint;
 pub mod identity;
 pub mod locator;
 pub mod profile;

@@ -4,7 +4,7 @@
 //! re-derive it byte for byte (`chatprobe plan SPEC --out plan.csv`).
 //!
 //! Files are not in the plan: fresh copies are made at run time, one per
-//! trial and copy, and never reused (see `schedule::ledger`).
+//! trial and copy, and never reused (see `run::ledger`).
 
 use std::io::Write;
 use std::path::Path;

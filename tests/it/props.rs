@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use chatprobe::platform::{new_since, Seen};
 use chatprobe::probe::plan::Trial;
 use chatprobe::probe::{Plan, Spec};
-use chatprobe::schedule::journal::{self, Journal, Record};
+use chatprobe::run::journal::{self, Journal, Record};
 use proptest::prelude::*;
 
 use crate::run::Campaign;

@@ -889,7 +889,7 @@ fn every_after_downtime_starts_the_missed_run_at_once() {
     });
     std::fs::write(old.join("run.json"), manifest.to_string()).unwrap();
     let period = Duration::from_secs(24 * 3600);
-    let due = chatprobe::schedule::next_due(results.path(), "t", period);
+    let due = chatprobe::campaign::next_due(results.path(), "t", period);
     assert!(
         (due - chrono::Utc::now()).num_seconds().abs() < 5,
         "missed run due now, not {due}"
@@ -901,7 +901,7 @@ fn every_after_downtime_starts_the_missed_run_at_once() {
     m2["started_at"] = recent.to_rfc3339().into();
     std::fs::create_dir(results.path().join("recent")).unwrap();
     std::fs::write(results.path().join("recent/run.json"), m2.to_string()).unwrap();
-    let due = chatprobe::schedule::next_due(results.path(), "t", period);
+    let due = chatprobe::campaign::next_due(results.path(), "t", period);
     let hours = (due - chrono::Utc::now()).num_minutes() as f64 / 60.0;
     assert!((22.9..=23.1).contains(&hours), "{hours}");
 }
@@ -1119,9 +1119,9 @@ fn the_ledger_refuses_a_fresh_copy_it_has_sent() {
     let path = corpus.join("images/img-s01.jpg");
     let orig = std::fs::read(&path).unwrap();
     let format = chatprobe::corpus::Format::from_path(&path).unwrap();
-    let mut ledger = chatprobe::schedule::ledger::Ledger::open(&corpus).unwrap();
+    let mut ledger = chatprobe::run::ledger::Ledger::open(&corpus).unwrap();
     let first =
-        chatprobe::schedule::fresh_copy(&ledger, &path, &orig, format, |round| 100 + round as u64)
+        chatprobe::run::fresh_copy(&ledger, &path, &orig, format, |round| 100 + round as u64)
             .unwrap();
     assert_eq!(first.2, 100);
     ledger
@@ -1133,9 +1133,9 @@ fn the_ledger_refuses_a_fresh_copy_it_has_sent() {
         )
         .unwrap();
     // Reopened from disk, it still knows that MD5, and makes another copy.
-    let ledger = chatprobe::schedule::ledger::Ledger::open(&corpus).unwrap();
+    let ledger = chatprobe::run::ledger::Ledger::open(&corpus).unwrap();
     let second =
-        chatprobe::schedule::fresh_copy(&ledger, &path, &orig, format, |round| 100 + round as u64)
+        chatprobe::run::fresh_copy(&ledger, &path, &orig, format, |round| 100 + round as u64)
             .unwrap();
     assert_eq!(second.2, 101, "the seed whose copy was sent is skipped");
     assert_ne!(
@@ -1158,7 +1158,7 @@ fn the_ledger_refuses_a_fresh_copy_it_has_sent() {
             .unwrap();
     }
     assert!(
-        chatprobe::schedule::fresh_copy(&ledger, &path, &orig, format, |round| 500 + round as u64)
+        chatprobe::run::fresh_copy(&ledger, &path, &orig, format, |round| 500 + round as u64)
             .is_err()
     );
 }

@@ -142,8 +142,8 @@ test_chat = { from = "intl-a", to = "china-c" }
 
     // A run of the spec under way (its lock held): the tick does nothing.
     {
-        let lock = chatprobe::schedule::lock::RunLock::acquire(
-            &chatprobe::schedule::every::campaign_lock(&results, &name),
+        let lock = chatprobe::run::lock::RunLock::acquire(
+            &chatprobe::campaign::every::campaign_lock(&results, &name),
             "test",
         )
         .unwrap();

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use chatprobe::dataset::manifest::RunStatus;
 use chatprobe::platform::sim::{SimConfig, SimPlatform};
 use chatprobe::probe::Spec;
-use chatprobe::schedule::journal::{self, Record, SimulatedCrash};
-use chatprobe::schedule::{run_on, RunOptions, RunSummary};
+use chatprobe::run::journal::{self, Record, SimulatedCrash};
+use chatprobe::run::{run_on, RunOptions, RunSummary};
 use chrono::{DateTime, Utc};
 
 use crate::run::{check_against_truth, jsonl, markers, truth_by_marker, Campaign};

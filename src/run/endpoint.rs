@@ -13,10 +13,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::profile::Profile;
-use super::webdriver::WebDriverPlatform;
 use crate::accounts::Accounts;
 use crate::error::InputError;
+use crate::platform::profile::Profile;
+use crate::platform::webdriver::WebDriverPlatform;
 
 /// What a command was asked about the platform.
 #[derive(Debug, Clone, Default)]
@@ -99,7 +99,7 @@ impl Endpoint {
             reachable("--webdriver", u)?;
         }
         if req.webdriver.is_empty() {
-            super::chromedriver::find()?;
+            crate::platform::chromedriver::find()?;
         }
         Ok(Endpoint {
             site,

@@ -9,11 +9,11 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
-use super::{lock, run, state, RunOptions, RunSummary};
 use crate::dataset::manifest::StopReason;
 use crate::dataset::runs::list_runs;
 use crate::error::InputError;
 use crate::probe::spec::Spec;
+use crate::run::{lock, run, state, RunOptions, RunSummary};
 
 /// Parse a period: `24h`, `30m`, `90s`, `1d`, `1h30m` (humantime).
 pub fn parse_period(s: &str) -> Result<Duration, InputError> {

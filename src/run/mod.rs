@@ -11,22 +11,21 @@
 //! - [`ledger`]: every MD5 ever sent from a corpus, so fresh copies stay fresh;
 //! - [`outputs`]: sends.csv, trials.csv and run.json, rewritten atomically;
 //! - [`provenance`]: the vantage, revision and id a new run records;
-//! - [`every`]: `--every`, one run per period;
-//! - [`due`]: `--if-due`, the tick a schedule runs; [`install`]: `chatprobe
-//!   schedule`, the crontab line or systemd timer that runs it.
+//! - [`endpoint`]: which platform a run measures (the embedded testbed or
+//!   an external URL), started and stopped; [`lock`]: one process a run.
+//!
+//! Runs over time (`--every`, `--if-due`, timers) are [`crate::campaign`]'s.
 //!
 //! The scheduler is generic over [`Platform`]: [`run`] assembles the real
 //! one (an embedded testbed or an external URL, through WebDriver) with
-//! [`crate::platform::endpoint`], and [`run_on`] takes any other, such as
+//! [`endpoint`], and [`run_on`] takes any other, such as
 //! the simulated platform, whose tests run in virtual time. Ctrl-C lets the
 //! sends in flight finish and stops cleanly; `--resume` settles unknown
 //! sends by looking at the chats, never by sending again.
 
 mod dispatch;
-pub mod due;
-pub mod every;
+pub mod endpoint;
 mod files;
-pub mod install;
 pub mod journal;
 pub mod ledger;
 pub mod lock;
@@ -44,11 +43,10 @@ use anyhow::Context;
 use crate::dataset::manifest::{RunManifest, RunStatus, StopReason};
 use crate::dataset::Outcome;
 use crate::error::InputError;
-use crate::platform::endpoint::{Endpoint, Request};
 use crate::platform::Platform;
 use crate::probe::plan::Plan;
 use crate::probe::spec::Spec;
-pub use every::{next_due, parse_period, run_every};
+use endpoint::{Endpoint, Request};
 pub use files::fresh_copy;
 use journal::{Journal, Record};
 use prepare::{Folder, Prepared};

@@ -153,7 +153,7 @@ pub fn check(results: &Path, spec_name: &str, slots: &Slots, now: DateTime<Local
 #[derive(Debug)]
 pub enum Tick {
     /// A run started or resumed, and how it ended.
-    Ran(super::RunSummary),
+    Ran(crate::run::RunSummary),
     /// The campaign lock is held: a run of the spec is under way.
     Busy(String),
     /// A run started since the latest slot already.
@@ -168,7 +168,7 @@ pub enum Tick {
 /// `chatprobe run SPEC --if-due PERIOD --at HH:MM`: under the campaign
 /// lock, start (or resume) a run when one is due.
 pub async fn run_if_due(
-    opts: &super::RunOptions,
+    opts: &crate::run::RunOptions,
     slots: &Slots,
     interrupt: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<Tick> {
@@ -180,7 +180,7 @@ pub async fn run_if_due(
     let spec = crate::probe::spec::Spec::load(&spec_path)?;
     std::fs::create_dir_all(&opts.results)
         .with_context(|| format!("creating {}", opts.results.display()))?;
-    let _campaign = match super::lock::RunLock::try_acquire(&super::every::campaign_lock(
+    let _campaign = match crate::run::lock::RunLock::try_acquire(&super::every::campaign_lock(
         &opts.results,
         &spec.name,
     ))? {
@@ -196,7 +196,7 @@ pub async fn run_if_due(
         }
         Due::Start => {}
     }
-    Ok(Tick::Ran(super::run(&opts, interrupt).await?))
+    Ok(Tick::Ran(crate::run::run(&opts, interrupt).await?))
 }
 
 #[cfg(test)]
