@@ -94,35 +94,3 @@ pub trait MaybeInput {
     /// The input error inside, if this is bad input.
     fn input_error(&self) -> Option<&InputError>;
 }
-
-/// The exit code for an error chain — the one place they are decided: 130
-/// when interrupted, 2 when any link is bad input, else 1 (0 is success).
-pub fn exit_code(err: &anyhow::Error) -> i32 {
-    if err.downcast_ref::<Interrupted>().is_some() {
-        return EXIT_INTERRUPTED;
-    }
-    for cause in err.chain() {
-        if cause.downcast_ref::<InputError>().is_some() {
-            return EXIT_BAD_INPUT;
-        }
-        if let Some(e) = cause.downcast_ref::<crate::corpus::CorpusError>() {
-            if e.input_error().is_some() {
-                return EXIT_BAD_INPUT;
-            }
-        }
-    }
-    EXIT_FAILURE
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_error_has_its_exit_code() {
-        let bad: anyhow::Error = InputError::new("spec.toml", "bad").into();
-        assert_eq!(exit_code(&bad.context("reading the spec")), EXIT_BAD_INPUT);
-        assert_eq!(exit_code(&Interrupted.into()), EXIT_INTERRUPTED);
-        assert_eq!(exit_code(&anyhow::anyhow!("disk full")), EXIT_FAILURE);
-    }
-}

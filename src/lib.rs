@@ -31,7 +31,6 @@ pub mod clock;
 pub mod cmd;
 pub mod corpus;
 pub mod dataset;
-pub mod doctor;
 pub mod error;
 pub mod fsutil;
 pub mod platform;

@@ -1,12 +1,13 @@
 //! The `chatprobe` binary: parse the command line, run it
 //! ([`chatprobe::cmd::run`]), and map errors to exit codes with
-//! `chatprobe::error::exit_code` (0 ok, 1 failure, 2 bad input, 130
+//! `chatprobe::cmd::exit_code` (0 ok, 1 failure, 2 bad input, 130
 //! interrupted).
 
 use clap::Parser;
 
 use chatprobe::cmd::cli::Cli;
-use chatprobe::error::{exit_code, Interrupted, EXIT_OK};
+use chatprobe::cmd::exit_code;
+use chatprobe::error::{Interrupted, EXIT_OK};
 
 fn main() {
     quiet_on_closed_stdout();

@@ -69,7 +69,7 @@ pub struct DoctorArgs {
     /// Check only what this needs: run, send, login, xmpp, corpus (make
     /// corpus) or test (make test); without it, everything. Exit 0 only
     /// when all of that is there.
-    #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::doctor::COMMANDS))]
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::cmd::doctor::COMMANDS))]
     pub command: Option<String>,
     /// The platform profile whose browser to check (default:
     /// probes/profiles/testbed.toml when there, else /usr/bin/chromium).

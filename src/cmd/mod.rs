@@ -2,9 +2,10 @@
 //! subcommand, which turns flags into the stages' own option types, runs
 //! the stage and prints its result. No stage imports clap types; the binary
 //! (`main.rs`) only parses, calls [`run`] and maps the error to an exit code
-//! ([`crate::error::exit_code`]).
+//! ([`exit_code`]).
 
 pub mod cli;
+pub mod doctor;
 mod inspect;
 mod measure;
 mod serve;
@@ -195,5 +196,40 @@ pub(crate) async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The exit code for an error chain — the one place they are decided (the
+/// face's job: it may look at any stage's error types): 130
+/// when interrupted, 2 when any link is bad input, else 1 (0 is success).
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    use crate::error::{InputError, Interrupted, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED};
+    if err.downcast_ref::<Interrupted>().is_some() {
+        return EXIT_INTERRUPTED;
+    }
+    for cause in err.chain() {
+        if cause.downcast_ref::<InputError>().is_some() {
+            return EXIT_BAD_INPUT;
+        }
+        if let Some(e) = cause.downcast_ref::<crate::corpus::CorpusError>() {
+            if crate::error::MaybeInput::input_error(e).is_some() {
+                return EXIT_BAD_INPUT;
+            }
+        }
+    }
+    EXIT_FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{InputError, Interrupted, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED};
+
+    #[test]
+    fn each_error_has_its_exit_code() {
+        let bad: anyhow::Error = InputError::new("spec.toml", "bad").into();
+        assert_eq!(exit_code(&bad.context("reading the spec")), EXIT_BAD_INPUT);
+        assert_eq!(exit_code(&Interrupted.into()), EXIT_INTERRUPTED);
+        assert_eq!(exit_code(&anyhow::anyhow!("disk full")), EXIT_FAILURE);
     }
 }

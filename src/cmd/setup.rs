@@ -5,7 +5,7 @@ use anyhow::{bail, Context};
 use clap::CommandFactory;
 
 use super::cli::{Cli, CompletionsArgs, DoctorArgs, ManArgs};
-use crate::doctor;
+use super::doctor;
 
 /// `chatprobe doctor`: print every check; fail (exit 1) when something the
 /// chosen command needs is missing.

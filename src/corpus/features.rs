@@ -115,7 +115,7 @@ fn sensitive_keywords(dir: &Path) -> Result<Vec<(String, Vec<String>)>, CorpusEr
     if !path.is_file() {
         return Ok(Vec::new());
     }
-    let rows = crate::probe::keywords::load_keywords(&path, 0, &["sensitive".to_string()], &[])?;
+    let rows = crate::corpus::keywords::load_keywords(&path, 0, &["sensitive".to_string()], &[])?;
     Ok(rows
         .into_iter()
         .map(|k| {

@@ -8,7 +8,8 @@
 //! - [`hash`]: MD5, SHA-256 and the perceptual hashes (pHash, dHash);
 //! - [`variants`]: derived files under `corpus/variants/` with their lineage;
 //! - [`index`]: `corpus/index.csv`, every item and variant with its hashes;
-//! - [`import`]: adding a researcher's own folder of files.
+//! - [`import`]: adding a researcher's own folder of files;
+//! - [`keywords`]: keyword files, with `A+B` combinations.
 //!
 //! Other stages read the corpus only through `manifest.csv`, `index.csv` and
 //! `variants/lineage.csv` (documented in docs/DATASET.md).
@@ -18,6 +19,7 @@ pub mod fresh;
 pub mod hash;
 pub mod import;
 pub mod index;
+pub mod keywords;
 pub mod manifest;
 pub mod text;
 pub mod transform;

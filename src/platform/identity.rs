@@ -43,12 +43,8 @@ use image::{imageops::FilterType, DynamicImage, GrayImage};
 use serde::Deserialize;
 
 use crate::corpus::hash::{luminosity, Hash64, PerceptualHasher};
+pub use crate::corpus::keywords::TAG_ALPHABET;
 
-/// The sixteen characters a tag is spelled in (box drawing, U+2500 block:
-/// never emoji, never markup, in every font).
-pub const TAG_ALPHABET: [char; 16] = [
-    '─', '│', '┌', '┐', '└', '┘', '├', '┤', '┬', '┴', '┼', '═', '║', '╔', '╗', '╚',
-];
 /// How many characters a tag has (one per hex digit of the nonce).
 pub const TAG_LEN: usize = 12;
 
@@ -77,16 +73,6 @@ pub fn tag_of(text: &str) -> Option<&str> {
     let ok = tail.chars().all(|c| TAG_ALPHABET.contains(&c))
         && t[..start].ends_with(char::is_whitespace);
     ok.then_some(tail)
-}
-
-/// Why a keyword cannot be sent with a tag after it (None: it can).
-pub fn keyword_problem(keyword: &str) -> Option<String> {
-    if let Some(c) = keyword.chars().find(|c| TAG_ALPHABET.contains(c)) {
-        return Some(format!(
-            "holds `{c}`, one of the box-drawing characters chatprobe tags every text with"
-        ));
-    }
-    None
 }
 
 /// How texts are recognised.
@@ -564,8 +550,8 @@ mod tests {
         assert_eq!(tag_of(&t), Some(tag("0123456789ab").as_str()));
         assert_eq!(tag_of("法轮功"), None);
         assert_eq!(tag_of("x ──"), None);
-        assert!(keyword_problem("a┼b").is_some());
-        assert!(keyword_problem("六四").is_none());
+        assert!(crate::corpus::keywords::keyword_problem("a┼b").is_some());
+        assert!(crate::corpus::keywords::keyword_problem("六四").is_none());
         // Any occurrence of a tag-free keyword in the tagged text is in the words.
         for kw in ["功", "法轮功", "8964", "功─"] {
             assert_eq!(t.contains(kw), "法轮功".contains(kw));

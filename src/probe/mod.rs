@@ -6,7 +6,8 @@
 //! - [`plan`]: the reproducible list of trials and sends (grown step by step
 //!   by adaptive designs);
 //! - [`budget`]: the daily send budget per account;
-//! - [`chat`], [`items`], [`keywords`]: what experiments are made of;
+//! - [`chat`], [`items`]: what experiments are made of (keyword files
+//!   are the corpus's: `corpus::keywords`);
 //! - [`locate`]: where in a spec file a key is, for errors.
 
 pub mod budget;
@@ -14,7 +15,6 @@ pub mod chat;
 pub mod design;
 pub mod isolate;
 pub mod items;
-pub mod keywords;
 pub mod locate;
 pub mod plan;
 pub mod spec;

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use super::chat::Chat;
 use super::design::{Experiment, Finished};
 use super::items::CorpusItem;
-use super::keywords::Keyword;
 use super::spec::Spec;
+use crate::corpus::keywords::Keyword;
 use crate::corpus::transform::Transform;
 
 /// The role of a send in its trial.

@@ -224,3 +224,9 @@ fn reachable(flag: &str, url: &str) -> Result<(), InputError> {
             .hint("start the endpoint first, or fix the URL"))
     }
 }
+
+/// Whether `dir` holds an embedded testbed's saved state (a run folder's
+/// `testbed/`).
+pub fn testbed_state_saved(dir: &Path) -> bool {
+    dir.join(crate::testbed::store::STATE_FILE).is_file()
+}

@@ -73,7 +73,7 @@ impl Ledger {
             item_id,
             run_id,
             send_id,
-            &crate::testbed::engine::now_rfc3339(),
+            &super::state::rfc(Some(crate::clock::now())),
         ])
         .map_err(std::io::Error::other)?;
         let bytes = w

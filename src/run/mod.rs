@@ -174,7 +174,7 @@ pub async fn run(
 /// user's `--fresh-testbed`: they accept that.
 fn testbed_state_kept(dir: &std::path::Path, fresh: bool) -> Result<(), InputError> {
     let state = dir.join("testbed");
-    if fresh || state.join(crate::testbed::store::STATE_FILE).is_file() {
+    if fresh || endpoint::testbed_state_saved(&state) {
         return Ok(());
     }
     let sent = journal::read(dir)

@@ -140,7 +140,7 @@ pub fn load_keywords(path: &Path) -> Result<Vec<String>, InputError> {
     }
     out.retain(|k| !k.is_empty() && !k.starts_with('#'));
     for (i, k) in out.iter().enumerate() {
-        if let Some(why) = crate::platform::identity::keyword_problem(k) {
+        if let Some(why) = crate::corpus::keywords::keyword_problem(k) {
             return Err(
                 InputError::new(path, format!("keyword {} `{k}` {why}", i + 1))
                     .hint("remove the box-drawing characters (U+2500–U+257F) from the keyword"),

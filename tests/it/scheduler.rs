@@ -1252,7 +1252,7 @@ test_chat = { from = "intl-a", to = "china-c" }
         "{msg}"
     );
     assert_eq!(msg.matches("would drop list/").count(), 2, "{msg}");
-    assert_eq!(chatprobe::error::exit_code(&e), 2);
+    assert_eq!(chatprobe::cmd::exit_code(&e), 2);
     assert!(!c.results().exists() || std::fs::read_dir(c.results()).unwrap().next().is_none());
     let p = chatprobe_ok(&["plan", crate::util::s(&c.spec)]);
     assert!(

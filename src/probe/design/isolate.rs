@@ -37,9 +37,9 @@ use super::{
     blocked_or_evaded, Common, Design, Experiment, Finished, ParseCx, RunTable, TrialOutcomes,
     Verdict,
 };
+use crate::corpus::keywords::{load_keywords, Keyword};
 use crate::error::InputError;
 use crate::probe::isolate::{Answer, Isolation, Isolator, Next, Query, Step};
-use crate::probe::keywords::{load_keywords, Keyword};
 use crate::probe::plan::{send_text, trial, Content, Trial};
 
 /// The registry entry.
@@ -168,7 +168,7 @@ fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
             )
             .hint("a filter that ignores white space would join fragments into new keywords; e.g. separator = \" | \""));
     }
-    if let Some(why) = crate::platform::identity::keyword_problem(&separator) {
+    if let Some(why) = crate::corpus::keywords::keyword_problem(&separator) {
         return Err(cx.err("separator", format!("`{separator}` {why}")));
     }
     let budget: u32 = cx.get("budget")?.unwrap_or(BUDGET.0);
@@ -255,7 +255,7 @@ fn checked(path: &Path, line: u64, raw: RawText) -> Result<RawText, InputError> 
         .key("text")
         .hint("split it into several texts"));
     }
-    if let Some(why) = crate::platform::identity::keyword_problem(&raw.text) {
+    if let Some(why) = crate::corpus::keywords::keyword_problem(&raw.text) {
         return Err(at(format!("text `{}` {why}", raw.id))
             .key("text")
             .hint("remove the box-drawing characters (U+2500–U+257F)"));

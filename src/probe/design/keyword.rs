@@ -9,8 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use super::{
     blocked_or_evaded, Common, Design, Experiment, ItemFilter, ParseCx, TrialOutcomes, Verdict,
 };
+use crate::corpus::keywords::{load_keywords, Keyword};
 use crate::error::InputError;
-use crate::probe::keywords::{load_keywords, Keyword};
 use crate::probe::plan::{send_text, trial, Trial};
 
 /// The registry entry.

@@ -6,6 +6,22 @@ use std::path::Path;
 
 use crate::error::InputError;
 
+/// The sixteen characters the tag chatprobe appends to a text is spelled in
+/// (box drawing, U+2500 block: never emoji, never markup, in every font;
+/// see `platform::identity`). A keyword may not hold them.
+pub const TAG_ALPHABET: [char; 16] = [
+    '─', '│', '┌', '┐', '└', '┘', '├', '┤', '┬', '┴', '┼', '═', '║', '╔', '╗', '╚',
+];
+/// Why a keyword cannot be sent with a tag after it (None: it can).
+pub fn keyword_problem(keyword: &str) -> Option<String> {
+    if let Some(c) = keyword.chars().find(|c| TAG_ALPHABET.contains(c)) {
+        return Some(format!(
+            "holds `{c}`, one of the box-drawing characters chatprobe tags every text with"
+        ));
+    }
+    None
+}
+
 /// A keyword (or an A+B combination) to send as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keyword {
@@ -66,7 +82,7 @@ pub fn load_keywords(
                 .line(line)
                 .key("keyword"));
         }
-        if let Some(why) = crate::platform::identity::keyword_problem(kw) {
+        if let Some(why) = keyword_problem(kw) {
             return Err(InputError::new(path, format!("keyword `{kw}` {why}"))
                 .line(line)
                 .key("keyword")
