@@ -6,7 +6,9 @@
 
 mod analyze;
 mod appium;
+mod architecture;
 mod browser;
+mod campaign;
 mod corpus;
 mod data;
 mod design;
@@ -16,7 +18,6 @@ mod grid;
 mod phone;
 mod props;
 mod run;
-mod schedule;
 mod scheduler;
 mod setup;
 mod sim;

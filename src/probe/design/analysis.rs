@@ -47,3 +47,7 @@ pub struct DesignAnalysis {
 /// search finished, the replicates that finished and, per finding (such as
 /// a keyword combination), the replicates in which it turned up.
 pub type Findings = BTreeMap<(String, String), (u64, BTreeMap<String, u64>)>;
+
+/// Reads a design's [`Findings`] from a run folder (empty when the run has
+/// none).
+pub type ReadFindings = fn(&std::path::Path) -> Result<Findings, crate::error::InputError>;

@@ -54,7 +54,7 @@ pub struct Design {
     /// For an adaptive design whose trials two runs need not share: how
     /// to read what it found from a run folder, which `chatprobe changes`
     /// compares between runs instead of its trials' verdicts.
-    pub findings: Option<fn(&std::path::Path) -> Result<analysis::Findings, InputError>>,
+    pub findings: Option<analysis::ReadFindings>,
 }
 
 /// Every design, in the order docs/SPEC.md lists them.

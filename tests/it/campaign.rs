@@ -3,7 +3,7 @@
 //! happens once, a second tick does nothing, a held lock skips, and a
 //! machine that was off for days catches up with one run, not one a day.
 //! (This machine has no systemd user manager; the units are checked by the
-//! unit tests of `schedule::install`.)
+//! unit tests of `campaign::install`.)
 
 use std::path::Path;
 use std::process::Command;
