@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use fantoccini::elements::Element;
 use fantoccini::error::CmdError;
-use fantoccini::wd::{TimeoutConfiguration, WebDriverCompatibleCommand};
+use fantoccini::wd::TimeoutConfiguration;
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
@@ -34,6 +34,16 @@ use super::{Payload, Platform, PlatformError, Seen, Target};
 use crate::accounts::Accounts;
 use crate::dataset::Failure;
 use crate::error::InputError;
+
+mod errors;
+mod look;
+mod processes;
+mod session;
+
+use errors::{classify, classify_quiet};
+use look::{crop_pictures, Look, LOGGED_IN_SCRIPT, LOOK_SCRIPT, PICTURE_TAIL, SHOW_PICTURE_SCRIPT};
+use processes::{kill_orphaned_browsers, reap_dead_owners};
+use session::{fill_free_ports, grid_node, substitute, UploadFile};
 
 /// Where sessions are created.
 enum Endpoints {
@@ -104,31 +114,6 @@ pub struct WebDriverPlatform {
     served: StdMutex<Vec<ServedBy>>,
     /// Endpoints that have no file-upload command.
     no_upload: StdMutex<std::collections::HashSet<String>>,
-}
-
-/// Selenium's file upload: `se/file` (Selenium 4, Grid), or `file` (the
-/// older path, which chromedriver answers).
-#[derive(Debug)]
-struct UploadFile(String, &'static str);
-
-impl WebDriverCompatibleCommand for UploadFile {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!(
-            "session/{}/{}",
-            session.unwrap_or_default(),
-            self.1
-        ))
-    }
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (
-            http::Method::POST,
-            Some(json!({ "file": self.0 }).to_string()),
-        )
-    }
 }
 
 impl WebDriverPlatform {
@@ -1017,307 +1002,6 @@ impl WebDriverPlatform {
         })
     }
 }
-
-/// Apply `subst` to every string in `v`.
-fn substitute(v: &mut Value, subst: &impl Fn(&str) -> String) {
-    match v {
-        Value::String(s) => *s = subst(s),
-        Value::Array(a) => a.iter_mut().for_each(|v| substitute(v, subst)),
-        Value::Object(o) => o.values_mut().for_each(|v| substitute(v, subst)),
-        _ => {}
-    }
-}
-
-/// Cut each rectangle (in the device's units: `window_width` wide) out of
-/// the screenshot `png` as a picture; None for a rectangle off the screen.
-fn crop_pictures(
-    png: &[u8],
-    window_width: u32,
-    rects: &[(usize, [f64; 4])],
-) -> Vec<(usize, Option<Arc<Picture>>)> {
-    let Ok(shot) = image::load_from_memory(png) else {
-        return rects.iter().map(|(k, _)| (*k, None)).collect();
-    };
-    let scale = if window_width > 0 {
-        shot.width() as f64 / window_width as f64
-    } else {
-        1.0
-    };
-    rects
-        .iter()
-        .map(|(k, [x, y, w, h])| {
-            let (x, y) = ((x * scale).round(), (y * scale).round());
-            let (w, h) = ((w * scale).round(), (h * scale).round());
-            let inside = x >= 0.0
-                && y >= 0.0
-                && w >= 8.0
-                && h >= 8.0
-                && x + w <= shot.width() as f64
-                && y + h <= shot.height() as f64;
-            let p = inside.then(|| {
-                Arc::new(Picture::new(
-                    &shot.crop_imm(x as u32, y as u32, w as u32, h as u32),
-                ))
-            });
-            (*k, p)
-        })
-        .collect()
-}
-
-/// Replace every capability value `"{free_port}"` with a free TCP port on
-/// 127.0.0.1 (a number), chosen anew for each session: Appium's Chromium
-/// driver needs a distinct `appium:chromedriverPort` per parallel session.
-fn fill_free_ports(v: &mut Value) {
-    match v {
-        Value::String(s) if s == "{free_port}" => {
-            if let Some(p) = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .ok()
-                .map(|a| a.port())
-            {
-                *v = json!(p);
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(fill_free_ports),
-        Value::Object(o) => o.values_mut().for_each(fill_free_ports),
-        _ => {}
-    }
-}
-
-/// The URI of the Selenium Grid node that runs session `id`, asked of the
-/// Grid's GraphQL endpoint (`POST {grid}/graphql`); None when `endpoint` is
-/// no Grid (a chromedriver, an Appium server) or does not answer in time.
-async fn grid_node(endpoint: &str, id: &str) -> Option<String> {
-    use http_body_util::{BodyExt, Full};
-    let url = url::Url::parse(endpoint).ok()?.join("graphql").ok()?;
-    let query = json!({
-        "query": format!("{{ session (id: \"{id}\") {{ nodeUri }} }}")
-    });
-    let req = http::Request::post(url.as_str())
-        .header("content-type", "application/json; charset=utf-8")
-        .body(Full::new(bytes::Bytes::from(query.to_string())))
-        .ok()?;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(hyper_util::client::legacy::connect::HttpConnector::new());
-    let ask = async {
-        let resp = client.request(req).await.ok()?;
-        if !resp.status().is_success() {
-            return None;
-        }
-        let body = resp.into_body().collect().await.ok()?.to_bytes();
-        let v: Value = serde_json::from_slice(&body).ok()?;
-        v.pointer("/data/session/nodeUri")?
-            .as_str()
-            .map(String::from)
-    };
-    tokio::time::timeout(Duration::from_secs(5), ask)
-        .await
-        .ok()
-        .flatten()
-}
-
-/// Browsers of a chatprobe that died without cleaning up (kill -9, power
-/// loss) keep running: kill those whose profiles folder's owner is gone, and
-/// remove the folder.
-fn reap_dead_owners(tmp: &Path) {
-    let Ok(rd) = std::fs::read_dir(tmp) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name();
-        if !name.to_string_lossy().starts_with("chatprobe-profiles-") {
-            continue;
-        }
-        let Some(pid) = std::fs::read_to_string(e.path().join("owner.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // SAFETY: signal 0 only asks whether the process exists.
-        if pid > 0 && unsafe { libc::kill(pid, 0) } != 0 {
-            kill_orphaned_browsers(&e.path());
-            // Dying browsers may still write for a moment.
-            if std::fs::remove_dir_all(e.path()).is_err() {
-                std::thread::sleep(std::time::Duration::from_millis(300));
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-}
-
-/// Kill browser processes started with a `--user-data-dir` under `root`
-/// (ours alone: the folder is this platform's own temporary directory).
-/// A chromedriver killed from outside leaves its Chromium processes behind.
-fn kill_orphaned_browsers(root: &Path) {
-    #[cfg(target_os = "linux")]
-    {
-        let needle = format!("--user-data-dir={}", root.display());
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return;
-        };
-        for p in procs.filter_map(Result::ok) {
-            let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else {
-                continue;
-            };
-            if cmdline
-                .split(|b| *b == 0)
-                .any(|arg| arg.starts_with(needle.as_bytes()))
-            {
-                // SAFETY: plain kill(2) on a pid we just read.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = root;
-}
-
-/// Map a WebDriver error to a failure code; `during` when nothing more precise.
-fn classify(e: CmdError, during: Failure, what: &str) -> PlatformError {
-    let failure = failure_of(&e, during);
-    PlatformError::new(failure, format!("{what}: {e}"))
-}
-
-/// As [`classify`], without the WebDriver error text (which may echo input).
-fn classify_quiet(e: CmdError, during: Failure, what: &str) -> PlatformError {
-    PlatformError::new(failure_of(&e, during), what.to_string())
-}
-
-fn failure_of(e: &CmdError, during: Failure) -> Failure {
-    if matches!(
-        e,
-        CmdError::Lost(_) | CmdError::Failed(_) | CmdError::FailedC(_)
-    ) || e.is_invalid_session_id()
-        || e.is_no_such_window()
-        || e.is_session_not_created()
-    {
-        return Failure::SessionLost;
-    }
-    if let CmdError::Standard(wd) = e {
-        let m = wd.message.to_lowercase();
-        if m.contains("not reachable")
-            || m.contains("disconnected")
-            || m.contains("session deleted")
-        {
-            return Failure::SessionLost;
-        }
-    }
-    if e.is_timeout() || e.is_script_timeout() {
-        return Failure::DriverTimeout;
-    }
-    if matches!(e, CmdError::WaitTimeout) || e.is_no_such_element() {
-        return if during == Failure::LoginFailed {
-            during
-        } else {
-            Failure::ElementMissing
-        };
-    }
-    during
-}
-
-const LOOK_SCRIPT: &str = r#"
-const [item, idA, senderA, fileA, textSel, loggedOut, nameSel, nameA, imageSel, tail] = arguments;
-if (loggedOut && document.querySelector(loggedOut)) return { logged_out: true, items: [] };
-const lastSegment = (v) => {
-  const last = v.split(/[?#]/)[0].split('/').pop().trim();
-  try { return decodeURIComponent(last); } catch (e) { return last; }
-};
-const all = Array.from(document.querySelectorAll(item));
-return { logged_out: false, items: all.map((e, k) => {
-  const t = textSel ? e.querySelector(textSel) : e;
-  let filename = fileA ? e.getAttribute(fileA) : null;
-  if (filename === null && nameSel) {
-    const n = e.querySelector(nameSel);
-    const v = n ? (nameA ? n.getAttribute(nameA) : n.textContent) : null;
-    if (v) filename = lastSegment(v);
-  }
-  let picture = null, pending = false;
-  if (imageSel && k >= all.length - tail) {
-    const i = e.querySelector(imageSel);
-    // Only a picture that has loaded and shows is worth photographing; one
-    // still loading is pending.
-    if (i) {
-      const r = i.getBoundingClientRect();
-      if ((i.tagName !== 'IMG' || (i.complete && i.naturalWidth > 0)) && r.width >= 8 && r.height >= 8) picture = i;
-      else pending = true;
-    }
-  }
-  return {
-    id: idA ? e.getAttribute(idA) : null,
-    sender: senderA ? e.getAttribute(senderA) : null,
-    filename,
-    text: t ? t.textContent : null,
-    picture,
-    pending,
-  };
-}) };
-"#;
-
-/// Scroll a loaded picture to the middle of its scroll boxes and the window,
-/// and let two frames be painted; its size in CSS pixels if it is then
-/// wholly visible, else null.
-///
-/// It does not call `img.decode()`: that decodes the picture at full size,
-/// and a picture Chromium had not painted yet is then drawn from that
-/// decode, not from the one at the size shown, so its pixels differ (by ±1
-/// in a third of them) from another copy's. Whichever came first, the
-/// first paint or the script, decided which pixels a screenshot got, and
-/// two fresh copies of one picture were then told apart wrongly.
-const SHOW_PICTURE_SCRIPT: &str = r#"
-const [e, done] = arguments;
-Promise.resolve().then(() => {
-  e.scrollIntoView({ block: 'center', inline: 'nearest' });
-  requestAnimationFrame(() => requestAnimationFrame(() => {
-    const r = e.getBoundingClientRect();
-    if (r.top < 0 || r.left < 0 || r.bottom > window.innerHeight || r.right > window.innerWidth) return done(null);
-    // The window was checked; <body> and <html> pass their overflow to it.
-    for (let p = e.parentElement; p && p !== document.body && p !== document.documentElement; p = p.parentElement) {
-      const s = getComputedStyle(p);
-      if (s.overflowY === 'visible' && s.overflowX === 'visible') continue;
-      const q = p.getBoundingClientRect();
-      if (r.top < q.top - 1 || r.bottom > q.bottom + 1 || r.left < q.left - 1 || r.right > q.right + 1) return done(null);
-    }
-    done([Math.round(r.width), Math.round(r.height), r.top, r.left]);
-  }));
-});
-"#;
-
-/// One item of what [`LOOK_SCRIPT`] returns.
-#[derive(serde::Deserialize)]
-struct LookItem {
-    id: Option<String>,
-    sender: Option<String>,
-    filename: Option<String>,
-    text: Option<String>,
-    /// A WebDriver element reference (`{"element-6066-…": id}`).
-    picture: Option<serde_json::Map<String, Value>>,
-    /// A picture element that cannot be photographed yet.
-    #[serde(default)]
-    pending: bool,
-}
-
-/// What [`LOOK_SCRIPT`] returns.
-#[derive(serde::Deserialize)]
-struct Look {
-    logged_out: bool,
-    items: Vec<LookItem>,
-}
-
-/// Whether the page shows the logged-in marker and not the login page.
-const LOGGED_IN_SCRIPT: &str = r#"
-const [inSel, outSel] = arguments;
-return !!document.querySelector(inSel) && !(outSel && document.querySelector(outSel));
-"#;
-
-/// Only the pictures among the last this many messages are photographed: a
-/// transmission's own bubbles are at the end of the chat.
-const PICTURE_TAIL: usize = 10;
 
 impl Platform for WebDriverPlatform {
     fn identity(&self) -> Identity {
