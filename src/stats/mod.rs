@@ -138,7 +138,9 @@ pub fn fisher_exact(a: u64, b: u64, c: u64, d: u64) -> (f64, f64) {
             - ln_factorial(x)
             - ln_factorial(r1 - x)
             - ln_factorial(c1 - x)
-            - ln_factorial(n - r1 - c1 + x)
+            // n − r1 − c1 + x ≥ 0 for every x ≥ lo, but n − r1 − c1 alone
+            // may be negative: add x first.
+            - ln_factorial(n + x - r1 - c1)
     };
     let observed = ln_pmf(a);
     let more_extreme = |l: f64| l <= observed + 1e-7_f64.ln_1p();

@@ -287,6 +287,7 @@ fn threshold_runs_end_to_end_each_step_following_the_last_verdict() {
     check_searches(&c.run_dir());
 }
 
+#[ignore = "make soak; make test: scheduler::a_run_crashed_after_any_journal_record_resumes_to_the_same_verdicts"]
 #[test]
 fn a_stopped_threshold_run_resumes_into_the_same_searches() {
     // SIGTERM once a second step has been asked for; the resume starts

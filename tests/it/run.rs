@@ -715,6 +715,7 @@ impl Drop for TestbedProcess {
     }
 }
 
+#[ignore = "make soak; make test: faults::kill_9_with_the_embedded_testbed_loses_nothing"]
 #[test]
 fn kill_9_then_resume_sends_everything_exactly_once() {
     let c = Campaign::new(
@@ -1298,6 +1299,7 @@ test_chat = { from = "intl-a", to = "china-c" }
 /// to pass Holm's correction over the nine topic rows). Every outcome matches the testbed's
 /// decisions, the testbed judged only those items sensitive, and the
 /// analysis singles out exactly june4 (images) and falun-gong (documents).
+#[ignore = "make soak; make test: scheduler::the_topic_table_singles_out_exactly_the_sensitive_topics"]
 #[test]
 fn the_topic_validation_policy_is_recovered_through_the_browser() {
     let c = Campaign::new(
@@ -1396,6 +1398,7 @@ delay_s = 6
 /// graded picture of the study — re-encoded copies caught, mirrored,
 /// squashed, bordered and Otsu copies evading, blur caught for its first
 /// steps and evading from step 4 on — in transforms.csv and the report.
+#[ignore = "make soak; make test: testbed::the_2018_moments_policy_evades_as_wechat_did_in_2018"]
 #[test]
 fn the_evasion_2018_spec_shows_blur_evading_after_a_few_steps() {
     let dir = tempfile::tempdir().unwrap();
