@@ -170,12 +170,18 @@ fn run_and_check(c: &Campaign, spec: &Path, target: &mut Target) -> Checked {
             routed += archive.iter().filter(|b| hit(m, b)).count();
         }
         let marker = &markers[&r["send_id"]][0];
+        // The first line says what went wrong (CI shows the start of it).
         assert_eq!(
             drops + routed,
             1,
-            "{marker}: on the platform {drops} + {routed} times: {r:?}; {} bodies in {}'s archive",
+            "{} {} ended {} {}, on the platform {drops} + {routed} times ({} bodies in {}'s archive): {}; {r:?}",
+            r["content_kind"],
+            r["send_id"],
+            r["outcome"],
+            r["failure"],
             archive.len(),
             r["receiver"],
+            r["error"],
         );
         let want = if drops == 1 { "blocked" } else { "delivered" };
         assert_eq!(r["outcome"], want, "{marker}: {r:?}");
