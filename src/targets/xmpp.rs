@@ -352,12 +352,39 @@ pub fn read_archive(dir: &Path, domain: &str, login: &str) -> Vec<String> {
         .join("archive")
         .join(format!("{}.list", store_name(login)));
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().map(str::trim).collect();
-    lines
-        .windows(2)
-        .filter(|w| w[1] == r#"["name"] = "body";"#)
-        .filter_map(|w| lua_string(w[0].strip_suffix(';')?))
-        .collect()
+    // Each element is a Lua table: its text children first, then its keys
+    // (`["name"] = "body";`, `["attr"] = {…};`) in Lua's hash order, which
+    // changes from one Prosody process to the next. So a body is the first
+    // string of a table, whichever line of it says `["name"] = "body"`.
+    struct Table {
+        first_string: Option<String>,
+        body: bool,
+    }
+    let mut open: Vec<Table> = Vec::new();
+    let mut bodies = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.ends_with('{') {
+            open.push(Table {
+                first_string: None,
+                body: false,
+            });
+        } else if line.starts_with('}') {
+            if let Some(Table {
+                first_string: Some(s),
+                body: true,
+            }) = open.pop()
+            {
+                bodies.push(s);
+            }
+        } else if let Some(t) = open.last_mut() {
+            if line == r#"["name"] = "body";"# {
+                t.body = true;
+            } else if line.starts_with('"') && t.first_string.is_none() {
+                t.first_string = line.strip_suffix(';').and_then(lua_string);
+            }
+        }
+    }
+    bodies
 }
 
 /// A Lua string literal as Prosody's serializer writes one (`"…"`, with
@@ -425,6 +452,18 @@ mod tests {
         assert_eq!(
             super::read_archive(dir.path(), "chat.test", "deng"),
             ["火锅 line \"q\"", "http://h/file_share/x/img-b05-1a.jpg"]
+        );
+        // Another Prosody process orders a table's keys otherwise: the
+        // name after the attributes, which may span lines.
+        std::fs::write(
+            arch.join("wang.list"),
+            "item({\n\t[\"attr\"] = {\n\t\t[\"type\"] = \"chat\";\n\t};\n\t{\n\t\t\"a ┼b\";\n\t\t[\"attr\"] = {\n\t\t\t[\"xml:lang\"] = \"en\";\n\t\t};\n\t\t[\"name\"] = \"body\";\n\t};\n\t{\n\t\t\"not a body\";\n\t\t[\"attr\"] = {};\n\t\t[\"name\"] = \"url\";\n\t};\n\t[\"name\"] = \"message\";\n});\n\
+             item({\n\t{\n\t\t[\"attr\"] = {};\n\t\t\"second\";\n\t\t[\"name\"] = \"body\";\n\t};\n});\n",
+        )
+        .unwrap();
+        assert_eq!(
+            super::read_archive(dir.path(), "chat.test", "wang"),
+            ["a ┼b", "second"]
         );
         assert!(super::read_archive(dir.path(), "chat.test", "nobody").is_empty());
         assert_eq!(super::store_name("a.b-c"), "a%2eb%2dc");
