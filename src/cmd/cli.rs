@@ -119,6 +119,12 @@ pub struct RunArgs {
     /// starts empty (no index of what was seeded).
     #[arg(long, requires = "resume")]
     pub fresh_testbed: bool,
+    /// With --resume: mend a journal damaged in the middle (keep the
+    /// records before the damage, settle every send after it by looking,
+    /// never by sending) or a plan.csv that is missing or changed
+    /// (rewritten from the spec); run.json `repairs` records what was done.
+    #[arg(long, requires = "resume")]
+    pub repair: bool,
     /// Where run folders go.
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results: PathBuf,

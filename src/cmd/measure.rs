@@ -36,6 +36,7 @@ pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
         webdriver: args.webdriver.clone(),
         quiet,
         fresh_testbed: args.fresh_testbed,
+        repair: args.repair,
         crash_after: None,
     };
     let period = args

@@ -175,6 +175,38 @@ pub struct RunManifest {
     /// before vantages were recorded).
     #[serde(default)]
     pub vantage: String,
+    /// SHA-256 of plan.csv as the run started with it (the spec's first
+    /// steps); a resume checks plan.csv against it. Empty: a run made
+    /// before plans were hashed.
+    #[serde(default)]
+    pub plan_sha256: String,
+    /// What each `run --resume --repair` mended, in order.
+    #[serde(default)]
+    pub repairs: Vec<Repair>,
+}
+
+/// What one `run --resume --repair` did to a run folder.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Repair {
+    /// When.
+    pub at: String,
+    /// The first damaged line of journal.jsonl (none: the journal was whole).
+    pub journal_line: Option<u64>,
+    /// What was wrong with it.
+    pub damage: String,
+    /// Records kept: those before the damage, and the decisions after it.
+    pub records_kept: usize,
+    /// Records dropped: the damaged one and the observations after it.
+    pub records_dropped: usize,
+    /// Sends settled by looking at the chats before the run goes on.
+    pub sends_to_settle: Vec<String>,
+    /// Of those, the sends whose intent may have been the damaged record,
+    /// given back their intent (their nonce derives from the send).
+    pub intents_restored: Vec<String>,
+    /// The damaged journal, kept beside the new one (file name).
+    pub damaged_copy: Option<String>,
+    /// Why plan.csv was rewritten from the spec (none: it was the run's).
+    pub plan_rewritten: Option<String>,
 }
 
 /// Read a run folder's run.json.

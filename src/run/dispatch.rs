@@ -249,50 +249,48 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
     async fn settle_open(&mut self) -> anyhow::Result<()> {
         for i in 0..self.plan.trials.len() {
             let t = &self.plan.trials[i];
-            match self.st.trial_status(t) {
-                TrialStatus::Done => {}
-                TrialStatus::Pending(s, attempt) => {
-                    let tr = transmission(self.ctx, self.st, t, s, attempt, self.lim.sentinel)?;
-                    let send_id = &t.sends[s].send_id;
-                    let nonce = attempt_nonce(self.st, send_id, attempt);
-                    let settled = platform::settle_patiently(
-                        self.wd,
-                        &tr,
-                        &self.limits,
-                        &nonce,
-                        self.settle_budget,
-                    )
-                    .await;
-                    let r = match settled {
-                        Ok(None) => Record::NotSent {
-                            send_id: send_id.clone(),
-                            attempt,
-                            at: crate::clock::now(),
-                        },
-                        Ok(Some(o)) => outcome_record(
-                            send_id,
-                            attempt,
-                            &o,
-                            Some(if o.sentinel_observed_at.is_some() {
-                                "sentinel"
-                            } else {
-                                "history"
-                            }),
-                        ),
-                        // Whether it went out is unknown: never send it again.
-                        Err(e) => outcome_record(send_id, attempt, &e, Some(state::UNSETTLED)),
-                    };
-                    record(self.jr, self.st, &r)?;
-                    if self.st.trial_status(t) != TrialStatus::Done {
-                        self.activate(i, self.st.t0(t));
-                    }
-                }
-                TrialStatus::Next(..) => {
-                    if self.st.started(t) {
-                        self.activate(i, self.st.t0(t));
-                    } else {
-                        self.pending.push_back(i);
-                    }
+            // A crash leaves at most one send of a trial open; a repaired
+            // journal can leave several: each in turn.
+            let mut settled = false;
+            while let TrialStatus::Pending(s, attempt) = self.st.trial_status(t) {
+                let tr = transmission(self.ctx, self.st, t, s, attempt, self.lim.sentinel)?;
+                let send_id = &t.sends[s].send_id;
+                let nonce = attempt_nonce(self.st, send_id, attempt);
+                let seen = platform::settle_patiently(
+                    self.wd,
+                    &tr,
+                    &self.limits,
+                    &nonce,
+                    self.settle_budget,
+                )
+                .await;
+                let r = match seen {
+                    Ok(None) => Record::NotSent {
+                        send_id: send_id.clone(),
+                        attempt,
+                        at: crate::clock::now(),
+                    },
+                    Ok(Some(o)) => outcome_record(
+                        send_id,
+                        attempt,
+                        &o,
+                        Some(if o.sentinel_observed_at.is_some() {
+                            "sentinel"
+                        } else {
+                            "history"
+                        }),
+                    ),
+                    // Whether it went out is unknown: never send it again.
+                    Err(e) => outcome_record(send_id, attempt, &e, Some(state::UNSETTLED)),
+                };
+                record(self.jr, self.st, &r)?;
+                settled = true;
+            }
+            if let TrialStatus::Next(..) = self.st.trial_status(t) {
+                if settled || self.st.started(t) {
+                    self.activate(i, self.st.t0(t));
+                } else {
+                    self.pending.push_back(i);
                 }
             }
         }
@@ -498,7 +496,12 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
             &send.content,
         )
         .with_context(|| format!("making the probe file of {}", send.send_id))?;
-        let nonce = new_nonce(&self.ctx.run_id, &send.send_id, attempt);
+        let nonce = new_nonce(
+            &self.ctx.run_id,
+            &send.send_id,
+            attempt,
+            self.st.remade(&send.send_id, attempt),
+        );
         let scheduled = if s == 0 { now } else { due_at(a, t, s) };
         let text = match &send.content {
             Content::Text(words) => Some(platform::identity::tagged(words, &nonce)),
@@ -732,9 +735,13 @@ fn due_at(a: &Active, t: &Trial, s: usize) -> DateTime<Utc> {
     }
 }
 
-fn new_nonce(run_id: &str, send_id: &str, attempt: u32) -> String {
-    let t = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    crate::corpus::hash::sha256_hex(format!("{run_id}|{send_id}|{attempt}|{t}").as_bytes())[..12]
+/// The nonce of an attempt's intent: derived from the run, the send, the
+/// attempt and how often that attempt was found not sent and made again,
+/// so that `--repair` can give a send whose intent record was lost the
+/// nonce it went out with (texts carry its tag), and look for it.
+pub(super) fn new_nonce(run_id: &str, send_id: &str, attempt: u32, remade: u32) -> String {
+    crate::corpus::hash::sha256_hex(format!("{run_id}|{send_id}|{attempt}|{remade}").as_bytes())
+        [..12]
         .to_string()
 }
 

@@ -104,6 +104,149 @@ pub fn fresh_copy(
     )
 }
 
+/// Where a run keeps the probe file of variant `variant_id`.
+fn file_path(variant_id: &str, format: Format) -> String {
+    format!(
+        "files/{}.{}",
+        variant_id.replace([':', '/'], "_"),
+        format.extension()
+    )
+}
+
+/// The journal record of a probe file made for trial `t`.
+#[allow(clippy::too_many_arguments)]
+fn file_record(
+    hasher: &PerceptualHasher,
+    t: &Trial,
+    key: &str,
+    rel: String,
+    bytes: &[u8],
+    format: Format,
+    item: &crate::probe::items::CorpusItem,
+    transform: String,
+    variant_id: String,
+) -> anyhow::Result<Record> {
+    let (phash, distance) = if format.kind() == ItemKind::Image {
+        let h = hasher.hash_bytes(Path::new(&rel), bytes)?;
+        let d = item
+            .index
+            .phash
+            .as_deref()
+            .and_then(Hash64::parse)
+            .map(|o| o.distance(h.phash));
+        (Some(format!("{:016x}", h.phash.0)), d)
+    } else {
+        (None, None)
+    };
+    Ok(Record::File {
+        trial_id: t.trial_id.clone(),
+        key: key.to_string(),
+        path: rel,
+        md5: crate::corpus::hash::md5_hex(bytes),
+        phash,
+        phash_distance: distance,
+        transform,
+        variant_id,
+    })
+}
+
+/// The record of file `key` of trial `t` made again from the file itself
+/// (its record lost in a damaged journal): the file's name follows from
+/// the run, the trial and the key (a fresh copy's seed is the first of the
+/// seeds `prepare_file` draws whose file is there). `None`: no such file,
+/// so it was never made.
+pub(super) fn remade_record(
+    dir: &Path,
+    spec: &crate::probe::spec::Spec,
+    run_id: &str,
+    t: &Trial,
+    key: &str,
+    content: &Content,
+) -> anyhow::Result<Option<Record>> {
+    let Some(item) = t.item.as_ref() else {
+        return Ok(None);
+    };
+    let found = |vid: &str| -> Option<(String, Format)> {
+        [
+            Format::Png,
+            Format::Jpeg,
+            Format::Pdf,
+            Format::Docx,
+            Format::Txt,
+        ]
+        .into_iter()
+        .map(|f| (file_path(vid, f), f))
+        .find(|(rel, _)| dir.join(rel).is_file())
+    };
+    let (vid, transform, item) = match content {
+        Content::Text(_) => return Ok(None),
+        Content::Fresh(_) => {
+            let Some(vid) = (0..32)
+                .map(|round| {
+                    crate::corpus::variants::variant_id(
+                        &item.item.id,
+                        Transform::Fresh,
+                        seed_of(run_id, &t.trial_id, key, round),
+                    )
+                })
+                .find(|vid| found(vid).is_some())
+            else {
+                return Ok(None);
+            };
+            (vid, String::new(), item)
+        }
+        Content::Transformed(c, tr) => {
+            let Some(Record::File { variant_id, .. }) = remade_record(
+                dir,
+                spec,
+                run_id,
+                t,
+                &format!("fresh:{c}"),
+                &Content::Fresh(*c),
+            )?
+            else {
+                return Ok(None);
+            };
+            (format!("{variant_id}--{}", tr.slug()), tr.to_string(), item)
+        }
+        Content::Original(id) => {
+            let it = if &item.item.id == id {
+                item
+            } else {
+                match spec.items.iter().find(|i| &i.item.id == id) {
+                    Some(i) => i,
+                    None => return Ok(None),
+                }
+            };
+            (id.clone(), String::new(), it)
+        }
+    };
+    let Some((rel, format)) = found(&vid) else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(dir.join(&rel)).with_context(|| format!("reading {rel}"))?;
+    file_record(
+        &PerceptualHasher::new(),
+        t,
+        key,
+        rel,
+        &bytes,
+        format,
+        item,
+        transform,
+        vid,
+    )
+    .map(Some)
+}
+
+/// The journal's key of the file a send of `content` sends (none: a text).
+pub(super) fn file_key(content: &Content) -> Option<String> {
+    match content {
+        Content::Text(_) => None,
+        other => Some(other.describe()),
+    }
+}
+
 /// Make the file `content` of trial `t` (once per trial and key), journal
 /// it, and return its key; `None` for texts.
 pub(super) fn prepare_file(
@@ -115,11 +258,8 @@ pub(super) fn prepare_file(
     t: &Trial,
     content: &Content,
 ) -> anyhow::Result<Option<String>> {
-    let key = match content {
-        Content::Text(_) => return Ok(None),
-        Content::Fresh(c) => format!("fresh:{c}"),
-        Content::Transformed(c, tr) => format!("{tr} of fresh:{c}"),
-        Content::Original(id) => format!("original:{id}"),
+    let Some(key) = file_key(content) else {
+        return Ok(None);
     };
     if st.files.contains_key(&(t.trial_id.clone(), key.clone())) {
         return Ok(Some(key));
@@ -169,37 +309,13 @@ pub(super) fn prepare_file(
         }
         Content::Text(_) => unreachable!(),
     };
-    let md5 = crate::corpus::hash::md5_hex(&bytes);
-    let rel = format!(
-        "files/{}.{}",
-        variant_id.replace([':', '/'], "_"),
-        format.extension()
-    );
+    let rel = file_path(&variant_id, format);
     let full = ctx.dir.join(&rel);
     crate::fsutil::atomic_write_bytes(&full, &bytes)
         .with_context(|| format!("writing {}", full.display()))?;
-    let (phash, distance) = if format.kind() == ItemKind::Image {
-        let h = hasher.hash_bytes(&full, &bytes)?;
-        let d = item
-            .index
-            .phash
-            .as_deref()
-            .and_then(Hash64::parse)
-            .map(|o| o.distance(h.phash));
-        (Some(format!("{:016x}", h.phash.0)), d)
-    } else {
-        (None, None)
-    };
-    let r = Record::File {
-        trial_id: t.trial_id.clone(),
-        key: key.clone(),
-        path: rel,
-        md5,
-        phash,
-        phash_distance: distance,
-        transform,
-        variant_id,
-    };
+    let r = file_record(
+        hasher, t, &key, rel, &bytes, format, item, transform, variant_id,
+    )?;
     record(jr, st, &r)?;
     Ok(Some(key))
 }

@@ -4,9 +4,14 @@
 //! the journal says exactly which sends may have happened and which did.
 //! sends.csv, trials.csv and run.json are rebuilt from it.
 //!
-//! A line cut short by a crash (the last one) is ignored on reading, and cut
-//! off when the journal is next opened for appending; a malformed line
-//! anywhere else is an error naming the line.
+//! Every record ends with its checksum (`"sum"`: the first 16 hex digits of
+//! the SHA-256 of the record without it), so a record edited, bit-flipped
+//! or torn is told from a whole one. A line cut short by a crash (the last
+//! one) is ignored on reading, and cut off when the journal is next opened
+//! for appending; a damaged record anywhere else is an error naming the
+//! line, and [`scan`] gives what `run --resume --repair` needs to go on
+//! from the records before it. Journals written before checksums (no
+//! `sum` on any line) read as they always did.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -165,7 +170,7 @@ impl Journal {
         // the journal, where it would read as corruption.
         let (offset, tail) = last_line(&path)?;
         if !tail.is_empty() {
-            if serde_json::from_slice::<Record>(&tail).is_ok() {
+            if parse_line(&tail).is_ok() {
                 file.write_all(b"\n")?;
             } else {
                 file.set_len(offset)?;
@@ -193,7 +198,7 @@ impl Journal {
         if self.crash_after.is_some_and(|n| self.appended >= n) {
             return Err(std::io::Error::other(SimulatedCrash(self.appended)));
         }
-        let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
+        let mut line = line_of(r).map_err(std::io::Error::other)?;
         line.push(b'\n');
         self.file.write_all(&line)?;
         self.file.sync_data()?;
@@ -233,8 +238,115 @@ fn last_line(path: &Path) -> std::io::Result<(u64, Vec<u8>)> {
     Ok((0, tail))
 }
 
-/// Read every record of `dir/journal.jsonl`.
-pub fn read(dir: &Path) -> Result<Vec<Record>, InputError> {
+/// Length of a record's checksum, in hex digits.
+const SUM_LEN: usize = 16;
+/// What ends a checksummed line before its digits.
+const SUM_KEY: &[u8] = b",\"sum\":\"";
+
+/// A record as one journal line (without its newline): its JSON with the
+/// checksum of that JSON as a last key.
+pub fn line_of(r: &Record) -> serde_json::Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(r)?;
+    let sum = checksum(&line);
+    line.pop(); // the closing brace
+    line.extend_from_slice(SUM_KEY);
+    line.extend_from_slice(sum.as_bytes());
+    line.extend_from_slice(b"\"}");
+    Ok(line)
+}
+
+fn checksum(json: &[u8]) -> String {
+    crate::corpus::hash::sha256_hex(json)[..SUM_LEN].to_string()
+}
+
+/// Why a line is not a whole record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Damage {
+    /// Cut short: the line ends before its record does.
+    Torn(String),
+    /// Not a record (garbled, not JSON, an unknown event).
+    Malformed(String),
+    /// A record whose checksum does not match what it says (edited or
+    /// damaged in place).
+    Checksum,
+    /// A record without a checksum after records with one.
+    NoChecksum,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Damage::Torn(e) => write!(f, "a record cut short ({e})"),
+            Damage::Malformed(e) => write!(f, "not a record ({e})"),
+            Damage::Checksum => {
+                write!(
+                    f,
+                    "its checksum does not match its content (edited or damaged)"
+                )
+            }
+            Damage::NoChecksum => write!(f, "a record without a checksum among checksummed ones"),
+        }
+    }
+}
+
+/// One line: its record, and whether it carried a checksum.
+fn parse_line(l: &[u8]) -> Result<(Record, bool), Damage> {
+    let l = l.trim_ascii_end();
+    if l.last() != Some(&b'}') {
+        let e = serde_json::from_slice::<Record>(l).err();
+        return Err(Damage::Torn(e.map(|e| e.to_string()).unwrap_or_default()));
+    }
+    let tail = SUM_KEY.len() + SUM_LEN + 2;
+    if l.len() > tail && l[l.len() - tail..].starts_with(SUM_KEY) && l.ends_with(b"\"}") {
+        let digits = &l[l.len() - SUM_LEN - 2..l.len() - 2];
+        let mut json = l[..l.len() - tail].to_vec();
+        json.push(b'}');
+        let r = serde_json::from_slice::<Record>(&json)
+            .map_err(|e| Damage::Malformed(e.to_string()))?;
+        if checksum(&json).as_bytes() != digits {
+            return Err(Damage::Checksum);
+        }
+        return Ok((r, true));
+    }
+    serde_json::from_slice::<Record>(l)
+        .map(|r| (r, false))
+        .map_err(|e| Damage::Malformed(e.to_string()))
+}
+
+/// A journal read line by line, whole or not.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    /// Its path.
+    pub path: PathBuf,
+    /// Each non-blank line: its number (1-based) and its record or damage.
+    pub lines: Vec<(u64, Result<Record, Damage>)>,
+}
+
+impl Scan {
+    /// The first damaged line that counts: not the last line (cut by a
+    /// crash), nor a torn line an earlier chatprobe left before a resume's
+    /// start record.
+    pub fn first_damage(&self) -> Option<(usize, &Damage)> {
+        let n = self.lines.len();
+        (0..n).find_map(|i| {
+            let Err(d) = &self.lines[i].1 else {
+                return None;
+            };
+            let last = i + 1 == n;
+            let torn_before_start = matches!(d, Damage::Torn(_))
+                && matches!(self.lines.get(i + 1), Some((_, Ok(Record::Start { .. }))));
+            (!last && !torn_before_start).then_some((i, d))
+        })
+    }
+
+    /// The whole records, in order.
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.lines.iter().filter_map(|(_, r)| r.as_ref().ok())
+    }
+}
+
+/// Read `dir/journal.jsonl` line by line, keeping damaged lines as such.
+pub fn scan(dir: &Path) -> Result<Scan, InputError> {
     let path = dir.join(JOURNAL_FILE);
     let f = File::open(&path).map_err(|e| {
         InputError::new(&path, format!("cannot read the journal: {e}"))
@@ -242,49 +354,46 @@ pub fn read(dir: &Path) -> Result<Vec<Record>, InputError> {
     })?;
     // Bytes, not text: a crash can cut a line inside a character (texts are
     // often Chinese), and that torn line must not make the rest unreadable.
-    let lines: Vec<Vec<u8>> = BufReader::new(f)
+    let raw: Vec<Vec<u8>> = BufReader::new(f)
         .split(b'\n')
         .collect::<Result<_, _>>()
         .map_err(|e| InputError::new(&path, format!("cannot read the journal: {e}")))?;
-    let blank = |l: &[u8]| l.iter().all(u8::is_ascii_whitespace);
-    let mut out = Vec::with_capacity(lines.len());
-    let last = lines.iter().rposition(|l| !blank(l));
-    // The next record after line `i`, parsed.
-    let next_record = |i: usize| {
-        lines[i + 1..]
-            .iter()
-            .find(|l| !blank(l))
-            .and_then(|l| serde_json::from_slice::<Record>(l).ok())
-    };
-    for (i, l) in lines.iter().enumerate() {
-        if blank(l) {
+    let mut lines = Vec::with_capacity(raw.len());
+    let mut summed = false;
+    for (i, l) in raw.iter().enumerate() {
+        if l.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<Record>(l) {
-            Ok(r) => out.push(r),
-            // The last line cut short by a crash: it never finished, so it
-            // never counted (the next start cuts it off).
-            Err(_) if Some(i) == last => {}
-            // The same, left by an earlier chatprobe that did not cut it
-            // before a resume: a torn line right before a start record.
-            Err(_)
-                if l.trim_ascii_end().last() != Some(&b'}')
-                    && matches!(next_record(i), Some(Record::Start { .. })) => {}
-            // Anywhere else a damaged record hides what it recorded (an
-            // intent lost there was sent again on resume): refuse.
-            Err(e) => {
-                return Err(InputError::new(
-                    &path,
-                    format!("a damaged record in the middle of the journal: {e}"),
-                )
-                .line(i as u64 + 1)
-                .hint(format!(
-                    "the journal is append-only and only its last line can be cut by a crash; restore journal.jsonl from a copy of the run folder (the {} records before line {} are whole)",
-                    out.len(),
-                    i + 1
-                )))
+        let r = match parse_line(l) {
+            Ok((_, false)) if summed => Err(Damage::NoChecksum),
+            Ok((r, has)) => {
+                summed |= has;
+                Ok(r)
             }
-        }
+            Err(d) => Err(d),
+        };
+        lines.push((i as u64 + 1, r));
     }
-    Ok(out)
+    Ok(Scan { path, lines })
+}
+
+/// Read every record of `dir/journal.jsonl`, refusing a damaged one.
+pub fn read(dir: &Path) -> Result<Vec<Record>, InputError> {
+    let scan = scan(dir)?;
+    if let Some((i, d)) = scan.first_damage() {
+        let (line, _) = scan.lines[i];
+        let whole = scan.lines[..i].iter().filter(|(_, r)| r.is_ok()).count();
+        // Anywhere but at the end a damaged record hides what it recorded
+        // (an intent lost there was sent again on resume): refuse.
+        return Err(InputError::new(
+            &scan.path,
+            format!("a damaged record in the middle of the journal: {d}"),
+        )
+        .line(line)
+        .hint(format!(
+            "the journal is append-only and only its last line can be cut by a crash; restore journal.jsonl from a copy of the run folder, or `chatprobe run --resume {} --repair` keeps the {whole} records before line {line} and settles every send after it by looking (never by sending)",
+            dir.display()
+        )));
+    }
+    Ok(scan.records().cloned().collect())
 }

@@ -25,6 +25,7 @@
 
 mod dispatch;
 pub mod endpoint;
+pub mod evidence;
 mod files;
 pub mod journal;
 pub mod ledger;
@@ -72,6 +73,9 @@ pub struct RunOptions {
     /// Resume although the embedded testbed's saved state is gone: it then
     /// starts empty (no index, no files), which the user accepts.
     pub fresh_testbed: bool,
+    /// Mend a damaged journal or plan.csv before resuming (see
+    /// [`evidence`]): never by sending.
+    pub repair: bool,
     /// Fault injection for tests: stop as if the process were killed right
     /// after it wrote this many journal records (see
     /// [`journal::Journal::crash_after`]); the run returns
@@ -177,8 +181,8 @@ fn testbed_state_kept(dir: &std::path::Path, fresh: bool) -> Result<(), InputErr
     if fresh || endpoint::testbed_state_saved(&state) {
         return Ok(());
     }
-    let sent = journal::read(dir)
-        .map(|rs| rs.iter().any(|r| matches!(r, Record::Intent { .. })))
+    let sent = journal::scan(dir)
+        .map(|s| s.records().any(|r| matches!(r, Record::Intent { .. })))
         .unwrap_or(false);
     if !sent {
         return Ok(());

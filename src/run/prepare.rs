@@ -14,7 +14,7 @@ use anyhow::Context;
 use super::journal::{self, Record};
 use super::lock::{self, RunLock};
 use super::provenance::{git_revision, new_run_id, vantage};
-use super::{state, RunOptions};
+use super::{evidence, state, RunOptions};
 use crate::dataset::manifest::{read_manifest, RunManifest, RunStatus, RUN_FILE};
 use crate::error::InputError;
 use crate::platform::profile::Profile;
@@ -31,6 +31,7 @@ pub struct Prepared {
     pub plan: Plan,
     prior: Option<(PathBuf, RunManifest)>,
     held: Option<RunLock>,
+    repair: Option<evidence::Repair>,
 }
 
 /// An open, locked run folder.
@@ -64,7 +65,6 @@ impl Prepared {
                     &dir.join(lock::LOCK_FILE),
                     &format!("run {}", m.run_id),
                 )?);
-                journal_covers_dataset(dir)?;
                 if !Path::new(&m.spec_path).is_file() {
                     return Err(InputError::new(
                         &m.spec_path,
@@ -101,6 +101,15 @@ impl Prepared {
         };
         let profile = Profile::load(&spec.profile_path)?;
         let plan = Plan::build(&spec);
+        // The run folder is evidence: its journal, dataset and plan are
+        // checked (or, with --repair, mended) before anything starts.
+        let repair = match &prior {
+            Some((dir, m)) => {
+                let checked = evidence::check(dir, m, &spec, &plan, opts.repair)?;
+                checked.repair
+            }
+            None => None,
+        };
         // A new run whose day does not fit the send budget is refused
         // before anything is made.
         if prior.is_none() {
@@ -116,6 +125,7 @@ impl Prepared {
             plan,
             prior,
             held,
+            repair,
         })
     }
 
@@ -149,10 +159,23 @@ impl Prepared {
             plan,
             prior,
             held,
+            repair,
         } = self;
         let resuming = prior.is_some();
         let (dir, run_id, mut manifest, held) = match (prior, held) {
-            (Some((dir, m)), Some(held)) => (dir, m.run_id.clone(), m, held),
+            (Some((dir, mut m)), Some(held)) => {
+                if let Some(r) = &repair {
+                    evidence::apply(&dir, r, &mut m)
+                        .with_context(|| format!("repairing {}", dir.display()))?;
+                    eprintln!("{}", repaired(&dir, m.repairs.last().unwrap_or(&r.note)));
+                } else if opts.repair {
+                    eprintln!(
+                        "{}: the journal and plan.csv are whole; nothing to repair",
+                        dir.display()
+                    );
+                }
+                (dir, m.run_id.clone(), m, held)
+            }
             _ => {
                 std::fs::create_dir_all(&opts.results)
                     .with_context(|| format!("creating {}", opts.results.display()))?;
@@ -195,65 +218,6 @@ impl Prepared {
             _held: held,
         })
     }
-}
-
-/// Refuse to resume a run whose journal has lost what its dataset shows:
-/// every row of sends.csv (a send's attempt with its outcome) was written
-/// from a journal record, so a row without one means the journal was
-/// emptied, cut or replaced. Resuming from it would send those probes
-/// again (an emptied journal resumed as a new run sent 11 twice).
-fn journal_covers_dataset(dir: &Path) -> Result<(), InputError> {
-    let sends = dir.join("sends.csv");
-    let Ok(mut rd) = csv::Reader::from_path(&sends) else {
-        return Ok(());
-    };
-    let head = rd.headers().cloned().unwrap_or_default();
-    let col = |name: &str| head.iter().position(|h| h == name);
-    let (Some(id), Some(attempt)) = (col("send_id"), col("attempt")) else {
-        return Err(InputError::new(&sends, "no send_id and attempt columns")
-            .hint("sends.csv is rebuilt from the journal: delete it and resume"));
-    };
-    let rows: Vec<(String, String)> = rd
-        .records()
-        .flatten()
-        .map(|r| (r[id].to_string(), r[attempt].to_string()))
-        .collect();
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let path = dir.join(journal::JOURNAL_FILE);
-    let records = if path.exists() {
-        journal::read(dir)?
-    } else {
-        Vec::new()
-    };
-    let journaled: std::collections::HashSet<(String, String)> = records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Outcome {
-                send_id, attempt, ..
-            } => Some((send_id.clone(), attempt.to_string())),
-            _ => None,
-        })
-        .collect();
-    let missing: Vec<&(String, String)> = rows.iter().filter(|r| !journaled.contains(*r)).collect();
-    if let Some((first, _)) = missing.first() {
-        let what = if records.is_empty() {
-            "is empty or missing".to_string()
-        } else {
-            format!("has lost records (no outcome for `{first}`)")
-        };
-        return Err(InputError::new(
-            &path,
-            format!(
-                "the journal {what}, but sends.csv records {} of its sends' outcomes ({} in all): resuming would send them again",
-                missing.len(),
-                rows.len()
-            ),
-        )
-        .hint("restore journal.jsonl from a copy of the run folder; without it this run cannot be resumed (start a new run)"));
-    }
-    Ok(())
 }
 
 /// `items.csv`: the content features (corpus/features.csv) of the corpus
@@ -323,6 +287,8 @@ fn new_manifest(
             "jitter": limits.jitter,
             "daily_sends_per_account": limits.daily_sends_per_account,
         }),
+        plan_sha256: evidence::plan_sha256(plan),
+        repairs: Vec::new(),
         started_at: state::rfc(Some(crate::clock::now())),
         finished_at: String::new(),
         state: RunStatus::Running,
@@ -338,14 +304,38 @@ fn new_manifest(
     }
 }
 
-/// The URL an external run first started with (from its journal).
+/// The URL an external run first started with (from its journal's whole
+/// records).
 fn external_url(dir: &Path) -> Option<String> {
-    journal::read(dir).ok()?.into_iter().find_map(|r| match r {
+    journal::scan(dir).ok()?.records().find_map(|r| match r {
         Record::Start {
             resume: false,
             base_url,
             ..
-        } => base_url,
+        } => base_url.clone(),
         _ => None,
     })
+}
+
+/// What a repair did, in a line.
+fn repaired(dir: &Path, n: &crate::dataset::manifest::Repair) -> String {
+    let mut parts = Vec::new();
+    if let Some(line) = n.journal_line {
+        parts.push(format!(
+            "journal.jsonl line {line} was damaged ({}): kept {} records, dropped {}, {} sends to settle by looking (the damaged journal is kept as {})",
+            n.damage,
+            n.records_kept,
+            n.records_dropped,
+            n.sends_to_settle.len(),
+            n.damaged_copy.as_deref().unwrap_or("-")
+        ));
+    }
+    if let Some(why) = &n.plan_rewritten {
+        parts.push(format!("plan.csv rewritten from the spec ({why})"));
+    }
+    format!(
+        "repaired {}: {} (run.json `repairs`)",
+        dir.display(),
+        parts.join("; ")
+    )
 }

@@ -123,6 +123,9 @@ pub struct RunState {
     pub crashes: usize,
     /// Whether the last start has no stop yet.
     running: bool,
+    /// `not_sent` records by (send, attempt): how often an attempt was
+    /// found never carried out, and so made again.
+    not_sent: HashMap<(String, u32), u32>,
     /// The platform of the first start.
     pub platform: String,
     /// Its URL, if external.
@@ -241,6 +244,10 @@ impl RunState {
             Record::NotSent {
                 send_id, attempt, ..
             } => {
+                *self
+                    .not_sent
+                    .entry((send_id.clone(), *attempt))
+                    .or_default() += 1;
                 if let Some(a) = self
                     .attempts
                     .get_mut(send_id)
@@ -259,6 +266,15 @@ impl RunState {
                 self.running = false;
             }
         }
+    }
+
+    /// How often `attempt` of `send_id` was found not sent (and so is made
+    /// again): 0 for a first intent.
+    pub fn remade(&self, send_id: &str, attempt: u32) -> u32 {
+        self.not_sent
+            .get(&(send_id.to_string(), attempt))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Where a send stands.

@@ -38,7 +38,16 @@ fn a_damaged_record_in_the_middle_is_refused() {
     let path = dir.path().join(journal::JOURNAL_FILE);
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    let start = r#"{"event":"start","at":"2026-01-01T00:00:00Z","run_id":"r","resume":true,"platform":"p","base_url":null,"version":"0"}"#;
+    let start = journal::line_of(&Record::Start {
+        at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+        run_id: "r".into(),
+        resume: true,
+        platform: "p".into(),
+        base_url: None,
+        version: "0".into(),
+    })
+    .unwrap();
+    let start = std::str::from_utf8(&start).unwrap();
     for (second, ok) in [
         (&lines[1][..20], false), // torn, then a record
         (&lines[1].replace("not_sent", "nut_sent")[..], false), // whole but garbled

@@ -573,6 +573,212 @@ async fn a_run_crashed_after_any_journal_record_resumes_to_the_same_verdicts() {
     }
 }
 
+/// A journal damaged at any record of a run stopped halfway (a value
+/// edited, a line torn, garbage) is refused on resume, naming the line and
+/// `--repair`, with nothing written; `--repair` keeps the records before
+/// the damage, settles every send after it by looking, and the run ends
+/// with the verdicts of an undamaged one, nothing sent twice and nothing
+/// sent that the journal does not know of. run.json says what was mended.
+#[tokio::test(start_paused = true)]
+async fn a_journal_damaged_at_any_record_is_refused_then_repaired_without_sending_twice() {
+    let c = small();
+    let expected = {
+        let sim = SimPlatform::new(sim_config(&c));
+        verdicts(&run(&c, &sim, None, None).await.unwrap().dir)
+    };
+    let records = {
+        let sim = SimPlatform::new(sim_config(&c));
+        let s = run_in(&c, &c.dir.path().join("whole"), &sim, None, None)
+            .await
+            .unwrap();
+        journal::read(&s.dir).unwrap().len()
+    };
+    let k = records / 2;
+    eprintln!("damaging each of the first {} of {k} records", k - 1);
+    let mut restored = 0;
+    for j in 0..k - 1 {
+        let results = c.dir.path().join(format!("damaged-{j}"));
+        let sim = SimPlatform::new(sim_config(&c));
+        run_in(&c, &results, &sim, None, Some(k)).await.unwrap_err();
+        let dir = only_run(&results);
+        let path = dir.join(journal::JOURNAL_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let line = &mut lines[j];
+        let how = match j % 3 {
+            // A value edited in place: the first digit after the event.
+            0 => {
+                let at = line
+                    .char_indices()
+                    .skip(12)
+                    .find(|(_, ch)| ch.is_ascii_digit())
+                    .unwrap()
+                    .0;
+                let d = line.as_bytes()[at];
+                line.replace_range(at..at + 1, if d == b'1' { "2" } else { "1" });
+                "edited"
+            }
+            1 => {
+                line.truncate(line.len() / 2);
+                "torn"
+            }
+            _ => {
+                *line = r#"{"event":"nope"}"#.to_string();
+                "garbage"
+            }
+        };
+        let damaged = lines.join("\n") + "\n";
+        std::fs::write(&path, &damaged).unwrap();
+        let err = run_in(&c, &results, &sim, Some(&dir), None)
+            .await
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains(&format!(":{}", j + 1)) && msg.contains("--repair"),
+            "{how} record {}: {msg}",
+            j + 1
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            damaged,
+            "{how}: written"
+        );
+        let opts = RunOptions {
+            resume: Some(dir.clone()),
+            results: results.clone(),
+            quiet: true,
+            repair: true,
+            ..RunOptions::default()
+        };
+        let s = run_on(&opts, &sim, "simulated", std::future::pending())
+            .await
+            .unwrap_or_else(|e| panic!("{how} record {}: {e:#}", j + 1));
+        if s.state != RunStatus::Complete {
+            eprintln!("{}", std::fs::read_to_string(&path).unwrap());
+        }
+        assert_eq!(
+            s.state,
+            RunStatus::Complete,
+            "{how} record {}: {s:?}",
+            j + 1
+        );
+        assert_eq!(verdicts(&dir), expected, "{how} record {}", j + 1);
+        write_truth(&sim, &dir.join("truth.jsonl"));
+        check_against_truth(&dir, &dir.join("truth.jsonl"));
+        let m = chatprobe::dataset::manifest::read_manifest(&dir).unwrap();
+        assert_eq!(m.repairs.len(), 1, "{how}");
+        let r = &m.repairs[0];
+        assert_eq!(r.journal_line, Some(j as u64 + 1), "{how}");
+        assert_eq!(r.records_kept + r.records_dropped, k, "{how}: {r:?}");
+        let copy = dir.join(r.damaged_copy.as_deref().unwrap());
+        assert_eq!(std::fs::read_to_string(copy).unwrap(), damaged);
+        restored += r.intents_restored.len();
+    }
+    eprintln!("{restored} intents restored over {} repairs", k - 1);
+}
+
+/// plan.csv is evidence too: missing, garbage or changed, a resume is
+/// refused naming it (and the line), with nothing written; `--repair`
+/// writes the plan again from the spec and the run ends with the verdicts
+/// of an undamaged one. A journal written before records had checksums
+/// still resumes.
+#[tokio::test(start_paused = true)]
+async fn a_missing_or_changed_plan_is_refused_then_repaired_and_old_journals_resume() {
+    let c = small();
+    let (expected, whole_plan) = {
+        let sim = SimPlatform::new(sim_config(&c));
+        let dir = run(&c, &sim, None, None).await.unwrap().dir;
+        (verdicts(&dir), plan_rows(&dir))
+    };
+    let k = 12;
+    for damage in ["missing", "garbage", "changed", "added", "no checksums"] {
+        let results = c.dir.path().join(damage.replace(' ', "-"));
+        let sim = SimPlatform::new(sim_config(&c));
+        run_in(&c, &results, &sim, None, Some(k)).await.unwrap_err();
+        let dir = only_run(&results);
+        let plan = dir.join("plan.csv");
+        let text = std::fs::read_to_string(&plan).unwrap();
+        let journal_path = dir.join(journal::JOURNAL_FILE);
+        let line = match damage {
+            "missing" => {
+                std::fs::remove_file(&plan).unwrap();
+                None
+            }
+            "garbage" => {
+                std::fs::write(&plan, "\u{0}\u{1}garbage\n").unwrap();
+                Some(1)
+            }
+            "changed" => {
+                std::fs::write(&plan, text.replacen("六四", "六五", 1)).unwrap();
+                Some(1 + text.lines().position(|l| l.contains("六四")).unwrap())
+            }
+            "added" => {
+                let last = text.lines().last().unwrap().replace("r1", "r9");
+                std::fs::write(&plan, format!("{text}{last}\n")).unwrap();
+                Some(text.lines().count() + 1)
+            }
+            _ => {
+                // Strip every checksum, as an earlier chatprobe wrote it.
+                let old: String = std::fs::read_to_string(&journal_path)
+                    .unwrap()
+                    .lines()
+                    .map(|l| format!("{}}}\n", &l[..l.rfind(",\"sum\":").unwrap()]))
+                    .collect();
+                std::fs::write(&journal_path, old).unwrap();
+                let s = run_in(&c, &results, &sim, Some(&dir), None).await.unwrap();
+                assert_eq!(s.state, RunStatus::Complete, "{damage}");
+                assert_eq!(verdicts(&dir), expected, "{damage}");
+                write_truth(&sim, &dir.join("truth.jsonl"));
+                check_against_truth(&dir, &dir.join("truth.jsonl"));
+                continue;
+            }
+        };
+        let before = std::fs::read(&plan).ok();
+        let err = run_in(&c, &results, &sim, Some(&dir), None)
+            .await
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("plan.csv") && msg.contains("--repair"),
+            "{damage}: {msg}"
+        );
+        if let Some(l) = line {
+            assert!(msg.contains(&format!("plan.csv:{l}")), "{damage}: {msg}");
+        }
+        assert_eq!(std::fs::read(&plan).ok(), before, "{damage}: written");
+        let opts = RunOptions {
+            resume: Some(dir.clone()),
+            results: results.clone(),
+            quiet: true,
+            repair: true,
+            ..RunOptions::default()
+        };
+        let s = run_on(&opts, &sim, "simulated", std::future::pending())
+            .await
+            .unwrap();
+        assert_eq!(s.state, RunStatus::Complete, "{damage}");
+        assert_eq!(verdicts(&dir), expected, "{damage}");
+        assert_eq!(plan_rows(&dir), whole_plan, "{damage}");
+        write_truth(&sim, &dir.join("truth.jsonl"));
+        check_against_truth(&dir, &dir.join("truth.jsonl"));
+        let m = chatprobe::dataset::manifest::read_manifest(&dir).unwrap();
+        assert_eq!(m.repairs.len(), 1, "{damage}");
+        assert!(m.repairs[0].plan_rewritten.is_some(), "{damage}");
+        assert_eq!(m.repairs[0].journal_line, None, "{damage}");
+    }
+}
+
+/// plan.csv's rows without their `order`, sorted.
+fn plan_rows(run: &Path) -> Vec<String> {
+    let mut rows: Vec<String> = std::fs::read_to_string(run.join("plan.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split_once(',').unwrap().1.to_string())
+        .collect();
+    rows.sort();
+    rows
+}
+
 /// The one run folder under `results`.
 fn only_run(results: &Path) -> PathBuf {
     let dirs: Vec<PathBuf> = std::fs::read_dir(results)
