@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::identity::{FileRule, Identity};
 use crate::error::InputError;
+use crate::tomlfile::{Declared, Range};
 
 /// What kind of client the profile drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -345,6 +346,34 @@ pub struct Profile {
     pub path: PathBuf,
 }
 
+/// Every numeric key of a profile and its range.
+pub const RANGES: &[Declared] = &[
+    Declared {
+        path: "timeouts.page_load_ms",
+        range: Range::int(100, 600_000),
+    },
+    Declared {
+        path: "timeouts.script_ms",
+        range: Range::int(100, 600_000),
+    },
+    Declared {
+        path: "timeouts.implicit_ms",
+        range: Range::int(0, 60_000),
+    },
+    Declared {
+        path: "timeouts.poll_ms",
+        range: Range::int(10, 10_000),
+    },
+    Declared {
+        path: "identity.max_distance",
+        range: Range::int(0, 64),
+    },
+    Declared {
+        path: "identity.margin",
+        range: Range::float(0.0, 2.0),
+    },
+];
+
 impl Profile {
     /// Read and validate a profile.
     pub fn load(path: &Path) -> Result<Profile, InputError> {
@@ -353,6 +382,7 @@ impl Profile {
         })?;
         let text = with_variables(path, &text)?;
         let mut p: Profile = crate::tomlfile::parse(path, &text)?;
+        crate::tomlfile::check_ranges(path, &text, RANGES)?;
         p.path = path.to_path_buf();
         for (key, sel, steps) in [
             ("login.logged_in", &p.login.logged_in, false),
@@ -401,24 +431,6 @@ impl Profile {
             return Err(InputError::new(path, "files are recognised by name, but the profile says neither where a file name is shown nor which attribute holds it")
                 .key("messages.file_name")
                 .hint("set messages.file_name (an element showing the name) or messages.filename_attr"));
-        }
-        let t = &p.timeouts;
-        for (key, v, range) in [
-            ("timeouts.page_load_ms", t.page_load_ms, 100..=600_000),
-            ("timeouts.script_ms", t.script_ms, 100..=600_000),
-            ("timeouts.implicit_ms", t.implicit_ms, 0..=60_000),
-            ("timeouts.poll_ms", t.poll_ms, 10..=10_000),
-        ] {
-            if !range.contains(&v) {
-                return Err(InputError::new(path, format!("{v} ms is out of range"))
-                    .key(key)
-                    .hint(format!("from {} to {} ms", range.start(), range.end())));
-            }
-        }
-        if !(0.0..=2.0).contains(&p.identity.margin) || p.identity.max_distance > 64 {
-            return Err(InputError::new(path, "out of range")
-                .key("identity")
-                .hint("max_distance is 0–64 bits, margin 0–2"));
         }
         for (i, s) in p.login.steps.iter().enumerate() {
             if s.actions() != 1 || s.push.is_some() || s.upload.is_some() {

@@ -205,6 +205,7 @@ impl Spec {
             InputError::new(path, format!("cannot read the probe spec: {e}")).hint("check the path")
         })?;
         let file: SpecFile = crate::tomlfile::parse(path, &text)?;
+        crate::tomlfile::check_ranges(path, &text, RANGES)?;
         let at = At { path, text: &text };
         let dir = path.parent().unwrap_or(Path::new("."));
         let rel = |p: &Path| -> PathBuf {
@@ -268,79 +269,6 @@ impl Spec {
             None => None,
         };
         let l = &file.limits;
-        let positive = |v: f64, key: &str| -> Result<(), InputError> {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(at.section("limits", key, format!("must be a positive number, not {v}")))
-            }
-        };
-        positive(l.sends_per_minute, "sends_per_minute")?;
-        positive(l.deliver_timeout_s, "deliver_timeout_s")?;
-        positive(l.max_runtime_s, "max_runtime_s")?;
-        if !(l.after_sentinel_s.is_finite() && l.after_sentinel_s >= 0.0) {
-            return Err(at.section("limits", "after_sentinel_s", "must be ≥ 0"));
-        }
-        // What the clock and the scheduler can keep: a value past these
-        // would overflow a time or stall the run, not measure anything.
-        let within = |v: f64, lo: f64, hi: f64, key: &str, unit: &str| {
-            if (lo..=hi).contains(&v) {
-                Ok(())
-            } else {
-                Err(at.section(
-                    "limits",
-                    key,
-                    format!("{v} is out of range: allowed {lo} to {hi} {unit}"),
-                ))
-            }
-        };
-        within(
-            l.sends_per_minute,
-            MIN_SENDS_PER_MINUTE,
-            MAX_SENDS_PER_MINUTE,
-            "sends_per_minute",
-            "sends a minute",
-        )?;
-        within(
-            l.deliver_timeout_s,
-            0.1,
-            MAX_WAIT_S,
-            "deliver_timeout_s",
-            "seconds",
-        )?;
-        within(
-            l.after_sentinel_s,
-            0.0,
-            MAX_WAIT_S,
-            "after_sentinel_s",
-            "seconds",
-        )?;
-        within(l.max_runtime_s, 1.0, MAX_SPAN_S, "max_runtime_s", "seconds")?;
-        if l.parallel_pairs > MAX_PARALLEL {
-            return Err(at.section(
-                "limits",
-                "parallel_pairs",
-                format!("at most {MAX_PARALLEL}, not {}", l.parallel_pairs),
-            ));
-        }
-        if l.retries > MAX_RETRIES {
-            return Err(at.section(
-                "limits",
-                "retries",
-                format!("at most {MAX_RETRIES}, not {}", l.retries),
-            ));
-        }
-        if !(l.jitter.is_finite() && (0.0..=10.0).contains(&l.jitter)) {
-            return Err(at.section("limits", "jitter", "must be between 0 and 10"));
-        }
-        if l.daily_sends_per_account == Some(0) {
-            return Err(at
-                .section("limits", "daily_sends_per_account", "must be at least 1")
-                .hint("leave it out for no daily limit"));
-        }
-        if l.parallel_pairs == 0 {
-            return Err(at.section("limits", "parallel_pairs", "must be at least 1"));
-        }
         let limits = Limits {
             sends_per_minute: l.sends_per_minute,
             parallel_pairs: l.parallel_pairs,
@@ -491,6 +419,51 @@ fn published(
 
 /// The longest name a spec may have (it is part of a folder name).
 pub const MAX_NAME: usize = 64;
+
+/// The numeric keys of a spec's `[limits]` and their ranges: what the
+/// clock and the scheduler can keep (a value past these would overflow a
+/// time or stall the run, not measure anything).
+pub const RANGES: &[crate::tomlfile::Declared] = {
+    use crate::tomlfile::{Declared, Range};
+    &[
+        Declared {
+            path: "limits.sends_per_minute",
+            range: Range::float(MIN_SENDS_PER_MINUTE, MAX_SENDS_PER_MINUTE),
+        },
+        Declared {
+            path: "limits.deliver_timeout_s",
+            range: Range::float(0.1, MAX_WAIT_S),
+        },
+        Declared {
+            path: "limits.after_sentinel_s",
+            range: Range::float(0.0, MAX_WAIT_S),
+        },
+        Declared {
+            path: "limits.max_runtime_s",
+            range: Range::float(1.0, MAX_SPAN_S),
+        },
+        Declared {
+            path: "limits.parallel_pairs",
+            range: Range::int(1, MAX_PARALLEL as i64),
+        },
+        Declared {
+            path: "limits.retries",
+            range: Range::int(0, MAX_RETRIES as i64),
+        },
+        Declared {
+            path: "limits.jitter",
+            range: Range::float(0.0, 10.0),
+        },
+        Declared {
+            path: "limits.daily_sends_per_account",
+            range: Range::int(1, 1_000_000),
+        },
+        Declared {
+            path: "seed",
+            range: Range::int(0, i64::MAX),
+        },
+    ]
+};
 /// Fewest and most sends a minute per account.
 pub const MIN_SENDS_PER_MINUTE: f64 = 0.01;
 /// See [`MIN_SENDS_PER_MINUTE`].

@@ -11,6 +11,7 @@ use rand_distr::{Distribution, Exp, LogNormal};
 use serde::Deserialize;
 
 use crate::error::InputError;
+use crate::tomlfile::{Declared, Range};
 
 /// Which chats a rule applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -350,12 +351,41 @@ pub struct Policy {
     pub path: PathBuf,
 }
 
+const YEAR_S: f64 = 366.0 * 86400.0;
+
+const fn key(path: &'static str, range: Range) -> Declared {
+    Declared { path, range }
+}
+
+/// Every numeric key of a policy file and its range.
+pub const RANGES: &[Declared] = &[
+    key("seed", Range::int(0, i64::MAX)),
+    key("time_scale", Range::above(0.0, 1000.0)),
+    key("images.quality", Range::int(1, 100)),
+    key("inspection.probability", Range::float(0.0, 1.0)),
+    key("inspection.delay.s", Range::float(0.0, YEAR_S)),
+    key("inspection.delay.mean_s", Range::above(0.0, YEAR_S)),
+    key("inspection.delay.median_s", Range::above(0.0, YEAR_S)),
+    key("inspection.delay.sigma", Range::float(0.0, 5.0)),
+    key("index.expiry.s", Range::float(0.0, YEAR_S)),
+    key("index.expiry.mean_s", Range::above(0.0, YEAR_S)),
+    key("index.expiry.median_s", Range::above(0.0, YEAR_S)),
+    key("index.expiry.sigma", Range::float(0.0, 5.0)),
+    key("sensitive.match_size", Range::int(4, 1024)),
+    // A mean absolute difference of 8-bit grey levels.
+    key("sensitive.match_threshold", Range::float(0.0, 255.0)),
+    key("sensitive.sharpness_min", Range::below(0.0, 1.0)),
+    key("sensitive.sharpness_size", Range::int(8, 2048)),
+    key("sensitive.phash_threshold", Range::int(0, 64)),
+];
+
 impl Policy {
     /// Read and validate a policy file.
     pub fn load(path: &Path) -> Result<Policy, InputError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| InputError::new(path, format!("cannot read the policy: {e}")))?;
         let mut p: Policy = crate::tomlfile::parse(path, &text)?;
+        crate::tomlfile::check_ranges(path, &text, RANGES)?;
         p.path = path.to_path_buf();
         let line_of = |key: &str| -> u64 {
             text.lines()
@@ -368,18 +398,6 @@ impl Policy {
                 .line(line_of(key.rsplit('.').next().unwrap_or(key)))
                 .key(key)
         };
-        if !(p.time_scale > 0.0 && p.time_scale <= 1000.0) {
-            return Err(bad(
-                "time_scale",
-                "time_scale must be > 0 and at most 1000".into(),
-            ));
-        }
-        if !(0.0..=1.0).contains(&p.inspection.probability) {
-            return Err(bad(
-                "inspection.probability",
-                "probability must be from 0 to 1".into(),
-            ));
-        }
         p.inspection
             .delay
             .validate()
@@ -392,30 +410,6 @@ impl Policy {
             return Err(bad(
                 "inspection.delay",
                 "inspection needs a delay distribution, not none".into(),
-            ));
-        }
-        if !(1..=100).contains(&p.images.quality) {
-            return Err(bad(
-                "images.quality",
-                "JPEG quality must be from 1 to 100".into(),
-            ));
-        }
-        if p.sensitive.match_size < 4 {
-            return Err(bad(
-                "sensitive.match_size",
-                "match_size must be at least 4".into(),
-            ));
-        }
-        if !(0.0..1.0).contains(&p.sensitive.sharpness_min) {
-            return Err(bad(
-                "sensitive.sharpness_min",
-                "a fraction of the reference's sharpness: from 0 (off) to under 1".into(),
-            ));
-        }
-        if !(8..=2048).contains(&p.sensitive.sharpness_size) {
-            return Err(bad(
-                "sensitive.sharpness_size",
-                "sharpness_size must be from 8 to 2048 pixels".into(),
             ));
         }
         for k in p.filter.text_keywords.iter().chain(&p.sensitive.keywords) {

@@ -401,3 +401,106 @@ proptest! {
         prop_assert!(i.combinations.iter().all(|c| c.verified));
     }
 }
+
+/// Set `path` (dotted; `[]` is the first table of an array) in `t`.
+fn set_at(t: &mut toml::Table, path: &str, v: toml::Value) {
+    let (head, rest) = match path.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (path, None),
+    };
+    match (head.strip_suffix("[]"), rest) {
+        (Some(name), Some(r)) => {
+            let a = t.entry(name).or_insert_with(|| {
+                toml::Value::Array(vec![toml::Value::Table(Default::default())])
+            });
+            let first = a.as_array_mut().unwrap()[0].as_table_mut().unwrap();
+            set_at(first, r, v);
+        }
+        (None, Some(r)) => {
+            let sub = t
+                .entry(head)
+                .or_insert_with(|| toml::Value::Table(Default::default()));
+            set_at(sub.as_table_mut().unwrap(), r, v);
+        }
+        (_, None) => {
+            t.insert(head.to_string(), v);
+        }
+    }
+}
+
+/// Every declared key of every TOML file kind (spec limits, profile,
+/// testbed policy), set in a valid file to each value outside its range
+/// (just below, just above, NaN, infinity, a string or a fraction), is
+/// refused by that kind's loader naming the file, the key and a line of the
+/// file that sets it. The table is generated from the declarations: a key
+/// is covered as soon as it is declared.
+#[test]
+fn every_declared_key_refuses_every_value_outside_its_range() {
+    use chatprobe::error::InputError;
+    use chatprobe::tomlfile::Declared;
+    let c = Campaign::new("1.0", "sends_per_minute = 60", "[[experiment]]\nkind = \"surveillance\"\nitems = { id = [\"img-s01\"] }\nseed_chat = { from = \"intl-a\", to = \"intl-b\" }\ntest_chat = { from = \"intl-a\", to = \"china-c\" }\n");
+    type Loader = fn(&std::path::Path) -> Result<(), InputError>;
+    let kinds: [(&str, std::path::PathBuf, &[Declared], Loader); 3] = [
+        (
+            "spec",
+            c.spec.clone(),
+            chatprobe::probe::spec::RANGES,
+            |p| Spec::load(p).map(drop),
+        ),
+        (
+            "profile",
+            c.dir.path().join("probes/profiles/testbed.toml"),
+            chatprobe::platform::profile::RANGES,
+            |p| chatprobe::platform::profile::Profile::load(p).map(drop),
+        ),
+        (
+            "policy",
+            c.policy(),
+            chatprobe::testbed::policy::RANGES,
+            |p| chatprobe::testbed::policy::Policy::load(p).map(drop),
+        ),
+    ];
+    let mut table = Vec::new();
+    for (kind, sample, keys, load) in kinds {
+        let text = std::fs::read_to_string(&sample).unwrap();
+        load(&sample).unwrap_or_else(|e| panic!("the {kind} sample must load: {e}"));
+        let bad = sample.with_file_name(format!("bad-{kind}.toml"));
+        for d in keys {
+            for v in d.range.outside() {
+                let mut t: toml::Table = text.parse().unwrap();
+                set_at(&mut t, d.path, v.clone());
+                let written = toml::to_string(&t).unwrap();
+                std::fs::write(&bad, &written).unwrap();
+                let e = match load(&bad) {
+                    Ok(()) => panic!("{kind}: {} = {v} was accepted", d.path),
+                    Err(e) => e,
+                };
+                let key = e.key.clone().unwrap_or_default();
+                assert!(
+                    e.path == bad
+                        && !key.is_empty()
+                        && d.path.replace("[]", "[0]").starts_with(&key),
+                    "{kind}: {} = {v}: the error must name the file and the key: {e}",
+                    d.path
+                );
+                let line = e
+                    .line
+                    .unwrap_or_else(|| panic!("{kind}: {} = {v}: no line: {e}", d.path));
+                let last = key.rsplit('.').next().unwrap();
+                let at = written.lines().nth(line as usize - 1).unwrap_or_default();
+                assert!(
+                    at.contains(last) || at.trim_start().starts_with('['),
+                    "{kind}: {} = {v}: line {line} is `{at}`: {e}",
+                    d.path
+                );
+                table.push(format!("{kind:8} {:36} {v:>12} → {}", d.path, e.message));
+            }
+        }
+    }
+    eprintln!(
+        "{} bad values, all refused:\n{}",
+        table.len(),
+        table.join("\n")
+    );
+    assert!(table.len() >= 100, "{}", table.len());
+}
