@@ -54,6 +54,12 @@ pub fn input_files(input: &Path) -> Result<(Option<PathBuf>, Option<PathBuf>), I
     if input.is_dir() {
         let s = input.join("sends.csv");
         let t = input.join("trials.csv");
+        for p in [&s, &t] {
+            if p.exists() && !p.is_file() {
+                return Err(InputError::new(p, "is not a file")
+                    .hint("a run folder's sends.csv and trials.csv are CSV files written by `chatprobe run`"));
+            }
+        }
         if !s.is_file() && !t.is_file() {
             return Err(InputError::new(input, "no sends.csv or trials.csv here")
                 .hint("pass a run folder (results/<run-id>) or the CSV files"));

@@ -40,6 +40,10 @@ impl Keyword {
     }
 }
 
+/// The longest keyword (or `+` combination) a keyword file may hold, in
+/// characters: published lists' longest are a few dozen.
+pub const MAX_KEYWORD_CHARS: usize = 200;
+
 /// Read a keyword file (`keyword,…,topic,…,label` columns; parts of a
 /// combination joined by `+`) and expand combinations: with `combinations =
 /// k`, every sub-combination of up to `k` parts of a multi-part row is
@@ -88,8 +92,28 @@ pub fn load_keywords(
                 .key("keyword")
                 .hint("remove the box-drawing characters (U+2500–U+257F) from the keyword"));
         }
+        if kw.chars().count() > MAX_KEYWORD_CHARS {
+            return Err(InputError::new(
+                path,
+                format!(
+                    "a keyword of {} characters: a keyword (or combination) is at most {MAX_KEYWORD_CHARS}",
+                    kw.chars().count()
+                ),
+            )
+            .line(line)
+            .key("keyword")
+            .hint("texts to search for keywords in go in an isolate experiment's texts file"));
+        }
         let topic = tc.and_then(|c| rec.get(c)).unwrap_or("").to_string();
-        let label = lc.and_then(|c| rec.get(c)).unwrap_or("").to_string();
+        let label = lc.and_then(|c| rec.get(c)).unwrap_or("").trim().to_string();
+        if !label.is_empty() {
+            if let Err(m) = label.parse::<crate::corpus::Label>() {
+                return Err(InputError::new(path, m)
+                    .line(line)
+                    .key("label")
+                    .hint("write `sensitive` or `benign` (or leave it empty)"));
+            }
+        }
         if !labels.is_empty() && !labels.contains(&label) {
             continue;
         }

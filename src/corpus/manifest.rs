@@ -278,6 +278,13 @@ impl Manifest {
                 ))
                 .into());
             }
+            let date = get("date_added");
+            if !date.is_empty() && chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d").is_err() {
+                return Err(bad(
+                    "date_added",
+                    format!("`{date}` is no date: write it as YYYY-MM-DD (or leave it empty)"),
+                ));
+            }
             items.push(Item {
                 id,
                 kind,
@@ -286,7 +293,7 @@ impl Manifest {
                 topic: get("topic"),
                 lang: get("lang"),
                 source: get("source"),
-                date_added: get("date_added"),
+                date_added: date,
                 notes: get("notes"),
             });
         }

@@ -187,6 +187,21 @@ fn find(o: &MergeOptions) -> Result<(Vec<Found>, usize), InputError> {
             let key = run_key(&m);
             if let Some(prev) = by_key.get(&key) {
                 if prev.m.spec_sha256 == m.spec_sha256 && prev.m.started_at == m.started_at {
+                    // The same run twice: merged once, if both copies hold
+                    // the same data (a copy taken mid-run, then the run
+                    // resumed, holds less: which is right is the user's
+                    // call, not the merge's).
+                    if let Some(file) = differing_table(&prev.dir, &dir) {
+                        return Err(InputError::new(
+                            &dir,
+                            format!(
+                                "run {} is here twice with different data: its {file} differs from {}'s",
+                                m.run_id,
+                                prev.dir.display()
+                            ),
+                        )
+                        .hint("keep one copy of the run (the one whose run.json has the later `finished_at` holds more of it) and merge again"));
+                    }
                     dups += 1;
                     continue;
                 }
@@ -224,6 +239,22 @@ fn find(o: &MergeOptions) -> Result<(Vec<Found>, usize), InputError> {
     Ok((v, dups))
 }
 
+/// The first of a run's tables whose bytes differ between two copies.
+fn differing_table(a: &Path, b: &Path) -> Option<&'static str> {
+    ["sends.csv", "trials.csv"]
+        .into_iter()
+        .find(|f| std::fs::read(a.join(f)).ok() != std::fs::read(b.join(f)).ok())
+}
+
+/// The columns a run's table must have to be merged: its key, and the
+/// trial its rows belong to.
+fn required_columns(file: &str) -> &'static [&'static str] {
+    match file {
+        "sends.csv" => &["send_id", "attempt", "trial_id"],
+        _ => &["trial_id"],
+    }
+}
+
 /// Append one table of every run to `w`, run-level columns first, the
 /// table's columns by name in `fields`' order.
 fn append(
@@ -246,6 +277,16 @@ fn append(
             .headers()
             .map_err(|e| InputError::new(&path, format!("cannot read the header: {e}")).line(1))?
             .clone();
+        if let Some(col) = required_columns(file)
+            .iter()
+            .find(|c| !header.iter().any(|h| h == **c))
+        {
+            return Err(InputError::new(&path, format!("no `{col}` column"))
+                .line(1)
+                .key(*col)
+                .hint("a run's tables are written by `chatprobe run`; restore this one from the run's journal with `chatprobe run --resume` of a copy, or leave the run out")
+                .into());
+        }
         let pos: Vec<Option<usize>> = fields
             .iter()
             .map(|f| header.iter().position(|h| h == f.name))

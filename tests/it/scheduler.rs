@@ -779,6 +779,123 @@ fn plan_rows(run: &Path) -> Vec<String> {
     rows
 }
 
+/// Tables that cannot be trusted are refused, exit 2, naming the file:
+/// `merge` of one run found twice with different data, `merge` of a
+/// sends.csv without `trial_id`, a corpus manifest with a date that is no
+/// date, a keyword list with an unknown label or a keyword of 10,000
+/// characters, `analyze` of a run folder whose sends.csv is a folder.
+#[tokio::test(start_paused = true)]
+async fn tables_that_cannot_be_trusted_are_refused() {
+    use crate::util::{chatprobe, s};
+    let c = small();
+    let sim = SimPlatform::new(sim_config(&c));
+    let run = run(&c, &sim, None, None).await.unwrap().dir;
+    let id = run.file_name().unwrap().to_owned();
+    let copy = |to: &Path, edit: &dyn Fn(&Path)| {
+        let dir = to.join(&id);
+        std::fs::create_dir_all(&dir).unwrap();
+        for e in std::fs::read_dir(&run).unwrap().flatten() {
+            if e.path().is_file() {
+                std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+            }
+        }
+        edit(&dir);
+        to.to_path_buf()
+    };
+    let out = c.dir.path().join("merged");
+    // The same run twice, one copy with a row less (taken before the end).
+    let older = copy(&c.dir.path().join("older"), &|d| {
+        let text = std::fs::read_to_string(d.join("sends.csv")).unwrap();
+        let cut = text.trim_end().rfind('\n').unwrap() + 1;
+        std::fs::write(d.join("sends.csv"), &text[..cut]).unwrap();
+    });
+    let r = chatprobe(&["merge", s(&c.results()), s(&older), "--out", s(&out)]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("twice with different data") && r.stderr.contains("sends.csv"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists());
+    // The same copy, identical: merged once.
+    let same = copy(&c.dir.path().join("same"), &|_| {});
+    let r = chatprobe(&["merge", s(&c.results()), s(&same), "--out", s(&out)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::fs::remove_dir_all(&out).unwrap();
+    // A sends.csv without trial_id.
+    let keyless = copy(&c.dir.path().join("keyless"), &|d| {
+        let mut rd = csv::Reader::from_path(d.join("sends.csv")).unwrap();
+        let head = rd.headers().unwrap().clone();
+        let keep: Vec<usize> = (0..head.len())
+            .filter(|i| &head[*i] != "trial_id")
+            .collect();
+        let mut w = csv::Writer::from_path(d.join("sends.new")).unwrap();
+        w.write_record(keep.iter().map(|i| &head[*i])).unwrap();
+        for r in rd.records() {
+            let r = r.unwrap();
+            w.write_record(keep.iter().map(|i| &r[*i])).unwrap();
+        }
+        w.flush().unwrap();
+        std::fs::rename(d.join("sends.new"), d.join("sends.csv")).unwrap();
+        let mut m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("run.json")).unwrap()).unwrap();
+        m["vantage"] = "elsewhere".into();
+        std::fs::write(d.join("run.json"), m.to_string()).unwrap();
+    });
+    let r = chatprobe(&["merge", s(&c.results()), s(&keyless), "--out", s(&out)]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("sends.csv:1") && r.stderr.contains("trial_id"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists());
+    // analyze of a run folder whose sends.csv is a folder.
+    let odd = copy(&c.dir.path().join("odd"), &|d| {
+        std::fs::remove_file(d.join("sends.csv")).unwrap();
+        std::fs::create_dir(d.join("sends.csv")).unwrap();
+    });
+    let r = chatprobe(&["analyze", s(&odd.join(&id)), "--quiet"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("sends.csv") && r.stderr.contains("not a file"),
+        "{}",
+        r.stderr
+    );
+    // A corpus manifest whose date is no date; a keyword list with an
+    // unknown label, or a keyword of 10,000 characters.
+    let corpus = c.dir.path().join("corpus");
+    let manifest = std::fs::read_to_string(corpus.join("manifest.csv")).unwrap();
+    std::fs::write(
+        corpus.join("manifest.csv"),
+        manifest.replacen("2026-11-23", "2026-13-45", 1),
+    )
+    .unwrap();
+    let r = chatprobe(&["corpus", "index", "--quiet", "--corpus", s(&corpus)]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("manifest.csv:2") && r.stderr.contains("date_added"),
+        "{}",
+        r.stderr
+    );
+    std::fs::write(corpus.join("manifest.csv"), &manifest).unwrap();
+    let kw = corpus.join("kw-small.csv");
+    let good = std::fs::read_to_string(&kw).unwrap();
+    for (bad, key) in [
+        (good.replacen(",sensitive", ",sensitve", 1), "label"),
+        (good.replacen("六四", &"六".repeat(10_000), 1), "keyword"),
+    ] {
+        std::fs::write(&kw, bad).unwrap();
+        let r = chatprobe(&["plan", s(&c.spec)]);
+        assert_eq!(r.code, 2, "{key}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("kw-small.csv:2") && r.stderr.contains(&format!("[{key}]")),
+            "{}",
+            r.stderr
+        );
+    }
+}
+
 /// The one run folder under `results`.
 fn only_run(results: &Path) -> PathBuf {
     let dirs: Vec<PathBuf> = std::fs::read_dir(results)
