@@ -38,6 +38,7 @@ pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
         fresh_testbed: args.fresh_testbed,
         repair: args.repair,
         crash_after: None,
+        disk_full_after: None,
     };
     let period = args
         .every

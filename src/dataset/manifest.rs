@@ -36,6 +36,9 @@ pub enum StopReason {
     /// The run could not measure: every account failed to log in, or its
     /// first sends all failed.
     CannotMeasure,
+    /// An error of chatprobe's own stopped it (a disk full, a file it could
+    /// not write); it resumes once that is fixed.
+    Error,
 }
 
 impl RunStatus {
@@ -58,6 +61,7 @@ impl StopReason {
             StopReason::Interrupted => "interrupted",
             StopReason::MaxRuntime => "max_runtime",
             StopReason::CannotMeasure => "cannot_measure",
+            StopReason::Error => "error",
         }
     }
 
@@ -65,7 +69,9 @@ impl StopReason {
     pub fn status(self) -> RunStatus {
         match self {
             StopReason::Complete => RunStatus::Complete,
-            StopReason::Interrupted | StopReason::MaxRuntime => RunStatus::Interrupted,
+            StopReason::Interrupted | StopReason::MaxRuntime | StopReason::Error => {
+                RunStatus::Interrupted
+            }
             StopReason::CannotMeasure => RunStatus::Failed,
         }
     }

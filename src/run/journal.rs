@@ -143,6 +143,12 @@ pub enum Record {
     },
 }
 
+/// The space kept free beside the journal (`journal.reserve`), given up
+/// when the disk is full so that the stop record can still be written.
+const RESERVE_BYTES: usize = 64 * 1024;
+/// Its file name.
+pub const RESERVE_FILE: &str = "journal.reserve";
+
 /// An open journal, appending.
 pub struct Journal {
     file: File,
@@ -151,6 +157,9 @@ pub struct Journal {
     appended: usize,
     /// Simulated crash: the append after this many fails (tests).
     crash_after: Option<usize>,
+    /// Simulated full disk: appends after this many fail with
+    /// `StorageFull` until the reserve is given up (tests).
+    full_after: Option<usize>,
 }
 
 /// The error of an append past a simulated crash point: the process is, as
@@ -177,12 +186,34 @@ impl Journal {
             }
             file.sync_data()?;
         }
+        // Space for the stop record of a run stopped by a full disk.
+        let reserve = dir.join(RESERVE_FILE);
+        if !reserve.exists() {
+            let _ = crate::fsutil::atomic_write_bytes(&reserve, &[0u8; RESERVE_BYTES]);
+        }
         Ok(Journal {
             file,
             path,
             appended: 0,
             crash_after: None,
+            full_after: None,
         })
+    }
+
+    /// Fail every append after the first `n` of this process with a full
+    /// disk (`StorageFull`), until [`Journal::free_reserve`] (fault
+    /// injection).
+    pub fn full_after(&mut self, n: Option<usize>) {
+        self.full_after = n;
+    }
+
+    /// Give up the reserved space (the disk is full): the stop record and
+    /// run.json can then still be written.
+    pub fn free_reserve(&mut self) {
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_file(dir.join(RESERVE_FILE));
+        }
+        self.full_after = None;
     }
 
     /// Fail every append after the first `n` of this process, as if the
@@ -197,6 +228,9 @@ impl Journal {
     pub fn append(&mut self, r: &Record) -> std::io::Result<()> {
         if self.crash_after.is_some_and(|n| self.appended >= n) {
             return Err(std::io::Error::other(SimulatedCrash(self.appended)));
+        }
+        if self.full_after.is_some_and(|n| self.appended >= n) {
+            return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
         }
         let mut line = line_of(r).map_err(std::io::Error::other)?;
         line.push(b'\n');

@@ -81,6 +81,9 @@ pub struct RunOptions {
     /// [`journal::Journal::crash_after`]); the run returns
     /// [`journal::SimulatedCrash`].
     pub crash_after: Option<usize>,
+    /// Fault injection for tests: the disk fills after this many journal
+    /// records of this process (see [`journal::Journal::full_after`]).
+    pub disk_full_after: Option<usize>,
 }
 
 /// What one run did.
@@ -231,6 +234,7 @@ async fn drive<P: Platform>(
     let mut jr =
         Journal::open(&dir).with_context(|| format!("opening the journal in {}", dir.display()))?;
     jr.crash_after(opts.crash_after);
+    jr.full_after(opts.disk_full_after);
     let start = Record::Start {
         at: crate::clock::now(),
         run_id: folder.run_id.clone(),
@@ -257,15 +261,40 @@ async fn drive<P: Platform>(
         fixed_resources: None,
     };
     let plan: &mut Plan = &mut folder.plan;
-    let (reason, why) = dispatch::execute(
+    let executed = dispatch::execute(
         &mut ctx, plan, platform, &mut st, &mut jr, opts.quiet, interrupt,
     )
-    .await?;
+    .await;
+    let (reason, why) = match executed {
+        Ok(v) => v,
+        // A simulated kill leaves the journal as a kill would.
+        Err(e) if crashed(&e) => return Err(e),
+        Err(e) => {
+            // An error of its own (a full disk, a file it could not
+            // write): give up the reserved space, record the stop and
+            // the outputs as far as they go, and say how to go on.
+            jr.free_reserve();
+            let stop = Record::Stop {
+                at: crate::clock::now(),
+                reason: StopReason::Error,
+            };
+            if record(&mut jr, &mut st, &stop).is_ok() {
+                let _ = outputs::write_outputs(&mut ctx, plan, &st, Some(StopReason::Error));
+            }
+            return Err(e.context(format!(
+                "run {} stopped (continue with `chatprobe run --resume {}` once this is fixed)",
+                ctx.run_id,
+                dir.display()
+            )));
+        }
+    };
     let stop = Record::Stop {
         at: crate::clock::now(),
         reason,
     };
     record(&mut jr, &mut st, &stop)?;
+    // Stopped: the reserved space is not needed until the next start.
+    jr.free_reserve();
     if let Some(v) = platform.provenance() {
         ctx.manifest.webdriver = v;
     }
@@ -279,6 +308,15 @@ async fn drive<P: Platform>(
         trials_planned: plan.trials.len(),
         counts: st.counts(),
         why,
+    })
+}
+
+/// Whether `e` is a simulated kill ([`journal::SimulatedCrash`]).
+fn crashed(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .is_some_and(|inner| inner.is::<journal::SimulatedCrash>())
     })
 }
 

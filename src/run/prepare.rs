@@ -101,6 +101,7 @@ impl Prepared {
         };
         let profile = Profile::load(&spec.profile_path)?;
         let plan = Plan::build(&spec);
+        corpus_files_indexed(&spec, &plan)?;
         // The run folder is evidence: its journal, dataset and plan are
         // checked (or, with --repair, mended) before anything starts.
         let repair = match &prior {
@@ -218,6 +219,49 @@ impl Prepared {
             _held: held,
         })
     }
+}
+
+/// Refuse a corpus file the plan sends that changed since `corpus index`:
+/// fresh copies are made from the file, but their distance to the item,
+/// its features and the ledger are the index's, so a replaced file would
+/// be measured as another (its "fresh copies" 24 pHash bits from the
+/// indexed item, once).
+fn corpus_files_indexed(spec: &Spec, plan: &Plan) -> Result<(), InputError> {
+    let used: std::collections::BTreeSet<&str> = plan
+        .trials
+        .iter()
+        .flat_map(|t| t.sends.iter().map(|s| s.item_id.as_str()))
+        .filter(|id| !id.is_empty())
+        .collect();
+    for item in spec
+        .items
+        .iter()
+        .filter(|i| used.contains(i.item.id.as_str()))
+    {
+        let path =
+            crate::corpus::entry_path(&spec.corpus, &item.item.path).map_err(|e| match e {
+                crate::corpus::CorpusError::Input(i) => i,
+                other => InputError::new(&spec.corpus, other.to_string()),
+            })?;
+        let size = std::fs::metadata(&path).map(|m| m.len()).ok();
+        let same = size == Some(item.index.bytes)
+            && std::fs::read(&path)
+                .is_ok_and(|b| crate::corpus::hash::md5_hex(&b) == item.index.md5);
+        if !same {
+            return Err(InputError::new(
+                &path,
+                format!(
+                    "item `{}` changed since the corpus was indexed: its bytes are not those corpus/index.csv holds",
+                    item.item.id
+                ),
+            )
+            .hint(format!(
+                "run `chatprobe corpus index --corpus {}` again (or restore the file)",
+                spec.corpus.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `items.csv`: the content features (corpus/features.csv) of the corpus

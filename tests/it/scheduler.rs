@@ -896,6 +896,83 @@ async fn tables_that_cannot_be_trusted_are_refused() {
     }
 }
 
+/// A corpus file the plan sends, replaced after `corpus index`, is
+/// refused (exit 2, nothing written) until the corpus is indexed again.
+#[tokio::test(start_paused = true)]
+async fn a_corpus_file_changed_after_indexing_is_refused_until_reindexed() {
+    let c = small();
+    let doc = c.dir.path().join("corpus/documents/doc-s01.txt");
+    let text = std::fs::read_to_string(&doc).unwrap();
+    std::fs::write(&doc, format!("{text}\nan added line\n")).unwrap();
+    let sim = SimPlatform::new(sim_config(&c));
+    let err = run(&c, &sim, None, None).await.unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("doc-s01") && msg.contains("corpus index"),
+        "{msg}"
+    );
+    assert!(!c.results().exists(), "a run folder was made");
+    chatprobe_ok(&[
+        "corpus",
+        "index",
+        "--quiet",
+        "--corpus",
+        crate::util::s(&c.dir.path().join("corpus")),
+    ]);
+    let s = run(&c, &sim, None, None).await.unwrap();
+    assert_eq!(s.state, RunStatus::Complete);
+}
+
+/// A disk that fills mid-run: the run gives up the space it reserved
+/// beside the journal, so the journal still ends with a stop record
+/// (`error`), run.json says so, and the error says how to resume; once
+/// there is space again, the resume ends with an undamaged run's verdicts,
+/// nothing sent twice.
+#[tokio::test(start_paused = true)]
+async fn a_full_disk_stops_the_run_with_a_stop_record_and_the_resume_hint() {
+    let c = small();
+    let expected = {
+        let sim = SimPlatform::new(sim_config(&c));
+        verdicts(&run(&c, &sim, None, None).await.unwrap().dir)
+    };
+    let results = c.dir.path().join("full");
+    let sim = SimPlatform::new(sim_config(&c));
+    let opts = RunOptions {
+        spec: Some(c.spec.clone()),
+        results: results.clone(),
+        quiet: true,
+        disk_full_after: Some(9),
+        ..RunOptions::default()
+    };
+    let err = run_on(&opts, &sim, "simulated", std::future::pending())
+        .await
+        .unwrap_err();
+    let dir = only_run(&results);
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains(&format!("chatprobe run --resume {}", dir.display()))
+            && msg.contains("no storage space"),
+        "{msg}"
+    );
+    let records = journal::read(&dir).unwrap();
+    assert_eq!(records.len(), 10, "{records:?}");
+    assert!(matches!(
+        records.last(),
+        Some(Record::Stop {
+            reason: chatprobe::dataset::manifest::StopReason::Error,
+            ..
+        })
+    ));
+    let m = chatprobe::dataset::manifest::read_manifest(&dir).unwrap();
+    assert_eq!(m.stop_reason.map(|r| r.as_str()), Some("error"));
+    assert!(!dir.join(journal::RESERVE_FILE).exists());
+    let s = run_in(&c, &results, &sim, Some(&dir), None).await.unwrap();
+    assert_eq!(s.state, RunStatus::Complete);
+    assert_eq!(verdicts(&dir), expected);
+    write_truth(&sim, &dir.join("truth.jsonl"));
+    check_against_truth(&dir, &dir.join("truth.jsonl"));
+}
+
 /// The one run folder under `results`.
 fn only_run(results: &Path) -> PathBuf {
     let dirs: Vec<PathBuf> = std::fs::read_dir(results)
