@@ -74,13 +74,17 @@ pub enum Failure {
     /// The client showed its login page (the platform restarted, or ended
     /// the session); chatprobe logs in again before the next try.
     LoggedOut,
+    /// The platform itself did not answer (its server down or cut off):
+    /// chatprobe waits for it to answer again, and the try does not count
+    /// against `retries`.
+    PlatformUnreachable,
 }
 
 impl Failure {
     /// Every failure code, for the closed vocabulary of the `failure`
     /// column (datapackage.json); a new variant goes here and in
     /// [`Failure::code`] (whose match the compiler checks).
-    pub const ALL: [Failure; 12] = [
+    pub const ALL: [Failure; 13] = [
         Failure::LoginFailed,
         Failure::UploadFailed,
         Failure::SendFailed,
@@ -93,6 +97,7 @@ impl Failure {
         Failure::PictureUnreadable,
         Failure::UnrecognisedPicture,
         Failure::LoggedOut,
+        Failure::PlatformUnreachable,
     ];
 
     /// The code written in the `failure` column.
@@ -110,6 +115,7 @@ impl Failure {
             Failure::PictureUnreadable => "picture_unreadable",
             Failure::UnrecognisedPicture => "unrecognised_picture",
             Failure::LoggedOut => "logged_out",
+            Failure::PlatformUnreachable => "platform_unreachable",
         }
     }
 }

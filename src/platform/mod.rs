@@ -278,6 +278,55 @@ pub trait Platform {
     fn provenance(&self) -> Option<serde_json::Value> {
         None
     }
+    /// Whether the platform itself answers (its server, not a client):
+    /// asked after a failed send, to tell an outage from a harness error.
+    async fn reachable(&self) -> bool {
+        true
+    }
+}
+
+/// How long a send that found the platform unreachable waits for it to
+/// answer again before its try is recorded (`platform_unreachable`) and
+/// made again; a probe already handed over waits ten times as long before
+/// it is looked for.
+pub const OUTAGE_WAIT: Duration = Duration::from_secs(60);
+
+/// Wait, re-checking with growing pauses (1 s … 15 s), until the platform
+/// answers or `limit` is spent: whether it answers.
+pub async fn wait_reachable<P: Platform>(platform: &P, limit: Duration) -> bool {
+    let t0 = Instant::now();
+    let mut pause = Duration::from_secs(1);
+    loop {
+        if platform.reachable().await {
+            return true;
+        }
+        if t0.elapsed() + pause > limit {
+            return false;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(15));
+    }
+}
+
+/// A failed send on a platform that does not answer: its failure is the
+/// outage (`platform_unreachable`), and the send waits for the platform,
+/// so that the try is neither counted against `retries` nor a probe that
+/// went out looked for while nothing can be seen.
+pub async fn note_outage<P: Platform>(platform: &P, mut obs: Observation) -> Observation {
+    if obs.outcome != Outcome::Error || platform.reachable().await {
+        return obs;
+    }
+    if obs.sent_at.is_none() {
+        obs.failure = Some(Failure::PlatformUnreachable);
+        obs.error = Some(format!(
+            "the platform did not answer ({})",
+            obs.error.as_deref().unwrap_or("no details")
+        ));
+        wait_reachable(platform, OUTAGE_WAIT).await;
+    } else {
+        wait_reachable(platform, OUTAGE_WAIT * 10).await;
+    }
+    obs
 }
 
 /// The key of the chat `t` goes through, the same from both sides.

@@ -84,6 +84,9 @@ pub struct SimConfig {
     /// chat. A long campaign sets it, since looking at a whole day's chat
     /// on every poll makes the day quadratic.
     pub window: Option<usize>,
+    /// An outage: from this long after the platform was made until that
+    /// long, nothing answers (every call fails, `reachable` is false).
+    pub outage: Option<(Duration, Duration)>,
 }
 
 impl SimConfig {
@@ -118,6 +121,7 @@ impl SimConfig {
             seed: 1,
             identity: Identity::default(),
             window: None,
+            outage: None,
         }
     }
 }
@@ -161,6 +165,7 @@ struct State {
 /// The simulated platform.
 pub struct SimPlatform {
     config: SimConfig,
+    born: Instant,
     state: Mutex<State>,
     rng: Mutex<ChaCha8Rng>,
 }
@@ -175,6 +180,7 @@ impl SimPlatform {
         let rng = ChaCha8Rng::seed_from_u64(config.seed);
         SimPlatform {
             config,
+            born: Instant::now(),
             state: Mutex::new(State::default()),
             rng: Mutex::new(rng),
         }
@@ -202,7 +208,21 @@ impl SimPlatform {
         }
     }
 
+    /// Whether the simulated outage is on now.
+    fn down(&self) -> bool {
+        self.config
+            .outage
+            .is_some_and(|(from, to)| (from..to).contains(&self.born.elapsed()))
+    }
+
     fn known(&self, alias: &str) -> Result<(), PlatformError> {
+        if self.down() {
+            return Err(PlatformError::new(
+                Failure::SendFailed,
+                "connection refused: the simulated platform is down",
+            )
+            .before_sending());
+        }
         if self.config.accounts.iter().any(|a| a == alias) {
             Ok(())
         } else {
@@ -260,6 +280,7 @@ impl Platform for SimPlatform {
     }
 
     async fn send(&self, alias: &str, payload: &Payload) -> Result<(), PlatformError> {
+        self.known(alias).map_err(PlatformError::before_sending)?;
         let target = self
             .state
             .lock()
@@ -365,6 +386,7 @@ impl Platform for SimPlatform {
     }
 
     async fn look(&self, alias: &str) -> Result<Vec<Seen>, PlatformError> {
+        self.known(alias)?;
         let now = Instant::now();
         let mut st = self.state.lock().expect("sim");
         Self::inspect_due(&mut st);
@@ -399,5 +421,9 @@ impl Platform for SimPlatform {
 
     fn identity(&self) -> Identity {
         self.config.identity
+    }
+
+    async fn reachable(&self) -> bool {
+        !self.down()
     }
 }

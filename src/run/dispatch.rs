@@ -541,6 +541,8 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
         Ok(Dispatched::Sent(Box::pin(async move {
             let started = tokio::time::Instant::now();
             let obs = platform::transmit_checked(wd, &tr, &limits, &nonce).await;
+            // An outage is waited out, not counted as a harness error.
+            let obs = platform::note_outage(wd, obs).await;
             // Never retry blind: a probe that may have gone out is
             // first looked for in the chats (the accounts stay locked
             // meanwhile).

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::journal::Record;
-use crate::dataset::{Outcome, SendRow, TrialRow};
+use crate::dataset::{Failure, Outcome, SendRow, TrialRow};
 use crate::probe::design::{Experiment, TrialOutcomes};
 use crate::probe::plan::{Content, Plan, Role, Trial};
 
@@ -54,6 +54,10 @@ pub struct OutcomeRec {
     /// How it was settled, when not observed directly (journal `settled`).
     pub settled: Option<String>,
 }
+
+/// Tries of one send that may meet a platform outage (each waits up to
+/// [`crate::platform::OUTAGE_WAIT`] for it) before the send is given up.
+pub const MAX_OUTAGE_TRIES: u32 = 60;
 
 /// `settled` of an error whose send may or may not have reached the
 /// platform: never retried, so nothing is sent twice.
@@ -292,12 +296,29 @@ impl RunState {
             Some(o)
                 if o.outcome == Outcome::Error
                     && o.sent_at.is_none()
-                    && last.attempt <= self.retries
-                    && o.settled.as_deref() != Some(UNSETTLED) =>
+                    && o.settled.as_deref() != Some(UNSETTLED)
+                    && self.may_try_again(send_id, o) =>
             {
                 SendStatus::Ready(last.attempt + 1)
             }
             Some(o) => SendStatus::Done(o.outcome),
+        }
+    }
+
+    /// Whether a send whose last try failed before the hand-over may be
+    /// tried again: tries that met a platform outage do not count against
+    /// `retries` (at most [`MAX_OUTAGE_TRIES`] of them), the others do.
+    fn may_try_again(&self, send_id: &str, last: &OutcomeRec) -> bool {
+        let outage = |a: &Attempt| {
+            a.outcome.as_ref().and_then(|o| o.failure.as_deref())
+                == Some(Failure::PlatformUnreachable.code())
+        };
+        let tries = self.attempts.get(send_id).map(Vec::as_slice).unwrap_or(&[]);
+        let outages = tries.iter().filter(|a| outage(a)).count() as u32;
+        if last.failure.as_deref() == Some(Failure::PlatformUnreachable.code()) {
+            outages <= MAX_OUTAGE_TRIES
+        } else {
+            tries.len() as u32 - outages <= self.retries
         }
     }
 

@@ -1466,3 +1466,211 @@ fn the_evasion_2018_spec_shows_blur_evading_after_a_few_steps() {
     assert!(html.contains("<h3>transforms.csv</h3>") && html.contains("blur:2.5"));
     assert!(run.join("analysis/transforms.svg").is_file());
 }
+
+/// A run against a platform behind HTTP Basic authentication, with the
+/// credentials in `--base-url`: a loopback proxy in front of an external
+/// testbed refuses (401) any connection whose first request lacks them.
+/// Every login works, no request reached the proxy without them, and no
+/// file the run leaves (its folder) or its browsers leave (their profile
+/// folder, kept by a kill -9 mid-run) holds the password or its Base64
+/// form; the next start of a platform removes that folder.
+#[test]
+fn credentials_in_the_url_log_in_and_reach_no_file() {
+    use base64::Engine;
+    let c = Campaign::new(
+        "1.0",
+        "sends_per_minute = 120\nafter_sentinel_s = 0.5",
+        r#"
+[[experiment]]
+kind = "keyword"
+keywords = "../corpus/keywords.csv"
+items = { topic = ["june4", "food", "hong-kong", "sports"] }
+test_chat = { from = "intl-a", to = "china-c" }
+"#,
+    );
+    let truth = c.dir.path().join("truth.jsonl");
+    let tb = TestbedProcess::start(
+        &c.policy(),
+        &c.dir.path().join("probes/accounts.testbed.toml"),
+        &truth,
+    );
+    let (user, pass) = ("reviewer", "s3cret-Pa55");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    let proxy = BasicAuthProxy::start(tb.url.trim_end_matches('/'), &format!("Basic {basic}"));
+    let url = format!("http://{user}:{pass}@{}/", proxy.addr);
+    let tmp = std::env::temp_dir();
+    let profiles_before: std::collections::HashSet<_> = profile_dirs(&tmp).into_iter().collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
+        .args([
+            "run",
+            s(&c.spec),
+            "--results",
+            s(&c.results()),
+            "--quiet",
+            "--base-url",
+            &url,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::util::wait_until("a send's outcome", || {
+        std::fs::read_dir(c.results())
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path().join("journal.jsonl"))
+            .is_some_and(|j| std::fs::read_to_string(j).is_ok_and(|t| t.contains("\"outcome\"")))
+    });
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let left: Vec<PathBuf> = profile_dirs(&tmp)
+        .into_iter()
+        .filter(|d| !profiles_before.contains(d))
+        .collect();
+    assert!(
+        !left.is_empty(),
+        "a kill -9 leaves the browsers' profile folder"
+    );
+    let run = c.run_dir();
+    for dir in left.iter().chain([&run]) {
+        for (file, bytes) in files_under(dir) {
+            for secret in [pass, basic.as_str()] {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{} holds `{secret}`",
+                    file.display()
+                );
+            }
+        }
+    }
+    let r = chatprobe_ok(&["run", "--quiet", "--resume", s(&run), "--base-url", &url]);
+    assert!(r.stdout.contains("complete"), "{}", r.stdout);
+    for d in &left {
+        assert!(!d.exists(), "{} was not removed", d.display());
+    }
+    for (file, bytes) in files_under(&run) {
+        assert!(
+            !bytes.windows(pass.len()).any(|w| w == pass.as_bytes()),
+            "{} holds the password",
+            file.display()
+        );
+    }
+    let (with, without) = proxy.counts();
+    assert!(with > 0, "no request reached the platform");
+    assert_eq!(
+        without, 0,
+        "{without} requests came without the credentials"
+    );
+    let sends = csv_maps(&run.join("sends.csv"));
+    assert!(sends.iter().all(|r| r["outcome"] != "error"), "{sends:?}");
+}
+
+/// chatprobe's browser profile folders under `tmp`.
+fn profile_dirs(tmp: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(tmp)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("chatprobe-profiles-")
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every readable file under `dir`, with its bytes.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => todo.push(p),
+                Ok(t) if t.is_file() => {
+                    if let Ok(b) = std::fs::read(&p) {
+                        out.push((p, b));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// A loopback TCP proxy in front of `upstream` that answers 401 to a
+/// connection whose first request lacks `Authorization: <auth>`, and
+/// forwards the others byte for byte. Counts first requests with and
+/// without it.
+struct BasicAuthProxy {
+    addr: String,
+    counts: std::sync::Arc<std::sync::Mutex<(usize, usize)>>,
+}
+
+impl BasicAuthProxy {
+    fn start(upstream: &str, auth: &str) -> BasicAuthProxy {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let up = upstream.trim_start_matches("http://").to_string();
+        let want = format!("authorization: {}", auth.to_lowercase());
+        let counts = std::sync::Arc::new(std::sync::Mutex::new((0, 0)));
+        let c2 = counts.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (up, want, counts) = (up.clone(), want.clone(), c2.clone());
+                std::thread::spawn(move || {
+                    let mut conn = conn;
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).to_lowercase();
+                    let ok = text.lines().any(|l| l.trim() == want);
+                    {
+                        let mut c = counts.lock().unwrap();
+                        if ok {
+                            c.0 += 1
+                        } else {
+                            c.1 += 1
+                        }
+                    }
+                    if !ok {
+                        let _ = conn.write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"t\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                        return;
+                    }
+                    let Ok(mut server) = std::net::TcpStream::connect(&up) else {
+                        return;
+                    };
+                    if server.write_all(&head).is_err() {
+                        return;
+                    }
+                    let (mut c_read, mut s_write) =
+                        (conn.try_clone().unwrap(), server.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c_read, &mut s_write);
+                        let _ = s_write.shutdown(std::net::Shutdown::Write);
+                    });
+                    let _ = std::io::copy(&mut server, &mut conn);
+                    let _ = conn.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        BasicAuthProxy { addr, counts }
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        *self.counts.lock().unwrap()
+    }
+}

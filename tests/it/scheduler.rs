@@ -509,6 +509,11 @@ fn check_final_against_truth(run: &Path, truth: &Path) -> Vec<HashMap<String, St
 /// A spec small enough to crash at every journal position: two document
 /// surveillance trials, two keywords, and a two-step threshold search.
 fn small() -> Campaign {
+    small_with(LIMITS)
+}
+
+/// [`small`] with other limits.
+fn small_with(limits: &str) -> Campaign {
     let body = r#"
 [[experiment]]
 kind = "surveillance"
@@ -523,7 +528,7 @@ keywords = "../corpus/kw-small.csv"
 "#
     .to_string()
         + &crop_search("img-s02", 2);
-    let c = Campaign::new("1.0", LIMITS, &body);
+    let c = Campaign::new("1.0", limits, &body);
     std::fs::write(
         c.dir.path().join("corpus/kw-small.csv"),
         "keyword,lang,topic,source,label\n六四,zh-Hans,june4,test,sensitive\n今天天气,zh-Hans,weather,test,benign\n",
@@ -971,6 +976,45 @@ async fn a_full_disk_stops_the_run_with_a_stop_record_and_the_resume_hint() {
     assert_eq!(verdicts(&dir), expected);
     write_truth(&sim, &dir.join("truth.jsonl"));
     check_against_truth(&dir, &dir.join("truth.jsonl"));
+}
+
+/// A platform outage mid-run (the simulated platform answers nothing from
+/// 20 s to 200 s): the sends that meet it fail `platform_unreachable`,
+/// wait for the platform to answer and are made again without spending
+/// `retries` (this spec allows none), a probe handed over before it is
+/// looked for once the platform is back, and the run ends complete with
+/// the verdicts of a run without the outage, nothing sent twice.
+#[tokio::test(start_paused = true)]
+async fn a_platform_outage_is_waited_out_without_spending_retries() {
+    let c = small_with(&LIMITS.replace("retries = 6", "retries = 0"));
+    let expected = {
+        let sim = SimPlatform::new(sim_config(&c));
+        verdicts(&run(&c, &sim, None, None).await.unwrap().dir)
+    };
+    let mut cfg = sim_config(&c);
+    cfg.outage = Some((
+        std::time::Duration::from_secs(20),
+        std::time::Duration::from_secs(200),
+    ));
+    let sim = SimPlatform::new(cfg);
+    let results = c.dir.path().join("outage");
+    let s = run_in(&c, &results, &sim, None, None).await.unwrap();
+    assert_eq!(s.state, RunStatus::Complete, "{s:?}");
+    assert_eq!(verdicts(&s.dir), expected);
+    let rows = csv_maps(&s.dir.join("sends.csv"));
+    let outages = rows
+        .iter()
+        .filter(|r| r["failure"] == "platform_unreachable")
+        .count();
+    assert!(outages >= 1, "no send met the outage");
+    assert!(
+        rows.iter()
+            .all(|r| r["outcome"] != "error" || r["failure"] == "platform_unreachable"),
+        "another error: {rows:?}"
+    );
+    write_truth(&sim, &s.dir.join("truth.jsonl"));
+    check_final_against_truth(&s.dir, &s.dir.join("truth.jsonl"));
+    eprintln!("{outages} tries met the outage");
 }
 
 /// The one run folder under `results`.

@@ -36,6 +36,7 @@ fn config() -> SimConfig {
             ..Identity::default()
         },
         window: None,
+        outage: None,
     }
 }
 

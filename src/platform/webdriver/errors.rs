@@ -43,6 +43,22 @@ fn failure_of(e: &CmdError, during: Failure) -> Failure {
     if e.is_timeout() || e.is_script_timeout() {
         return Failure::DriverTimeout;
     }
+    // The client's own alert that its requests to the platform failed.
+    if let CmdError::Standard(wd) = e {
+        let m = wd.message.to_lowercase();
+        if m.contains("alert")
+            && [
+                "failed to fetch",
+                "networkerror",
+                "err_connection",
+                "load failed",
+            ]
+            .iter()
+            .any(|w| m.contains(w))
+        {
+            return Failure::PlatformUnreachable;
+        }
+    }
     if matches!(e, CmdError::WaitTimeout) || e.is_no_such_element() {
         return if during == Failure::LoginFailed {
             during
@@ -118,6 +134,14 @@ mod tests {
         assert_eq!(
             failure_of(&other, Failure::UploadFailed),
             Failure::UploadFailed
+        );
+        let down = CmdError::Standard(WebDriver::new(
+            ErrorStatus::UnexpectedAlertOpen,
+            "unexpected alert open: {Alert text : Failed to fetch}",
+        ));
+        assert_eq!(
+            failure_of(&down, Failure::SendFailed),
+            Failure::PlatformUnreachable
         );
         let gone = CmdError::Standard(WebDriver::new(
             ErrorStatus::UnknownError,

@@ -102,6 +102,9 @@ pub struct WebDriverPlatform {
     accounts: Accounts,
     passwords: HashMap<String, String>,
     base_url: String,
+    /// The `Authorization` header the platform URL's credentials make
+    /// (they are never in a URL the browser sees).
+    authorization: Option<String>,
     endpoints: Endpoints,
     slots: HashMap<String, Mutex<Slot>>,
     user_data: tempfile::TempDir,
@@ -161,6 +164,7 @@ impl WebDriverPlatform {
                 )
             })
             .collect();
+        let (bare_url, authorization) = session::split_credentials(base_url);
         let user_data = tempfile::Builder::new()
             .prefix("chatprobe-profiles-")
             .tempdir()
@@ -178,7 +182,8 @@ impl WebDriverPlatform {
             profile,
             accounts,
             passwords,
-            base_url: base_url.trim_end_matches('/').to_string(),
+            base_url: bare_url.trim_end_matches('/').to_string(),
+            authorization,
             endpoints,
             slots,
             user_data,
@@ -337,6 +342,17 @@ impl WebDriverPlatform {
         );
         let setup = async {
             self.rt(client.update_timeouts(timeouts)).await?;
+            if let (Some(auth), true) = (&self.authorization, web) {
+                // The credentials go as a header, set in the browser's
+                // memory, never in a URL its profile could keep.
+                self.rt(client.issue_cmd(session::Cdp("Network.enable", json!({}))))
+                    .await?;
+                self.rt(client.issue_cmd(session::Cdp(
+                    "Network.setExtraHTTPHeaders",
+                    json!({ "headers": { "Authorization": auth } }),
+                )))
+                .await?;
+            }
             self.open_login_page(&client).await
         };
         if let Err(e) = setup.await {
@@ -1006,6 +1022,14 @@ impl WebDriverPlatform {
 impl Platform for WebDriverPlatform {
     fn identity(&self) -> Identity {
         self.profile.identity
+    }
+
+    /// The platform's URL answers an HTTP request (any status) within 3 s
+    /// (an `https` URL is not checked: taken as answering).
+    async fn reachable(&self) -> bool {
+        session::answers(&self.base_url, self.authorization.as_deref())
+            .await
+            .unwrap_or(true)
     }
 
     fn in_flight(&self) -> Option<&InFlight> {

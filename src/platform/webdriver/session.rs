@@ -69,6 +69,99 @@ pub(super) async fn grid_node(endpoint: &str, id: &str) -> Option<String> {
         .flatten()
 }
 
+/// Whether `url` answers a GET (any status) within 3 s; `None` when it
+/// cannot be asked here (not plain `http`).
+pub(super) async fn answers(url: &str, authorization: Option<&str>) -> Option<bool> {
+    if !url.starts_with("http://") {
+        return None;
+    }
+    let mut req = http::Request::get(url)
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .ok()?;
+    if let Some(a) = authorization.and_then(|a| http::HeaderValue::from_str(a).ok()) {
+        req.headers_mut().insert(http::header::AUTHORIZATION, a);
+    }
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    Some(matches!(
+        tokio::time::timeout(Duration::from_secs(3), client.request(req)).await,
+        Ok(Ok(_))
+    ))
+}
+
+/// A Chrome DevTools command through chromedriver's `goog/cdp/execute`
+/// (Chromium endpoints, also behind Selenium Grid).
+#[derive(Debug)]
+pub(super) struct Cdp(pub(super) &'static str, pub(super) Value);
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({ "cmd": self.0, "params": self.1 }).to_string()),
+        )
+    }
+}
+
+/// The platform URL without its credentials, and those credentials as an
+/// HTTP `Authorization` header value (Basic), if it carried any: the
+/// browser is only ever given the bare URL, so the credentials reach no
+/// history, session file or log of its profile.
+pub(super) fn split_credentials(base_url: &str) -> (String, Option<String>) {
+    use base64::Engine;
+    let Ok(mut u) = url::Url::parse(base_url) else {
+        return (base_url.to_string(), None);
+    };
+    if u.username().is_empty() && u.password().is_none() {
+        return (base_url.to_string(), None);
+    }
+    let decode = |s: &str| percent_decode(s);
+    let user = decode(u.username());
+    let pass = decode(u.password().unwrap_or(""));
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    let header = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    );
+    (u.to_string(), Some(header))
+}
+
+/// `%XX` escapes of a URL's user or password, decoded.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Selenium's file upload: `se/file` (Selenium 4, Grid), or `file` (the
 /// older path, which chromedriver answers).
 #[derive(Debug)]
