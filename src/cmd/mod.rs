@@ -19,6 +19,7 @@ use cli::{Cli, Command, CorpusCommand};
 /// Run the command `cli` names.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let quiet = cli.quiet;
+    crate::platform::webdriver::reap_left_behind();
     match cli.command {
         Command::Corpus(CorpusCommand::Index { corpus }) => {
             let s = corpus::index::build(&corpus.dir, quiet)

@@ -1046,3 +1046,47 @@ test_chat = { from = "intl-a", to = "china-c" }
     let r = chatprobe_ok(&["run", "--quiet", "--resume", s(&run), "--fresh-testbed"]);
     assert!(r.stdout.contains("complete"), "{}", r.stdout);
 }
+
+/// A profile whose browser cannot start: the run stops before any trial,
+/// exit 1, state `failed`, and says which binary and how to go on.
+#[test]
+fn a_browser_that_cannot_start_stops_the_run_before_any_trial() {
+    let c = Campaign::new(
+        "1.0",
+        "sends_per_minute = 120",
+        r#"
+[[experiment]]
+kind = "keyword"
+keywords = "../corpus/keywords.csv"
+items = { topic = ["june4"] }
+test_chat = { from = "intl-a", to = "china-c" }
+"#,
+    );
+    let profile = c.dir.path().join("probes/profiles/testbed.toml");
+    let text = std::fs::read_to_string(&profile).unwrap();
+    assert!(text.contains("binary = \"/usr/bin/chromium\""));
+    std::fs::write(
+        &profile,
+        text.replace(
+            "binary = \"/usr/bin/chromium\"",
+            "binary = \"/nonexistent/chrome\"",
+        ),
+    )
+    .unwrap();
+    let r = crate::util::chatprobe(&["run", s(&c.spec), "--results", s(&c.results()), "--quiet"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("/nonexistent/chrome") && r.stderr.contains("chatprobe run --resume"),
+        "{}",
+        r.stderr
+    );
+    let run = c.run_dir();
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(m["state"], "failed");
+    let journal = jsonl(&run.join("journal.jsonl"));
+    assert!(
+        journal.iter().all(|r| r["event"] != "intent"),
+        "a send was tried"
+    );
+}

@@ -1498,9 +1498,24 @@ test_chat = { from = "intl-a", to = "china-c" }
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
     let proxy = BasicAuthProxy::start(tb.url.trim_end_matches('/'), &format!("Basic {basic}"));
     let url = format!("http://{user}:{pass}@{}/", proxy.addr);
-    let tmp = std::env::temp_dir();
+    // Its own temporary folder: other tests' chatprobes reap the folders
+    // of dead chatprobes in theirs.
+    let tmp = c.dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let chatprobe_in_tmp = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
+            .args(args)
+            .env("TMPDIR", &tmp)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
     let profiles_before: std::collections::HashSet<_> = profile_dirs(&tmp).into_iter().collect();
     let mut child = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
+        .env("TMPDIR", &tmp)
         .args([
             "run",
             s(&c.spec),
@@ -1543,11 +1558,20 @@ test_chat = { from = "intl-a", to = "china-c" }
             }
         }
     }
-    let r = chatprobe_ok(&["run", "--quiet", "--resume", s(&run), "--base-url", &url]);
-    assert!(r.stdout.contains("complete"), "{}", r.stdout);
+    // The next chatprobe, whatever its command, removes them.
+    let (code, _) = chatprobe_in_tmp(&["runs", "--results", s(&c.results())]);
+    assert_eq!(code, Some(0));
     for d in &left {
         assert!(!d.exists(), "{} was not removed", d.display());
     }
+    let (code, out) =
+        chatprobe_in_tmp(&["run", "--quiet", "--resume", s(&run), "--base-url", &url]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("complete"), "{out}");
+    assert!(
+        profile_dirs(&tmp).is_empty(),
+        "a run left its profile folder"
+    );
     for (file, bytes) in files_under(&run) {
         assert!(
             !bytes.windows(pass.len()).any(|w| w == pass.as_bytes()),

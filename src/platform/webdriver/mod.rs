@@ -43,6 +43,14 @@ mod session;
 use errors::{classify, classify_quiet};
 use look::{crop_pictures, Look, LOGGED_IN_SCRIPT, LOOK_SCRIPT, PICTURE_TAIL, SHOW_PICTURE_SCRIPT};
 use processes::{kill_orphaned_browsers, reap_dead_owners};
+
+/// Stop the browsers and remove the profile folders (`chatprobe-profiles-*`
+/// in the temporary folder) that a chatprobe killed with kill -9 left
+/// behind: every chatprobe command does this first, so what a browser
+/// wrote there (sessions, logs) outlives its run only until then.
+pub fn reap_left_behind() {
+    reap_dead_owners(&std::env::temp_dir());
+}
 use session::{fill_free_ports, grid_node, substitute, UploadFile};
 
 /// Where sessions are created.
