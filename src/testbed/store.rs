@@ -128,7 +128,6 @@ impl Store {
     /// Open (creating) the state folder `dir`; returns the store and the
     /// changes already in it.
     pub fn open(dir: &Path) -> std::io::Result<(Store, Vec<Change>)> {
-        std::fs::create_dir_all(dir.join(FILES_DIR))?;
         let path = dir.join(STATE_FILE);
         let mut changes = Vec::new();
         if path.is_file() {
@@ -154,6 +153,9 @@ impl Store {
                 }
             }
         }
+        // Only a state that reads whole is opened for writing: a corrupt
+        // one is refused before anything is made in its folder.
+        std::fs::create_dir_all(dir.join(FILES_DIR))?;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -222,4 +224,26 @@ fn truth_key(v: &serde_json::Value) -> String {
         f("md5"),
         f("at")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corrupt_state_is_refused_before_anything_is_made() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(STATE_FILE),
+            "{not json\n{\"also\": \"not\"}\n",
+        )
+        .unwrap();
+        let e = Store::open(dir.path()).err().expect("refused");
+        assert!(e.to_string().contains("state.jsonl:1"), "{e}");
+        assert!(!dir.path().join(FILES_DIR).exists(), "files/ was made");
+        std::fs::remove_file(dir.path().join(STATE_FILE)).unwrap();
+        let (_, changes) = Store::open(dir.path()).unwrap();
+        assert!(changes.is_empty());
+        assert!(dir.path().join(FILES_DIR).is_dir());
+    }
 }
