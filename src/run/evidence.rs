@@ -93,8 +93,34 @@ pub fn check(
         }
     };
     // Every outcome sends.csv shows must be in a whole record of the
-    // journal (kept, or dropped by a repair to be settled again).
-    journal_covers_dataset(dir, &path, scan.records(), scan.lines.is_empty())?;
+    // journal. A repair settles again what it dropped: there, a send the
+    // journal still knows of (an intent or outcome after a damaged
+    // record, or an intent given back) is enough.
+    let known: HashSet<(String, String)> = match &journal_repair {
+        None => scan
+            .records()
+            .filter_map(|r| match r {
+                Record::Outcome {
+                    send_id, attempt, ..
+                } => Some((send_id.clone(), attempt.to_string())),
+                _ => None,
+            })
+            .collect(),
+        Some((repaired, _)) => scan
+            .records()
+            .chain(repaired)
+            .filter_map(|r| match r {
+                Record::Outcome {
+                    send_id, attempt, ..
+                }
+                | Record::Intent {
+                    send_id, attempt, ..
+                } => Some((send_id.clone(), attempt.to_string())),
+                _ => None,
+            })
+            .collect(),
+    };
+    journal_covers_dataset(dir, &path, &known, scan.lines.is_empty())?;
     // plan.csv: the first steps exactly as the run started with them, the
     // rest steps the adaptive experiments would add.
     let mut st = RunState::new(retries);
@@ -224,10 +250,10 @@ fn plan_differs(path: &Path, base: &[u8], grown: &Plan) -> Option<InputError> {
 /// from a journal record, so a row without one means the journal was
 /// emptied, cut or replaced. Resuming from it would send those probes
 /// again (an emptied journal resumed as a new run sent 11 twice).
-fn journal_covers_dataset<'a>(
+fn journal_covers_dataset(
     dir: &Path,
     path: &Path,
-    records: impl Iterator<Item = &'a Record>,
+    journaled: &HashSet<(String, String)>,
     empty: bool,
 ) -> Result<(), InputError> {
     let sends = dir.join("sends.csv");
@@ -248,14 +274,6 @@ fn journal_covers_dataset<'a>(
     if rows.is_empty() {
         return Ok(());
     }
-    let journaled: HashSet<(String, String)> = records
-        .filter_map(|r| match r {
-            Record::Outcome {
-                send_id, attempt, ..
-            } => Some((send_id.clone(), attempt.to_string())),
-            _ => None,
-        })
-        .collect();
     let missing: Vec<&(String, String)> = rows.iter().filter(|r| !journaled.contains(*r)).collect();
     if let Some((first, _)) = missing.first() {
         let what = if empty {

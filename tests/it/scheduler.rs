@@ -607,6 +607,19 @@ async fn a_journal_damaged_at_any_record_is_refused_then_repaired_without_sendin
         run_in(&c, &results, &sim, None, Some(k)).await.unwrap_err();
         let dir = only_run(&results);
         let path = dir.join(journal::JOURNAL_FILE);
+        // sends.csv as the outputs write it after finished sends: a row
+        // for every outcome the journal holds (a damaged outcome record
+        // then has its row there, which a repair must accept).
+        let mut rows = String::from("send_id,attempt\n");
+        for r in journal::read(&dir).unwrap() {
+            if let Record::Outcome {
+                send_id, attempt, ..
+            } = r
+            {
+                rows.push_str(&format!("{send_id},{attempt}\n"));
+            }
+        }
+        std::fs::write(dir.join("sends.csv"), rows).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
         let line = &mut lines[j];
