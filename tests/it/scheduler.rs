@@ -61,6 +61,18 @@ async fn run_in(
     run_on(&opts, sim, "simulated", std::future::pending()).await
 }
 
+/// `run --resume DIR --repair` on `sim`.
+async fn repair_in(results: &Path, dir: &Path, sim: &SimPlatform) -> anyhow::Result<RunSummary> {
+    let opts = RunOptions {
+        resume: Some(dir.to_path_buf()),
+        results: results.to_path_buf(),
+        quiet: true,
+        repair: true,
+        ..RunOptions::default()
+    };
+    run_on(&opts, sim, "simulated", std::future::pending()).await
+}
+
 /// The platform's decisions as the testbed writes its ground truth, so the
 /// run tests' checks apply unchanged.
 fn write_truth(sim: &SimPlatform, path: &Path) {
@@ -661,14 +673,7 @@ async fn a_journal_damaged_at_any_record_is_refused_then_repaired_without_sendin
             damaged,
             "{how}: written"
         );
-        let opts = RunOptions {
-            resume: Some(dir.clone()),
-            results: results.clone(),
-            quiet: true,
-            repair: true,
-            ..RunOptions::default()
-        };
-        let s = run_on(&opts, &sim, "simulated", std::future::pending())
+        let s = repair_in(&results, &dir, &sim)
             .await
             .unwrap_or_else(|e| panic!("{how} record {}: {e:#}", j + 1));
         if s.state != RunStatus::Complete {
@@ -764,16 +769,7 @@ async fn a_missing_or_changed_plan_is_refused_then_repaired_and_old_journals_res
             assert!(msg.contains(&format!("plan.csv:{l}")), "{damage}: {msg}");
         }
         assert_eq!(std::fs::read(&plan).ok(), before, "{damage}: written");
-        let opts = RunOptions {
-            resume: Some(dir.clone()),
-            results: results.clone(),
-            quiet: true,
-            repair: true,
-            ..RunOptions::default()
-        };
-        let s = run_on(&opts, &sim, "simulated", std::future::pending())
-            .await
-            .unwrap();
+        let s = repair_in(&results, &dir, &sim).await.unwrap();
         assert_eq!(s.state, RunStatus::Complete, "{damage}");
         assert_eq!(verdicts(&dir), expected, "{damage}");
         assert_eq!(plan_rows(&dir), whole_plan, "{damage}");

@@ -51,7 +51,7 @@ use processes::{kill_orphaned_browsers, reap_dead_owners};
 pub fn reap_left_behind() {
     reap_dead_owners(&std::env::temp_dir());
 }
-use session::{fill_free_ports, grid_node, substitute, UploadFile};
+use session::{fill_free_ports, grid_node, substitute, SessionPost};
 
 /// Where sessions are created.
 enum Endpoints {
@@ -353,9 +353,12 @@ impl WebDriverPlatform {
             if let (Some(auth), true) = (&self.authorization, web) {
                 // The credentials go as a header, set in the browser's
                 // memory, never in a URL its profile could keep.
-                self.rt(client.issue_cmd(session::Cdp("Network.enable", json!({}))))
+                let cdp = |cmd: &str, params: Value| {
+                    SessionPost("goog/cdp/execute", json!({ "cmd": cmd, "params": params }))
+                };
+                self.rt(client.issue_cmd(cdp("Network.enable", json!({}))))
                     .await?;
-                self.rt(client.issue_cmd(session::Cdp(
+                self.rt(client.issue_cmd(cdp(
                     "Network.setExtraHTTPHeaders",
                     json!({ "headers": { "Authorization": auth } }),
                 )))
@@ -999,10 +1002,13 @@ impl WebDriverPlatform {
         let b64 = base64::engine::general_purpose::STANDARD.encode(zipped.into_inner());
         let unknown = |e: &CmdError| e.is_unknown_command() || e.is_unknown_path();
         let v = match self
-            .rt(c.issue_cmd(UploadFile(b64.clone(), "se/file")))
+            .rt(c.issue_cmd(SessionPost("se/file", json!({ "file": b64.clone() }))))
             .await
         {
-            Err(e) if unknown(&e) => match self.rt(c.issue_cmd(UploadFile(b64, "file"))).await {
+            Err(e) if unknown(&e) => match self
+                .rt(c.issue_cmd(SessionPost("file", json!({ "file": b64 }))))
+                .await
+            {
                 Err(e) if unknown(&e) => {
                     self.no_upload
                         .lock()

@@ -89,30 +89,6 @@ pub(super) async fn answers(url: &str, authorization: Option<&str>) -> Option<bo
     ))
 }
 
-/// A Chrome DevTools command through chromedriver's `goog/cdp/execute`
-/// (Chromium endpoints, also behind Selenium Grid).
-#[derive(Debug)]
-pub(super) struct Cdp(pub(super) &'static str, pub(super) Value);
-
-impl WebDriverCompatibleCommand for Cdp {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session.unwrap_or_default()
-        ))
-    }
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (
-            http::Method::POST,
-            Some(json!({ "cmd": self.0, "params": self.1 }).to_string()),
-        )
-    }
-}
-
 /// The platform URL without its credentials, and those credentials as an
 /// HTTP `Authorization` header value (Basic), if it carried any: the
 /// browser is only ever given the bare URL, so the credentials reach no
@@ -162,12 +138,15 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Selenium's file upload: `se/file` (Selenium 4, Grid), or `file` (the
-/// older path, which chromedriver answers).
+/// A POST to `session/{id}/PATH` with a JSON body: the commands fantoccini
+/// has no method for. Selenium's file upload is `se/file` (Selenium 4,
+/// Grid) or `file` (the older path, which chromedriver answers), `{"file":
+/// base64 zip}`; a Chrome DevTools command is `goog/cdp/execute`, `{"cmd",
+/// "params"}` (Chromium endpoints, also behind Selenium Grid).
 #[derive(Debug)]
-pub(super) struct UploadFile(pub(super) String, pub(super) &'static str);
+pub(super) struct SessionPost(pub(super) &'static str, pub(super) Value);
 
-impl WebDriverCompatibleCommand for UploadFile {
+impl WebDriverCompatibleCommand for SessionPost {
     fn endpoint(
         &self,
         base: &url::Url,
@@ -176,13 +155,10 @@ impl WebDriverCompatibleCommand for UploadFile {
         base.join(&format!(
             "session/{}/{}",
             session.unwrap_or_default(),
-            self.1
+            self.0
         ))
     }
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (
-            http::Method::POST,
-            Some(json!({ "file": self.0 }).to_string()),
-        )
+        (http::Method::POST, Some(self.1.to_string()))
     }
 }
