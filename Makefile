@@ -66,10 +66,12 @@ test: deps deps-xmpp deps-grid deps-appium deps-data
 ## soak: the fault suite with 20 kill -9s a run (make test does 5) and
 ## SIGINT and SIGTERM at ten moments from 0.1 s to 10 s (make test: five),
 ## then the browser tests make test leaves out because a faster test
-## there proves their claim (each says which: `#[ignore = "make soak; ..."]`)
+## there proves their claim (each says which: `#[ignore = "make soak; ..."]`),
+## then prints the bad-input table (every declared key, every value outside)
 soak: deps deps-xmpp deps-data
 	CHATPROBE_KILLS=20 CHATPROBE_SIGNAL_MOMENTS=0.1,0.3,0.6,1,1.5,2,3,5,7,10 $(CARGO) test --release --locked --test it faults:: -- --include-ignored --test-threads 1 --nocapture
 	$(CARGO) test --release --locked --test it -- --ignored --skip faults::
+	$(CARGO) test --release --locked --test it props::every_declared_key -- --nocapture
 	@echo "make soak: ok"
 
 ## bench: speed against the tools a researcher would otherwise use

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::InputError;
+use crate::ranges::{Declared, Range};
 
 /// Where an account is registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
@@ -107,12 +108,55 @@ pub struct Accounts {
     pub groups: Vec<Group>,
 }
 
+/// Every key of an accounts file and its range (checked before anything
+/// else reads the file; the bad-input tests are generated from it).
+pub const RANGES: &[Declared] = &[
+    key(
+        "account[].alias",
+        Range::Name {
+            max: 64,
+            also: "-_",
+        },
+    ),
+    key(
+        "account[].region",
+        Range::OneOf {
+            words: &["intl", "china"],
+            empty: false,
+        },
+    ),
+    key("account[].login", Range::Text { min: 1, max: 256 }),
+    key(
+        "account[].password_env",
+        Range::Name {
+            max: 128,
+            also: "_",
+        },
+    ),
+    key("account[].password_file", Range::Text { min: 1, max: 4096 }),
+    key("account[].password", Range::Text { min: 1, max: 1024 }),
+    key("account[].profile", Range::Text { min: 1, max: 256 }),
+    key("group[].name", Range::Text { min: 1, max: 64 }),
+    key(
+        "group[].members[]",
+        Range::Name {
+            max: 64,
+            also: "-_",
+        },
+    ),
+];
+
+const fn key(path: &'static str, range: Range) -> Declared {
+    Declared { path, range }
+}
+
 impl Accounts {
     /// Read and validate an accounts file: unique aliases, logins and group
     /// names; group members must be accounts; exactly one credential source.
     pub fn load(path: &Path) -> Result<Accounts, InputError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| InputError::new(path, format!("cannot read the accounts file: {e}")))?;
+        crate::tomlfile::check_ranges(path, &text, RANGES)?;
         let file: File = crate::tomlfile::parse(path, &text)?;
         let line_of = |needle: &str| -> u64 {
             text.lines()

@@ -36,6 +36,7 @@ pub mod fsutil;
 pub mod platform;
 pub mod probe;
 pub mod process;
+pub mod ranges;
 pub mod redact;
 pub mod report;
 pub mod run;

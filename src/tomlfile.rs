@@ -6,11 +6,14 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 
 use crate::error::InputError;
+use crate::ranges::Declared;
 
-/// Whether a key path names a secret (its value must never be printed).
+/// Whether a key path names a secret (its value must never be printed): a
+/// password, secret or token, and a login (which never reaches a dataset).
 pub fn is_secret_key(key: &str) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key).to_lowercase();
-    last == "password" || last.contains("secret") || last.contains("token")
+    let last = last.split('[').next().unwrap_or(&last);
+    last == "password" || last == "login" || last.contains("secret") || last.contains("token")
 }
 
 /// Read and parse a TOML file into `T`. Unknown keys are errors when `T`
@@ -51,172 +54,30 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error, key: Option<String>)
     err
 }
 
-/// A numeric key's declared type and range: every file kind declares its
-/// keys once ([`Declared`] tables beside its loader), and [`check_ranges`]
-/// refuses a value outside, naming the file, line, key and range. The same
-/// tables generate the bad-input tests, so a key is tested when declared.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Range {
-    /// A finite number from `min` to `max`; `open_min`: above `min`, not
-    /// equal; `open_max`: below `max`.
-    Float {
-        /// Lowest.
-        min: f64,
-        /// Highest.
-        max: f64,
-        /// `min` itself excluded.
-        open_min: bool,
-        /// `max` itself excluded.
-        open_max: bool,
-    },
-    /// A whole number from `min` to `max`.
-    Int {
-        /// Lowest.
-        min: i64,
-        /// Highest.
-        max: i64,
-    },
-}
-
-impl Range {
-    /// `[min, max]`.
-    pub const fn float(min: f64, max: f64) -> Range {
-        Range::Float {
-            min,
-            max,
-            open_min: false,
-            open_max: false,
-        }
-    }
-
-    /// `(min, max]`.
-    pub const fn above(min: f64, max: f64) -> Range {
-        Range::Float {
-            min,
-            max,
-            open_min: true,
-            open_max: false,
-        }
-    }
-
-    /// `[min, max)`.
-    pub const fn below(min: f64, max: f64) -> Range {
-        Range::Float {
-            min,
-            max,
-            open_min: false,
-            open_max: true,
-        }
-    }
-
-    /// `min..=max`, whole numbers.
-    pub const fn int(min: i64, max: i64) -> Range {
-        Range::Int { min, max }
-    }
-
-    /// Whether `v` is in range (`None`: not a number of the right type).
-    fn holds(&self, v: &toml::Value) -> Option<bool> {
-        match (*self, v) {
-            (
-                Range::Float {
-                    min,
-                    max,
-                    open_min,
-                    open_max,
-                },
-                toml::Value::Float(_) | toml::Value::Integer(_),
-            ) => {
-                let x = v.as_float().or(v.as_integer().map(|i| i as f64))?;
-                Some(
-                    x.is_finite()
-                        && (x > min || (!open_min && x == min))
-                        && (x < max || (!open_max && x == max)),
-                )
-            }
-            (Range::Int { min, max }, toml::Value::Integer(i)) => Some((min..=max).contains(i)),
-            _ => None,
-        }
-    }
-
-    /// In words, for messages and docs.
-    pub fn describe(&self) -> String {
-        match *self {
-            Range::Float {
-                min,
-                max,
-                open_min,
-                open_max,
-            } => match (open_min, open_max) {
-                (false, false) => format!("a finite number from {min} to {max}"),
-                (true, false) => format!("a finite number above {min}, at most {max}"),
-                (false, true) => format!("a finite number from {min} to under {max}"),
-                (true, true) => format!("a finite number above {min} and under {max}"),
-            },
-            Range::Int { min, max } => format!("a whole number from {min} to {max}"),
-        }
-    }
-
-    /// Values just outside the range, and values of no number (for the
-    /// generated bad-input tests).
-    pub fn outside(&self) -> Vec<toml::Value> {
-        use toml::Value::{Float, Integer, String as S};
-        let mut v = match *self {
-            Range::Float {
-                min,
-                max,
-                open_min,
-                open_max,
-            } => {
-                let step = ((max - min).abs() * 1e-3).max(1e-6);
-                vec![
-                    Float(if open_min { min } else { min - step }),
-                    Float(if open_max { max } else { max + step }),
-                    Float(f64::NAN),
-                    Float(f64::INFINITY),
-                ]
-            }
-            Range::Int { min, max } => {
-                let mut v = vec![Float(0.5)];
-                if max < i64::MAX {
-                    v.push(Integer(max + 1));
-                }
-                if min > i64::MIN {
-                    v.push(Integer(min - 1));
-                }
-                v
-            }
-        };
-        v.push(S("1".into()));
-        v
-    }
-}
-
-/// A key of a file kind and its range. `path` is dotted; `[]` stands for
-/// every table of an array (`experiment[].delay_s`).
-#[derive(Debug, Clone, Copy)]
-pub struct Declared {
-    /// The key.
-    pub path: &'static str,
-    /// Its range.
-    pub range: Range,
-}
-
 /// Refuse the first declared key of `text` (read from `path`) whose value
-/// is out of its range or not a number (absent keys take their defaults).
+/// is out of its range or not a value of its type (absent keys take their
+/// defaults).
 pub fn check_ranges(path: &Path, text: &str, keys: &[Declared]) -> Result<(), InputError> {
     let table: toml::Table = match text.parse() {
         Ok(t) => t,
         // Its syntax error is the parser's to report.
         Err(_) => return Ok(()),
     };
+    check_ranges_at(path, text, &toml::Value::Table(table), "", keys)
+}
+
+/// [`check_ranges`] for one table of the file, `value`, found at `prefix`
+/// (`experiment[2]`): `keys` are relative to it, the keys in errors are not.
+pub fn check_ranges_at<'a>(
+    path: &Path,
+    text: &str,
+    value: &toml::Value,
+    prefix: &str,
+    keys: impl IntoIterator<Item = &'a Declared>,
+) -> Result<(), InputError> {
     for d in keys {
         let mut found = Vec::new();
-        values_at(
-            &toml::Value::Table(table.clone()),
-            d.path,
-            String::new(),
-            &mut found,
-        );
+        values_at(value, d.path, prefix.to_string(), &mut found);
         for (key, v) in found {
             let ok = d.range.holds(&v);
             if ok == Some(true) {
@@ -224,10 +85,15 @@ pub fn check_ranges(path: &Path, text: &str, keys: &[Declared]) -> Result<(), In
             }
             let shown = match &v {
                 toml::Value::String(_) if is_secret_key(&key) => "(not shown)".to_string(),
+                toml::Value::String(t) if t.chars().count() > 40 => format!(
+                    "\"{}…\" ({} characters)",
+                    t.chars().take(40).collect::<String>().escape_debug(),
+                    t.chars().count()
+                ),
                 other => other.to_string(),
             };
             let what = if ok.is_none() {
-                "is not a number of the right kind"
+                "is not a value of the right type"
             } else {
                 "is out of range"
             };

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use crate::error::InputError;
+use crate::ranges::{check_cell, Declared, Range};
 
 /// The sixteen characters the tag chatprobe appends to a text is spelled in
 /// (box drawing, U+2500 block: never emoji, never markup, in every font;
@@ -44,6 +45,31 @@ impl Keyword {
 /// characters: published lists' longest are a few dozen.
 pub const MAX_KEYWORD_CHARS: usize = 200;
 
+/// The columns of a keyword file chatprobe reads and their ranges (others
+/// are kept for the researcher: a translation, a source). Every row is
+/// checked against them before it is used; the bad-input tests are
+/// generated from them.
+pub const COLUMNS: &[Declared] = &[
+    Declared {
+        path: "keyword",
+        range: Range::Text {
+            min: 1,
+            max: MAX_KEYWORD_CHARS,
+        },
+    },
+    Declared {
+        path: "topic",
+        range: Range::Text { min: 0, max: 100 },
+    },
+    Declared {
+        path: "label",
+        range: Range::OneOf {
+            words: &["sensitive", "benign"],
+            empty: true,
+        },
+    },
+];
+
 /// Read a keyword file (`keyword,…,topic,…,label` columns; parts of a
 /// combination joined by `+`) and expand combinations: with `combinations =
 /// k`, every sub-combination of up to `k` parts of a multi-part row is
@@ -75,6 +101,11 @@ pub fn load_keywords(
         let line = i as u64 + 2;
         let rec =
             rec.map_err(|e| InputError::new(path, format!("malformed row: {e}")).line(line))?;
+        for d in COLUMNS {
+            if let Some(v) = col(d.path).and_then(|c| rec.get(c)) {
+                check_cell(path, line, d, v.trim())?;
+            }
+        }
         let kw = rec.get(kc).unwrap_or("").trim();
         let parts: Vec<String> = kw
             .split('+')

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::CorpusError;
 use crate::error::InputError;
+use crate::ranges::{check_cell, Declared, Range};
 
 /// The manifest's file name inside a corpus folder.
 pub const MANIFEST_FILE: &str = "manifest.csv";
@@ -163,6 +164,53 @@ impl Format {
     }
 }
 
+/// The columns of a manifest and their ranges (`notes` is free text).
+/// Every row is checked against them before it is used; the bad-input
+/// tests are generated from them.
+pub const COLUMNS: &[Declared] = &[
+    Declared {
+        path: "id",
+        range: Range::Name {
+            max: 120,
+            also: "-_.",
+        },
+    },
+    Declared {
+        path: "kind",
+        range: Range::OneOf {
+            words: &["image", "document"],
+            empty: false,
+        },
+    },
+    Declared {
+        path: "path",
+        range: Range::Text { min: 1, max: 4096 },
+    },
+    Declared {
+        path: "label",
+        range: Range::OneOf {
+            words: &["sensitive", "benign"],
+            empty: false,
+        },
+    },
+    Declared {
+        path: "topic",
+        range: Range::Text { min: 0, max: 100 },
+    },
+    Declared {
+        path: "lang",
+        range: Range::Text { min: 0, max: 35 },
+    },
+    Declared {
+        path: "source",
+        range: Range::Text { min: 0, max: 2000 },
+    },
+    Declared {
+        path: "date_added",
+        range: Range::Date { empty: true },
+    },
+];
+
 /// Whether `id` is a valid item id.
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
@@ -232,6 +280,9 @@ impl Manifest {
             let bad = |col: &str, msg: String| -> CorpusError {
                 InputError::new(&path, msg).line(line).key(col).into()
             };
+            for d in COLUMNS {
+                check_cell(&path, line, d, &get(d.path))?;
+            }
             let id = get("id");
             if !valid_id(&id) {
                 return Err(bad(

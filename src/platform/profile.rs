@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::identity::{FileRule, Identity};
 use crate::error::InputError;
-use crate::tomlfile::{Declared, Range};
+use crate::ranges::{Declared, Range};
 
 /// What kind of client the profile drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -381,8 +381,8 @@ impl Profile {
             InputError::new(path, format!("cannot read: {e}")).hint("check the path")
         })?;
         let text = with_variables(path, &text)?;
-        let mut p: Profile = crate::tomlfile::parse(path, &text)?;
         crate::tomlfile::check_ranges(path, &text, RANGES)?;
+        let mut p: Profile = crate::tomlfile::parse(path, &text)?;
         p.path = path.to_path_buf();
         for (key, sel, steps) in [
             ("login.logged_in", &p.login.logged_in, false),

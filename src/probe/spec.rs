@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::chat::{involves_china, Chat, ChatFile};
-use super::design::{self, Experiment, ParseCx, COMMON_KEYS};
+use super::design::{self, Experiment, ParseCx, COMMON_KEYS, COMMON_RANGES};
 use super::items::CorpusItem;
 use super::locate::At;
 use crate::accounts::{Accounts, Region};
@@ -204,8 +204,8 @@ impl Spec {
         let text = std::fs::read_to_string(path).map_err(|e| {
             InputError::new(path, format!("cannot read the probe spec: {e}")).hint("check the path")
         })?;
-        let file: SpecFile = crate::tomlfile::parse(path, &text)?;
         crate::tomlfile::check_ranges(path, &text, RANGES)?;
+        let file: SpecFile = crate::tomlfile::parse(path, &text)?;
         let at = At { path, text: &text };
         let dir = path.parent().unwrap_or(Path::new("."));
         let rel = |p: &Path| -> PathBuf {
@@ -423,8 +423,8 @@ pub const MAX_NAME: usize = 64;
 /// The numeric keys of a spec's `[limits]` and their ranges: what the
 /// clock and the scheduler can keep (a value past these would overflow a
 /// time or stall the run, not measure anything).
-pub const RANGES: &[crate::tomlfile::Declared] = {
-    use crate::tomlfile::{Declared, Range};
+pub const RANGES: &[crate::ranges::Declared] = {
+    use crate::ranges::{Declared, Range};
     &[
         Declared {
             path: "limits.sends_per_minute",
@@ -462,8 +462,58 @@ pub const RANGES: &[crate::tomlfile::Declared] = {
             path: "seed",
             range: Range::int(0, i64::MAX),
         },
+        Declared {
+            path: "name",
+            range: Range::Name {
+                max: MAX_NAME,
+                also: "-_.",
+            },
+        },
+        Declared {
+            path: "accounts",
+            range: PATH,
+        },
+        Declared {
+            path: "profile",
+            range: PATH,
+        },
+        Declared {
+            path: "corpus",
+            range: PATH,
+        },
+        Declared {
+            path: "testbed.policy",
+            range: PATH,
+        },
+        Declared {
+            path: "published[].label",
+            range: Range::OneOf {
+                words: &["sensitive", "benign"],
+                empty: true,
+            },
+        },
+        Declared {
+            path: "published[].k",
+            range: Range::int(0, MAX_PUBLISHED_N),
+        },
+        Declared {
+            path: "published[].n",
+            range: Range::int(1, MAX_PUBLISHED_N),
+        },
+        Declared {
+            path: "published[].what",
+            range: Range::Text { min: 1, max: 500 },
+        },
+        Declared {
+            path: "published[].source",
+            range: Range::Text { min: 1, max: 500 },
+        },
     ]
 };
+/// A path in a spec.
+const PATH: crate::ranges::Range = crate::ranges::Range::Text { min: 1, max: 4096 };
+/// The largest count a published figure may give.
+pub const MAX_PUBLISHED_N: i64 = 1_000_000_000;
 /// Fewest and most sends a minute per account.
 pub const MIN_SENDS_PER_MINUTE: f64 = 0.01;
 /// See [`MIN_SENDS_PER_MINUTE`].
@@ -542,6 +592,13 @@ fn parse_experiment(
                 .hint(format!("keys of `{}`: {}", d.name, keys.join(", "))));
         }
     }
+    crate::tomlfile::check_ranges_at(
+        at.path,
+        at.text,
+        &toml::Value::Table(table.clone()),
+        &format!("experiment[{n}]"),
+        COMMON_RANGES.iter().chain(d.ranges),
+    )?;
     let name = match table.get("name") {
         None => format!("{}-{}", d.name, n + 1),
         Some(toml::Value::String(s)) => s.clone(),
@@ -558,16 +615,10 @@ fn parse_experiment(
             "a name must be non-empty, without `/`, `\\`, `,` or control characters",
         ));
     }
+    // In range: COMMON_RANGES was checked above.
     let replicates = match table.get("replicates") {
-        None => 1,
-        Some(toml::Value::Integer(r)) if (1..=MAX_REPLICATES as i64).contains(r) => *r as u32,
-        Some(v) => {
-            return Err(at.exp(
-                n,
-                "replicates",
-                format!("must be 1 to {MAX_REPLICATES}, not {v}"),
-            ))
-        }
+        Some(toml::Value::Integer(r)) => *r as u32,
+        _ => 1,
     };
     let test_chat = match table.get("test_chat") {
         Some(v) => {

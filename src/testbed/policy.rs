@@ -11,7 +11,7 @@ use rand_distr::{Distribution, Exp, LogNormal};
 use serde::Deserialize;
 
 use crate::error::InputError;
-use crate::tomlfile::{Declared, Range};
+use crate::ranges::{Declared, Range};
 
 /// Which chats a rule applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -384,8 +384,8 @@ impl Policy {
     pub fn load(path: &Path) -> Result<Policy, InputError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| InputError::new(path, format!("cannot read the policy: {e}")))?;
-        let mut p: Policy = crate::tomlfile::parse(path, &text)?;
         crate::tomlfile::check_ranges(path, &text, RANGES)?;
+        let mut p: Policy = crate::tomlfile::parse(path, &text)?;
         p.path = path.to_path_buf();
         let line_of = |key: &str| -> u64 {
             text.lines()

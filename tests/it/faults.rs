@@ -723,7 +723,7 @@ delay_s = 5
     let r = crate::util::chatprobe(&["run", s(&c.spec), "--results", s(&results), "--quiet"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.contains("login") && r.stderr.contains("empty login"),
+        r.stderr.contains("account[0].login") && r.stderr.contains("not only spaces"),
         "{}",
         r.stderr
     );

@@ -402,7 +402,8 @@ proptest! {
     }
 }
 
-/// Set `path` (dotted; `[]` is the first table of an array) in `t`.
+/// Set `path` (dotted; `[]` is the first table of an array, or, last, a
+/// list of one value) in `t`.
 fn set_at(t: &mut toml::Table, path: &str, v: toml::Value) {
     let (head, rest) = match path.split_once('.') {
         Some((h, r)) => (h, Some(r)),
@@ -416,91 +417,250 @@ fn set_at(t: &mut toml::Table, path: &str, v: toml::Value) {
             let first = a.as_array_mut().unwrap()[0].as_table_mut().unwrap();
             set_at(first, r, v);
         }
+        (Some(name), None) => {
+            t.insert(name.to_string(), toml::Value::Array(vec![v]));
+        }
         (None, Some(r)) => {
             let sub = t
                 .entry(head)
                 .or_insert_with(|| toml::Value::Table(Default::default()));
             set_at(sub.as_table_mut().unwrap(), r, v);
         }
-        (_, None) => {
+        (None, None) => {
             t.insert(head.to_string(), v);
         }
     }
 }
 
-/// Every declared key of every TOML file kind (spec limits, profile,
-/// testbed policy), set in a valid file to each value outside its range
-/// (just below, just above, NaN, infinity, a string or a fraction), is
-/// refused by that kind's loader naming the file, the key and a line of the
-/// file that sets it. The table is generated from the declarations: a key
-/// is covered as soon as it is declared.
+type Loader = Box<dyn Fn(&std::path::Path) -> Result<(), chatprobe::error::InputError>>;
+/// A file kind for the bad-input table: its name, a valid sample, its
+/// declared keys (full paths) and its loader.
+type Kind = (
+    String,
+    std::path::PathBuf,
+    Vec<(String, chatprobe::ranges::Range)>,
+    Loader,
+);
+
+/// One experiment of each design, for [`every_declared_key_refuses_every_value_outside_its_range`].
+/// A collision pair needs two files with one MD5, which the starter
+/// corpus has not: that sample fails on `pairs` alone.
+const DESIGN_SAMPLES: &[(&str, &str)] = &[
+    ("surveillance", "items = { id = [\"img-s01\"] }\ndelay_s = 4"),
+    ("latency", "items = { id = [\"img-s05\"] }\noffsets_s = [0.2, 5]"),
+    ("transform", "items = { id = [\"img-s04\"] }\ndelay_s = 4\ntransforms = [\"mirror\"]"),
+    ("keyword", "keywords = \"../corpus/keywords.csv\"\nitems = { topic = [\"june4\"] }\ncombinations = 1"),
+    ("expiry", "items = { id = [\"doc-s01\"] }\ndelay_s = 8\nretest_every_s = 14\nretests = 2"),
+    ("collision", "pairs = [[\"img-s01\", \"img-s02\"]]\ndelay_s = 4"),
+    ("threshold", "items = { id = [\"img-s01\"] }\ntransform = \"crop\"\nblocked_at = 0\nevaded_at = 0.5\nsteps = 4\ndelay_s = 1"),
+    ("isolate", "texts = \"texts.txt\"\nbudget = 40\nretries = 2\nseparator = \" | \""),
+];
+
+/// Every declared key of every input file kind (the spec, each design's
+/// experiment keys, the profile, the testbed policy, the accounts file;
+/// the columns of keyword files and corpus manifests), set in a valid
+/// file to each value outside its range (just below, just above, NaN,
+/// infinity, a value of another type; text too long, empty, with a
+/// control character, a word out of the vocabulary, a date that is none)
+/// is refused by that kind's loader naming the file, the key and the line
+/// that sets it. The table is generated from the declarations: a key is
+/// covered as soon as it is declared, and a design without a sample here
+/// fails the test. `make soak` prints the table.
 #[test]
 fn every_declared_key_refuses_every_value_outside_its_range() {
-    use chatprobe::error::InputError;
-    use chatprobe::tomlfile::Declared;
-    let c = Campaign::new("1.0", "sends_per_minute = 60", "[[experiment]]\nkind = \"surveillance\"\nitems = { id = [\"img-s01\"] }\nseed_chat = { from = \"intl-a\", to = \"intl-b\" }\ntest_chat = { from = \"intl-a\", to = \"china-c\" }\n");
-    type Loader = fn(&std::path::Path) -> Result<(), InputError>;
-    let kinds: [(&str, std::path::PathBuf, &[Declared], Loader); 3] = [
+    use chatprobe::probe::design::{COMMON_RANGES, DESIGNS};
+    use chatprobe::ranges::Declared;
+    let c = Campaign::new(
+        "1.0",
+        "sends_per_minute = 60",
+        "[[experiment]]\nkind = \"surveillance\"\nname = \"s\"\nitems = { id = [\"img-s01\"] }\nseed_chat = { from = \"intl-a\", to = \"intl-b\" }\ntest_chat = { from = \"intl-a\", to = \"china-c\" }\n\n[[published]]\nexperiment = \"s\"\nlabel = \"sensitive\"\nk = 1\nn = 2\nwhat = \"seeded files blocked\"\nsource = \"a paper\"\n",
+    );
+    let probes = c.spec.parent().unwrap().to_path_buf();
+    std::fs::write(probes.join("texts.txt"), "六四 吃饭 天气\n").unwrap();
+    let spec_text = std::fs::read_to_string(&c.spec).unwrap();
+    let head = &spec_text[..spec_text.find("[[experiment]]").unwrap()];
+    let owned = |keys: &[Declared], prefix: &str| -> Vec<(String, chatprobe::ranges::Range)> {
+        keys.iter()
+            .map(|d| (format!("{prefix}{}", d.path), d.range))
+            .collect()
+    };
+    let spec_loader = || -> Loader { Box::new(|p| Spec::load(p).map(drop)) };
+    let mut kinds: Vec<Kind> = vec![
         (
-            "spec",
+            "spec".into(),
             c.spec.clone(),
-            chatprobe::probe::spec::RANGES,
-            |p| Spec::load(p).map(drop),
+            owned(chatprobe::probe::spec::RANGES, ""),
+            spec_loader(),
         ),
         (
-            "profile",
-            c.dir.path().join("probes/profiles/testbed.toml"),
-            chatprobe::platform::profile::RANGES,
-            |p| chatprobe::platform::profile::Profile::load(p).map(drop),
+            "profile".into(),
+            probes.join("profiles/testbed.toml"),
+            owned(chatprobe::platform::profile::RANGES, ""),
+            Box::new(|p| chatprobe::platform::profile::Profile::load(p).map(drop)),
         ),
         (
-            "policy",
+            "policy".into(),
             c.policy(),
-            chatprobe::testbed::policy::RANGES,
-            |p| chatprobe::testbed::policy::Policy::load(p).map(drop),
+            owned(chatprobe::testbed::policy::RANGES, ""),
+            Box::new(|p| chatprobe::testbed::policy::Policy::load(p).map(drop)),
+        ),
+        (
+            "accounts".into(),
+            probes.join("accounts.testbed.toml"),
+            owned(chatprobe::accounts::RANGES, ""),
+            Box::new(|p| chatprobe::accounts::Accounts::load(p).map(drop)),
         ),
     ];
+    for d in DESIGNS {
+        let (_, body) = DESIGN_SAMPLES
+            .iter()
+            .find(|(n, _)| *n == d.name)
+            .unwrap_or_else(|| panic!("design `{}` has no sample here: add one", d.name));
+        let sample = probes.join(format!("design-{}.toml", d.name));
+        let seed = if ["keyword", "isolate"].contains(&d.name) {
+            ""
+        } else {
+            "seed_chat = { from = \"intl-a\", to = \"intl-b\" }\n"
+        };
+        std::fs::write(
+            &sample,
+            format!(
+                "{head}[[experiment]]\nkind = \"{}\"\nreplicates = 2\n{seed}test_chat = {{ from = \"intl-a\", to = \"china-c\" }}\n{body}\n",
+                d.name
+            ),
+        )
+        .unwrap();
+        let mut keys = owned(COMMON_RANGES, "experiment[].");
+        keys.extend(owned(d.ranges, "experiment[]."));
+        kinds.push((format!("spec:{}", d.name), sample, keys, spec_loader()));
+    }
     let mut table = Vec::new();
-    for (kind, sample, keys, load) in kinds {
-        let text = std::fs::read_to_string(&sample).unwrap();
-        load(&sample).unwrap_or_else(|e| panic!("the {kind} sample must load: {e}"));
-        let bad = sample.with_file_name(format!("bad-{kind}.toml"));
-        for d in keys {
-            for v in d.range.outside() {
+    for (kind, sample, keys, load) in &kinds {
+        let text = std::fs::read_to_string(sample).unwrap();
+        // The sample loads, or (a collision pair) fails on a key no
+        // declaration varies.
+        let base = load(sample).err().map(|e| e.key.unwrap_or_default());
+        if let Some(k) = &base {
+            assert!(
+                kind == "spec:collision" && k.ends_with("pairs"),
+                "the {kind} sample must load: {k}"
+            );
+        }
+        let bad = sample.with_file_name(format!("bad-{}.toml", kind.replace(':', "-")));
+        for (path, range) in keys {
+            for v in range.outside() {
                 let mut t: toml::Table = text.parse().unwrap();
-                set_at(&mut t, d.path, v.clone());
+                set_at(&mut t, path, v.clone());
                 let written = toml::to_string(&t).unwrap();
                 std::fs::write(&bad, &written).unwrap();
                 let e = match load(&bad) {
-                    Ok(()) => panic!("{kind}: {} = {v} was accepted", d.path),
+                    Ok(()) => panic!("{kind}: {path} = {v} was accepted"),
                     Err(e) => e,
                 };
                 let key = e.key.clone().unwrap_or_default();
                 assert!(
-                    e.path == bad
-                        && !key.is_empty()
-                        && d.path.replace("[]", "[0]").starts_with(&key),
-                    "{kind}: {} = {v}: the error must name the file and the key: {e}",
-                    d.path
+                    e.path == bad && !key.is_empty() && path.replace("[]", "[0]") == key,
+                    "{kind}: {path} = {v}: the error must name the file and the key: {e}"
                 );
                 let line = e
                     .line
-                    .unwrap_or_else(|| panic!("{kind}: {} = {v}: no line: {e}", d.path));
-                let last = key.rsplit('.').next().unwrap();
+                    .unwrap_or_else(|| panic!("{kind}: {path} = {v}: no line: {e}"));
+                let last = key.rsplit('.').next().unwrap().split('[').next().unwrap();
                 let at = written.lines().nth(line as usize - 1).unwrap_or_default();
                 assert!(
-                    at.contains(last) || at.trim_start().starts_with('['),
-                    "{kind}: {} = {v}: line {line} is `{at}`: {e}",
-                    d.path
+                    at.contains(last),
+                    "{kind}: {path} = {v}: line {line} is `{at}`: {e}"
                 );
-                table.push(format!("{kind:8} {:36} {v:>12} → {}", d.path, e.message));
+                let shown: String = v.to_string().chars().take(12).collect();
+                table.push(format!("{kind:18} {path:36} {shown:>12} → {}", e.message));
             }
         }
     }
+    // The CSV kinds: each declared column of the first row set to each
+    // text outside its range.
+    let corpus = c.dir.path().join("corpus");
+    type CsvLoader = fn(&std::path::Path) -> Result<(), String>;
+    let csv_kinds: [(&str, std::path::PathBuf, &[Declared], CsvLoader); 2] = [
+        (
+            "keywords",
+            corpus.join("keywords.csv"),
+            chatprobe::corpus::keywords::COLUMNS,
+            |p| {
+                chatprobe::corpus::keywords::load_keywords(p, 0, &[], &[])
+                    .map(drop)
+                    .map_err(|e| {
+                        format!(
+                            "{}|{}|{}",
+                            e.key.unwrap_or_default(),
+                            e.line.unwrap_or(0),
+                            e.message
+                        )
+                    })
+            },
+        ),
+        (
+            "manifest",
+            corpus.join("manifest.csv"),
+            chatprobe::corpus::manifest::COLUMNS,
+            |p| match chatprobe::corpus::Manifest::load(p.parent().unwrap()) {
+                Ok(_) => Ok(()),
+                Err(chatprobe::corpus::CorpusError::Input(e)) => Err(format!(
+                    "{}|{}|{}",
+                    e.key.unwrap_or_default(),
+                    e.line.unwrap_or(0),
+                    e.message
+                )),
+                Err(e) => Err(format!("||{e}")),
+            },
+        ),
+    ];
+    for (kind, file, columns, load) in csv_kinds {
+        let original = std::fs::read(&file).unwrap();
+        load(&file).unwrap_or_else(|e| panic!("the {kind} sample must load: {e}"));
+        let mut rdr = csv::Reader::from_path(&file).unwrap();
+        let headers = rdr.headers().unwrap().clone();
+        let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+        for d in columns {
+            let col = headers
+                .iter()
+                .position(|h| h == d.path)
+                .unwrap_or_else(|| panic!("{kind}: the sample has no column {}", d.path));
+            for v in d.range.outside() {
+                let toml::Value::String(v) = v else { continue };
+                let mut w = csv::Writer::from_path(&file).unwrap();
+                w.write_record(&headers).unwrap();
+                for (i, r) in rows.iter().enumerate() {
+                    let mut r: Vec<&str> = r.iter().collect();
+                    if i == 0 {
+                        r[col] = &v;
+                    }
+                    w.write_record(&r).unwrap();
+                }
+                w.flush().unwrap();
+                drop(w);
+                let e = load(&file)
+                    .err()
+                    .unwrap_or_else(|| panic!("{kind}: {} = {v:?} was accepted", d.path));
+                assert!(
+                    e.starts_with(&format!("{}|2|", d.path)),
+                    "{kind}: {} = {v:?}: the error must name the column and line 2: {e}",
+                    d.path
+                );
+                let shown: String = format!("{v:?}").chars().take(12).collect();
+                table.push(format!(
+                    "{kind:18} {:36} {shown:>12} → {}",
+                    d.path,
+                    e.splitn(3, '|').nth(2).unwrap_or_default()
+                ));
+            }
+        }
+        std::fs::write(&file, original).unwrap();
+    }
     eprintln!(
-        "{} bad values, all refused:\n{}",
+        "{} bad values in {} file kinds, all refused:\n{}",
         table.len(),
+        kinds.len() + 2,
         table.join("\n")
     );
-    assert!(table.len() >= 100, "{}", table.len());
+    assert!(table.len() >= 250, "{}", table.len());
 }

@@ -17,6 +17,7 @@ pub const DESIGN: Design = Design {
     name: "collision",
     about: "two files with one MD5: seed the first, test the second",
     keys: &["pairs", "seed_chat", "delay_s"],
+    ranges: &[super::parse::DELAY_S],
     parse,
     verdicts: &["blocked", "evaded"],
     analysis: None,

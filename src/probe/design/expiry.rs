@@ -16,6 +16,7 @@ use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
 use crate::probe::plan::{num, seed_and_prime, send, trial, Content, Role, Trial};
 use crate::probe::spec::{MAX_LIST, MAX_SPAN_S};
+use crate::ranges::{Declared, Range};
 use crate::stats::Interval;
 
 /// The registry entry.
@@ -23,6 +24,17 @@ pub const DESIGN: Design = Design {
     name: "expiry",
     about: "how long a blocked hash stays blocked (retests after a confirmed block)",
     keys: &["items", "seed_chat", "delay_s", "retest_every_s", "retests"],
+    ranges: &[
+        super::parse::DELAY_S,
+        Declared {
+            path: "retest_every_s",
+            range: Range::above(0.0, MAX_SPAN_S),
+        },
+        Declared {
+            path: "retests",
+            range: Range::int(1, MAX_LIST as i64),
+        },
+    ],
     parse,
     verdicts: &["expired", "still_blocked"],
     analysis: Some(|| Box::new(ExpiryTable::default())),
@@ -44,15 +56,6 @@ fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
     let every: f64 = cx.require("retest_every_s")?;
     let k: u32 = cx.require("retests")?;
     let delay_s = cx.delay_s()?;
-    if !(every.is_finite() && every > 0.0 && every <= MAX_SPAN_S) {
-        return Err(cx.err(
-            "retest_every_s",
-            format!("must be a positive number of seconds, at most {MAX_SPAN_S} (a year)"),
-        ));
-    }
-    if !(1..=MAX_LIST as u32).contains(&k) {
-        return Err(cx.err("retests", format!("must be 1 to {MAX_LIST}, not {k}")));
-    }
     if every * k as f64 + delay_s > MAX_SPAN_S {
         return Err(cx
             .err(

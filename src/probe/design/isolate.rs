@@ -41,6 +41,7 @@ use crate::corpus::keywords::{load_keywords, Keyword};
 use crate::error::InputError;
 use crate::probe::isolate::{Answer, Isolation, Isolator, Next, Query, Step};
 use crate::probe::plan::{send_text, trial, Content, Trial};
+use crate::ranges::{Declared, Range};
 
 /// The registry entry.
 pub const DESIGN: Design = Design {
@@ -53,6 +54,20 @@ pub const DESIGN: Design = Design {
         "dictionary",
         "budget",
         "retries",
+    ],
+    ranges: &[
+        Declared {
+            path: "separator",
+            range: Range::Text { min: 1, max: 20 },
+        },
+        Declared {
+            path: "budget",
+            range: Range::int(2, BUDGET.1 as i64),
+        },
+        Declared {
+            path: "retries",
+            range: Range::int(1, RETRIES.1 as i64),
+        },
     ],
     parse,
     verdicts: &["blocked", "evaded"],
@@ -172,19 +187,7 @@ fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
         return Err(cx.err("separator", format!("`{separator}` {why}")));
     }
     let budget: u32 = cx.get("budget")?.unwrap_or(BUDGET.0);
-    if !(2..=BUDGET.1).contains(&budget) {
-        return Err(cx.err(
-            "budget",
-            format!("must be 2 to {} sends a text, not {budget}", BUDGET.1),
-        ));
-    }
     let retries: u32 = cx.get("retries")?.unwrap_or(RETRIES.0);
-    if !(1..=RETRIES.1).contains(&retries) {
-        return Err(cx.err(
-            "retries",
-            format!("must be 1 to {}, not {retries}", RETRIES.1),
-        ));
-    }
     let dictionary = match cx.get::<String>("dictionary")? {
         Some(_) => load_dictionary(cx, &cx.path("dictionary")?)?,
         None => Vec::new(),

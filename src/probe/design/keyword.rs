@@ -12,12 +12,17 @@ use super::{
 use crate::corpus::keywords::{load_keywords, Keyword};
 use crate::error::InputError;
 use crate::probe::plan::{send_text, trial, Trial};
+use crate::ranges::{Declared, Range};
 
 /// The registry entry.
 pub const DESIGN: Design = Design {
     name: "keyword",
     about: "texts from keyword lists and their combinations",
     keys: &["items", "keywords", "combinations"],
+    ranges: &[Declared {
+        path: "combinations",
+        range: Range::int(0, MAX_COMBINATION_PARTS as i64),
+    }],
     parse,
     verdicts: &["blocked", "evaded"],
     analysis: Some(|| Box::new(KeywordTable::default())),
@@ -29,6 +34,9 @@ struct KeywordDesign {
     common: Common,
     keywords: Vec<Keyword>,
 }
+
+/// Most parts of a sub-combination `combinations` may ask for.
+const MAX_COMBINATION_PARTS: u32 = 4;
 
 fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
     let filter: Option<ItemFilter> = cx.get("items")?;
@@ -50,9 +58,6 @@ fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
     }
     let kpath = cx.path("keywords")?;
     let combos: u32 = cx.get("combinations")?.unwrap_or(0);
-    if combos > 4 {
-        return Err(cx.err("combinations", "at most 4 parts a combination"));
-    }
     let f = filter.unwrap_or_default();
     let keywords = load_keywords(&kpath, combos, &f.label, &f.topic).map_err(|err| {
         if err.path == kpath {

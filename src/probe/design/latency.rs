@@ -16,6 +16,7 @@ use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
 use crate::probe::plan::{num, send, trial, Content, Role, Trial};
 use crate::probe::spec::{MAX_LIST, MAX_SPAN_S};
+use crate::ranges::{Declared, Range};
 use crate::stats::{current_status, words};
 use crate::stats::{rate, Interval};
 
@@ -24,6 +25,10 @@ pub const DESIGN: Design = Design {
     name: "latency",
     about: "seed fresh copies, test each once at its offset: when does blocking start",
     keys: &["items", "seed_chat", "offsets_s"],
+    ranges: &[Declared {
+        path: "offsets_s[]",
+        range: Range::above(0.0, MAX_SPAN_S),
+    }],
     parse,
     verdicts: &["surveilled", "not_surveilled"],
     analysis: Some(|| Box::new(LatencyTables::default())),
@@ -41,15 +46,12 @@ struct Latency {
 fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
     let items = cx.items()?;
     let offs: Vec<f64> = cx.require("offsets_s")?;
-    if offs.is_empty()
-        || offs.len() > MAX_LIST
-        || offs
-            .iter()
-            .any(|o| !(o.is_finite() && *o > 0.0 && *o <= MAX_SPAN_S))
-    {
+    // Each offset's range is declared (DESIGN.ranges); the list's length
+    // is not a value's range.
+    if offs.is_empty() || offs.len() > MAX_LIST {
         return Err(cx.err(
             "offsets_s",
-            format!("offsets must be a list of 1 to {MAX_LIST} positive seconds, each at most {MAX_SPAN_S} (a year)"),
+            format!("offsets must be a list of 1 to {MAX_LIST} positive seconds"),
         ));
     }
     let mut seen = HashSet::new();

@@ -21,6 +21,7 @@ use super::chat::Chat;
 use super::plan::{Role, Trial};
 use crate::dataset::Outcome;
 use crate::error::InputError;
+use crate::ranges::{Declared, Range};
 
 pub mod analysis;
 mod collision;
@@ -44,6 +45,11 @@ pub struct Design {
     pub about: &'static str,
     /// The keys it takes besides `kind`, `name`, `replicates` and `test_chat`.
     pub keys: &'static [&'static str],
+    /// The ranges of those of its keys that have one (paths relative to
+    /// the experiment's table). The spec refuses a value outside before
+    /// [`Design::parse`] runs, and the bad-input tests are generated
+    /// from them.
+    pub ranges: &'static [Declared],
     /// Read and validate one experiment.
     pub parse: fn(&ParseCx) -> Result<Arc<dyn Experiment>, InputError>,
     /// The verdicts its trials get besides `inconclusive` (trials.csv).
@@ -89,6 +95,18 @@ pub fn find(kind: &str) -> Option<&'static Design> {
 
 /// Keys every experiment takes.
 pub const COMMON_KEYS: &[&str] = &["kind", "name", "replicates", "test_chat"];
+
+/// The ranges of the keys every experiment takes (see [`Design::ranges`]).
+pub const COMMON_RANGES: &[Declared] = &[
+    Declared {
+        path: "name",
+        range: Range::Text { min: 1, max: 100 },
+    },
+    Declared {
+        path: "replicates",
+        range: Range::int(1, crate::probe::spec::MAX_REPLICATES as i64),
+    },
+];
 
 /// What every experiment has, whatever its design.
 #[derive(Debug, Clone)]

@@ -15,6 +15,13 @@ use crate::probe::chat::{involves_china, Chat};
 use crate::probe::items::CorpusItem;
 use crate::probe::locate::At;
 use crate::probe::spec::MAX_SPAN_S;
+use crate::ranges::{Declared, Range};
+
+/// `delay_s`, the seconds from seed to test, as designs declare it.
+pub const DELAY_S: Declared = Declared {
+    path: "delay_s",
+    range: Range::float(0.0, MAX_SPAN_S),
+};
 
 /// A filter of corpus items (`items = { label = [...], kind = [...] }`).
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -103,16 +110,10 @@ impl ParseCx<'_> {
         }
     }
 
-    /// `delay_s`: seconds from seed to test (30 when absent).
+    /// `delay_s`: seconds from seed to test (30 when absent; its range,
+    /// [`DELAY_S`], is checked before the design reads it).
     pub fn delay_s(&self) -> Result<f64, InputError> {
-        let delay_s = self.get::<f64>("delay_s")?.unwrap_or(30.0);
-        if !(delay_s.is_finite() && (0.0..=MAX_SPAN_S).contains(&delay_s)) {
-            return Err(self.err(
-                "delay_s",
-                format!("must be 0 to {MAX_SPAN_S} seconds (a year), not {delay_s}"),
-            ));
-        }
-        Ok(delay_s)
+        Ok(self.get::<f64>("delay_s")?.unwrap_or(30.0))
     }
 
     /// A resolved path from `key`, relative to the spec.

@@ -28,6 +28,7 @@ pub const DESIGN: Design = Design {
     name: "surveillance",
     about: "seed in an intl-only chat, then test the seeded file and an unseeded control",
     keys: &["items", "seed_chat", "delay_s"],
+    ranges: &[super::parse::DELAY_S],
     parse,
     verdicts: &["surveilled", "not_surveilled", "filtered_realtime"],
     analysis: Some(|| Box::new(SurveillanceTable::default())),

@@ -27,6 +27,7 @@ use crate::error::InputError;
 use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
 use crate::probe::plan::{num, seed_and_prime, send, trial, Content, Role, Trial};
+use crate::ranges::{Declared, Range};
 
 /// The registry entry.
 pub const DESIGN: Design = Design {
@@ -41,6 +42,21 @@ pub const DESIGN: Design = Design {
         "blocked_at",
         "evaded_at",
         "steps",
+    ],
+    ranges: &[
+        super::parse::DELAY_S,
+        Declared {
+            path: "steps",
+            range: Range::int(1, MAX_STEPS as i64),
+        },
+        Declared {
+            path: "blocked_at",
+            range: Range::float(-1e9, 1e9),
+        },
+        Declared {
+            path: "evaded_at",
+            range: Range::float(-1e9, 1e9),
+        },
     ],
     parse,
     verdicts: &["blocked", "evaded"],
@@ -71,10 +87,7 @@ fn parse(cx: &ParseCx) -> Result<Arc<dyn Experiment>, InputError> {
     let blocked_at: f64 = cx.require("blocked_at")?;
     let evaded_at: f64 = cx.require("evaded_at")?;
     let steps: u32 = cx.get("steps")?.unwrap_or(5);
-    if !(1..=MAX_STEPS).contains(&steps) {
-        return Err(cx.err("steps", format!("must be 1 to {MAX_STEPS}, not {steps}")));
-    }
-    if !(blocked_at.is_finite() && evaded_at.is_finite()) || blocked_at == evaded_at {
+    if blocked_at == evaded_at {
         return Err(cx.err(
             "evaded_at",
             "blocked_at and evaded_at must be two different numbers",

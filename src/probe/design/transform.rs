@@ -24,6 +24,7 @@ pub const DESIGN: Design = Design {
     name: "transform",
     about: "variants of a blocked image: which transforms evade the filter",
     keys: &["items", "seed_chat", "prime", "delay_s", "transforms"],
+    ranges: &[super::parse::DELAY_S],
     parse,
     verdicts: &["blocked", "evaded"],
     analysis: Some(|| Box::new(TransformTables::default())),
