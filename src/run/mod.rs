@@ -153,13 +153,25 @@ pub async fn run(
         testbed_state_kept(dir, opts.fresh_testbed)?;
     }
     let mut folder = prep.open(opts, endpoint.kind(), policy)?;
-    let started = endpoint
+    let started = match endpoint
         .start(
             folder.profile.clone(),
             &folder.spec.accounts,
             Some(&folder.dir),
         )
-        .await?;
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            // Nothing was sent: a new run's folder goes, so that no
+            // half-made run is left to list, resume or merge (a resumed
+            // run's folder is as it was).
+            if !folder.resuming {
+                let _ = std::fs::remove_dir_all(&folder.dir);
+            }
+            return Err(e.into());
+        }
+    };
     folder.manifest.webdriver =
         serde_json::to_value(started.driver.endpoint_info()).unwrap_or_default();
     let result = drive(

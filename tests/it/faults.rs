@@ -1047,6 +1047,50 @@ test_chat = { from = "intl-a", to = "china-c" }
     assert!(r.stdout.contains("complete"), "{}", r.stdout);
 }
 
+/// A chromedriver that cannot start (here one that exits at once, found
+/// first on PATH): the run is refused, exit 2, naming it, and the new
+/// run's folder is gone: nothing was sent, so no half-made run is left to
+/// list, resume or merge.
+#[test]
+fn a_driver_that_cannot_start_leaves_no_run_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Campaign::new(
+        "1.0",
+        "sends_per_minute = 120",
+        r#"
+[[experiment]]
+kind = "keyword"
+keywords = "../corpus/keywords.csv"
+items = { topic = ["june4"] }
+test_chat = { from = "intl-a", to = "china-c" }
+"#,
+    );
+    let bin = c.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("chromedriver");
+    std::fs::write(&fake, "#!/bin/sh\nexit 3\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatprobe"))
+        .args(["run", s(&c.spec), "--results", s(&c.results()), "--quiet"])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(s(&fake)) && stderr.contains("did not become ready"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(c.results())
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|p| !p.is_dir()),
+        "a run folder was left: {left:?}"
+    );
+}
+
 /// A profile whose browser cannot start: the run stops before any trial,
 /// exit 1, state `failed`, and says which binary and how to go on.
 #[test]
