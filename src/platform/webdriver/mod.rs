@@ -348,22 +348,34 @@ impl WebDriverPlatform {
             web.then(|| Duration::from_millis(t.page_load_ms)),
             Some(Duration::from_millis(t.implicit_ms)),
         );
-        let setup = async {
-            self.rt(client.update_timeouts(timeouts)).await?;
-            if let (Some(auth), true) = (&self.authorization, web) {
-                // The credentials go as a header, set in the browser's
-                // memory, never in a URL its profile could keep.
-                let cdp = |cmd: &str, params: Value| {
-                    SessionPost("goog/cdp/execute", json!({ "cmd": cmd, "params": params }))
-                };
+        if let (Some(auth), true) = (&self.authorization, web) {
+            // The credentials go as a header, set in the browser's memory,
+            // never in a URL its profile could keep. Only a Chromium-based
+            // browser has the DevTools command; the error does not quote
+            // the command (it holds the credentials).
+            let cdp = |cmd: &str, params: Value| {
+                SessionPost("goog/cdp/execute", json!({ "cmd": cmd, "params": params }))
+            };
+            let set = async {
                 self.rt(client.issue_cmd(cdp("Network.enable", json!({}))))
                     .await?;
                 self.rt(client.issue_cmd(cdp(
                     "Network.setExtraHTTPHeaders",
                     json!({ "headers": { "Authorization": auth } }),
                 )))
-                .await?;
+                .await
+            };
+            if let Err(e) = set.await {
+                let _ = client.clone().close().await;
+                return Err(classify_quiet(
+                    e,
+                    Failure::LoginFailed,
+                    "the platform URL carries credentials, which chatprobe sends as a header through the browser's DevTools, and this endpoint's browser has none: run a Chromium-based browser there, or log in with the profile's login steps instead",
+                ));
             }
+        }
+        let setup = async {
+            self.rt(client.update_timeouts(timeouts)).await?;
             self.open_login_page(&client).await
         };
         if let Err(e) = setup.await {
