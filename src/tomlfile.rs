@@ -84,7 +84,7 @@ pub fn check_ranges_at<'a>(
                 continue;
             }
             let shown = match &v {
-                toml::Value::String(_) if is_secret_key(&key) => "(not shown)".to_string(),
+                _ if is_secret_key(&key) => "(not shown)".to_string(),
                 toml::Value::String(t) if t.chars().count() > 40 => format!(
                     "\"{}…\" ({} characters)",
                     t.chars().take(40).collect::<String>().escape_debug(),
