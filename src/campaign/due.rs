@@ -170,6 +170,7 @@ pub enum Tick {
 pub async fn run_if_due(
     opts: &crate::run::RunOptions,
     slots: &Slots,
+    launcher: &impl crate::run::Launcher,
     interrupt: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<Tick> {
     use anyhow::Context;
@@ -196,7 +197,7 @@ pub async fn run_if_due(
         }
         Due::Start => {}
     }
-    Ok(Tick::Ran(crate::run::run(&opts, interrupt).await?))
+    Ok(Tick::Ran(launcher.launch(&opts, interrupt).await?))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::dataset::manifest::StopReason;
 use crate::dataset::runs::list_runs;
 use crate::error::InputError;
 use crate::probe::spec::Spec;
-use crate::run::{lock, run, state, RunOptions, RunSummary};
+use crate::run::{lock, state, Launcher, RunOptions, RunSummary};
 
 /// Parse a period: `24h`, `30m`, `90s`, `1d`, `1h30m` (humantime).
 pub fn parse_period(s: &str) -> Result<Duration, InputError> {
@@ -59,6 +59,7 @@ pub async fn run_every(
     opts: &RunOptions,
     period: Duration,
     runs: Option<u32>,
+    launcher: &impl Launcher,
     interrupt: impl Future<Output = ()>,
 ) -> anyhow::Result<Vec<RunSummary>> {
     let spec_path = opts
@@ -95,7 +96,7 @@ pub async fn run_every(
             let _ = rx2.wait_for(|v| *v).await;
         };
         let r = {
-            let fut = run(opts, stop);
+            let fut = launcher.launch(opts, stop);
             tokio::pin!(fut);
             loop {
                 tokio::select! {

@@ -157,6 +157,11 @@ pub struct RunArgs {
         default_value = "00:00"
     )]
     pub at: String,
+    /// Run on a simulated platform described in FILE (`sim:FILE`) instead
+    /// of the profile's: for testing the command line, signals and
+    /// campaigns without a browser.
+    #[arg(long, value_name = "sim:FILE", hide = true)]
+    pub platform: Option<String>,
 }
 
 /// `chatprobe changes …`

@@ -45,11 +45,61 @@ pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
         .as_deref()
         .map(crate::campaign::parse_period)
         .transpose()?;
+    let Some(platform) = args.platform.as_deref() else {
+        return measure(&args, &opts, period, &crate::run::Real);
+    };
+    let Some(file) = platform.strip_prefix("sim:") else {
+        return Err(InputError::new(
+            "--platform",
+            format!("`{platform}` is no platform chatprobe can simulate"),
+        )
+        .hint("write sim:FILE")
+        .into());
+    };
+    let spec = match (&opts.spec, &opts.resume) {
+        (Some(spec), _) => spec.clone(),
+        (None, Some(dir)) => PathBuf::from(crate::dataset::manifest::read_manifest(dir)?.spec_path),
+        (None, None) => return Err(InputError::new("run", "needs a spec or --resume").into()),
+    };
+    let accounts = crate::probe::Spec::load(&spec)?.accounts;
+    let config = crate::platform::sim::SimConfig::from_file(std::path::Path::new(file), &accounts)?;
+    // The simulated platform's clock is the runtime's: a current-thread
+    // runtime keeps it on the thread that made it.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let _guard = rt.enter();
+    let sim = crate::platform::sim::SimPlatform::new(config);
+    let on = crate::run::On {
+        platform: &sim,
+        kind: "simulated",
+    };
+    measure_in(&rt, &args, &opts, period, &on)
+}
+
+/// `run`, `--every` or `--if-due` with runs made by `launcher`.
+fn measure(
+    args: &RunArgs,
+    opts: &crate::run::RunOptions,
+    period: Option<Duration>,
+    launcher: &impl crate::run::Launcher,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    measure_in(&rt, args, opts, period, launcher)
+}
+
+fn measure_in(
+    rt: &tokio::runtime::Runtime,
+    args: &RunArgs,
+    opts: &crate::run::RunOptions,
+    period: Option<Duration>,
+    launcher: &impl crate::run::Launcher,
+) -> anyhow::Result<()> {
     if let Some(p) = args.if_due.as_deref() {
         let slots = Slots::new(crate::campaign::parse_period(p)?, &args.at)?;
-        let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
         let tick = rt.block_on(async {
-            crate::campaign::due::run_if_due(&opts, &slots, super::run_interrupt()).await
+            crate::campaign::due::run_if_due(opts, &slots, launcher, super::run_interrupt()).await
         })?;
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
         return match tick {
@@ -67,12 +117,11 @@ pub(super) fn run_spec(args: RunArgs, quiet: bool) -> anyhow::Result<()> {
             Tick::Ran(s) => report_runs(&[s]),
         };
     }
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let summaries = rt.block_on(async {
         let interrupt = super::run_interrupt();
         match period {
-            Some(p) => crate::campaign::run_every(&opts, p, args.runs, interrupt).await,
-            None => crate::run::run(&opts, interrupt).await.map(|s| vec![s]),
+            Some(p) => crate::campaign::run_every(opts, p, args.runs, launcher, interrupt).await,
+            None => launcher.launch(opts, interrupt).await.map(|s| vec![s]),
         }
     })?;
     report_runs(&summaries)

@@ -126,6 +126,94 @@ impl SimConfig {
     }
 }
 
+/// A simulated platform written as a file, for `chatprobe run --platform
+/// sim:FILE` (hidden: it lets tests drive the command line, signals and
+/// campaigns without a browser, as hyperfine's `--debug-mode`). Every key
+/// is optional; the accounts are the spec's.
+///
+/// ```toml
+/// keywords = ["六四", "坦克人+烛光"]   # censored texts
+/// sensitive_names = ["img-s"]         # censored files, by name
+/// latency_ms = 50
+/// inspect_delay_ms = 500
+/// ```
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimFile {
+    #[serde(default)]
+    keywords: Vec<String>,
+    #[serde(default)]
+    sensitive_names: Vec<String>,
+    #[serde(default)]
+    sensitive_md5: Vec<String>,
+    latency_ms: Option<u64>,
+    inspect_delay_ms: Option<u64>,
+    inspect_probability: Option<f64>,
+    loss: Option<f64>,
+    seed: Option<u64>,
+}
+
+/// The ranges of a [`SimFile`]'s numbers.
+pub const SIM_RANGES: &[crate::ranges::Declared] = {
+    use crate::ranges::{Declared, Range};
+    &[
+        Declared {
+            path: "latency_ms",
+            range: Range::int(0, 3_600_000),
+        },
+        Declared {
+            path: "inspect_delay_ms",
+            range: Range::int(0, 86_400_000),
+        },
+        Declared {
+            path: "inspect_probability",
+            range: Range::float(0.0, 1.0),
+        },
+        Declared {
+            path: "loss",
+            range: Range::float(0.0, 1.0),
+        },
+        Declared {
+            path: "seed",
+            range: Range::int(0, i64::MAX),
+        },
+    ]
+};
+
+impl SimConfig {
+    /// The platform a [`SimFile`] at `path` describes, for `accounts`.
+    pub fn from_file(
+        path: &std::path::Path,
+        accounts: &crate::accounts::Accounts,
+    ) -> Result<SimConfig, crate::error::InputError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            crate::error::InputError::new(path, format!("cannot read the simulated platform: {e}"))
+        })?;
+        crate::tomlfile::check_ranges(path, &text, SIM_RANGES)?;
+        let f: SimFile = crate::tomlfile::parse(path, &text)?;
+        let mut c = SimConfig::for_accounts(accounts);
+        c.keywords = f.keywords;
+        c.sensitive_names = f.sensitive_names;
+        c.sensitive_md5 = f.sensitive_md5.into_iter().collect();
+        if let Some(ms) = f.latency_ms {
+            c.latency = Duration::from_millis(ms);
+        }
+        if let Some(ms) = f.inspect_delay_ms {
+            c.inspect_delay = Duration::from_millis(ms);
+        }
+        if let Some(p) = f.inspect_probability {
+            c.inspect_probability = p;
+        }
+        if let Some(l) = f.loss {
+            c.loss = l;
+        }
+        if let Some(s) = f.seed {
+            c.seed = s;
+        }
+        Ok(c)
+    }
+}
+
 /// What the platform did with one message, for one receiver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {

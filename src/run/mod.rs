@@ -224,6 +224,53 @@ pub async fn run_on<P: Platform>(
     drive(&mut folder, platform, None, opts, interrupt).await
 }
 
+/// What makes one run: [`Real`] starts the platform the profile and flags
+/// name ([`run`]); [`On`] runs on a platform the caller built
+/// ([`run_on`]). Runs over time (`--every`, `--if-due`) take one, so that
+/// a campaign runs on the simulated platform in virtual time as it runs on
+/// a browser in real time.
+pub trait Launcher {
+    /// One run (or resume), as `opts` says.
+    fn launch(
+        &self,
+        opts: &RunOptions,
+        interrupt: impl Future<Output = ()>,
+    ) -> impl Future<Output = anyhow::Result<RunSummary>>;
+}
+
+/// The platform the profile and flags name, started for each run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Real;
+
+impl Launcher for Real {
+    fn launch(
+        &self,
+        opts: &RunOptions,
+        interrupt: impl Future<Output = ()>,
+    ) -> impl Future<Output = anyhow::Result<RunSummary>> {
+        run(opts, interrupt)
+    }
+}
+
+/// A platform the caller built, named `kind` in run.json and the journal.
+#[derive(Debug)]
+pub struct On<'a, P> {
+    /// The platform.
+    pub platform: &'a P,
+    /// Its name in run.json (`platform`).
+    pub kind: &'a str,
+}
+
+impl<P: Platform> Launcher for On<'_, P> {
+    fn launch(
+        &self,
+        opts: &RunOptions,
+        interrupt: impl Future<Output = ()>,
+    ) -> impl Future<Output = anyhow::Result<RunSummary>> {
+        run_on(opts, self.platform, self.kind, interrupt)
+    }
+}
+
 /// Replay the journal, record the start, run the scheduler, record the
 /// stop and write the outputs.
 async fn drive<P: Platform>(

@@ -116,6 +116,13 @@ test_chat = { from = "intl-a", to = "china-c" }
         assert!(command.contains(&part), "{part} in {command}");
     }
 
+    // The ticks run the installed command on the simulated platform: what
+    // is tested here is the schedule, not the browser (run.rs has those).
+    let installed = command;
+    let sim = format!("--platform sim:{} --if-due", s(&c.sim_file()));
+    let command = &installed.replacen("--if-due", &sim, 1);
+    assert_ne!(command, installed);
+
     // First tick: due, one complete run.
     tick(command);
     let first = run_dirs(&results);
@@ -189,7 +196,7 @@ test_chat = { from = "intl-a", to = "china-c" }
         .find(|s| s["name"] == name.as_str())
         .expect("listed");
     assert_eq!(mine["backend"], "cron");
-    assert_eq!(mine["command"], command);
+    assert_eq!(mine["command"], installed);
     let r = chatprobe(&["schedule", "remove", s(&c.spec)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!crontab().contains(&name));

@@ -80,6 +80,19 @@ impl Campaign {
         self.dir.path().join("results")
     }
 
+    /// A simulated platform for `run --platform sim:FILE` (no browser):
+    /// the starter corpus's sensitive files and two keywords censored,
+    /// 50 ms latency, inspections 0.5 s after a send.
+    pub fn sim_file(&self) -> PathBuf {
+        let p = self.dir.path().join("probes/sim.toml");
+        std::fs::write(
+            &p,
+            "keywords = [\"六四\", \"天安门\"]\nsensitive_names = [\"img-s\", \"doc-s\"]\nlatency_ms = 50\ninspect_delay_ms = 500\n",
+        )
+        .unwrap();
+        p
+    }
+
     pub fn policy(&self) -> PathBuf {
         self.dir.path().join("probes/policies/policy.toml")
     }
@@ -810,6 +823,7 @@ test_chat = { from = "intl-c", to = "china-d" }
     assert!(runs.stdout.contains("complete"), "{}", runs.stdout);
 }
 
+#[ignore = "make soak; make test: scheduler::every_starts_one_run_a_period_each_within_the_rate_limit"]
 #[test]
 fn rate_limit_holds_and_every_starts_one_run_per_period() {
     // 20 sends a minute: one probe every 3 s or more per account.
@@ -1221,6 +1235,10 @@ retests = 2
     assert!(!ex.is_empty());
 }
 
+/// SIGTERM mid-run: exit 130, the send in flight finished, a stop record,
+/// the resume hint, and a resume that finishes; `max_runtime_s` stops a run
+/// cleanly. The command line's part, on the simulated platform (`--platform
+/// sim:FILE`): the browser's part is `faults::a_signal_at_any_moment_stops_the_run_before_another_send`'s.
 #[test]
 fn sigterm_and_max_runtime_stop_cleanly_and_resume_finishes() {
     let body = r#"
@@ -1230,9 +1248,16 @@ keywords = "../corpus/keywords.csv"
 items = { topic = ["june4", "food", "hong-kong"] }
 test_chat = { from = "intl-a", to = "china-c" }
 "#;
-    let c = Campaign::new("1.0", "sends_per_minute = 30\nafter_sentinel_s = 0.5", body);
+    let c = Campaign::new(
+        "1.0",
+        "sends_per_minute = 120\nafter_sentinel_s = 0.5",
+        body,
+    );
+    // The command line's signals and limits need no browser.
+    let sim = format!("sim:{}", s(&c.sim_file()));
     let child = Command::new(env!("CARGO_BIN_EXE_chatprobe"))
         .args(["run", s(&c.spec), "--results", s(&c.results()), "--quiet"])
+        .args(["--platform", &sim])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -1274,7 +1299,7 @@ test_chat = { from = "intl-a", to = "china-c" }
     assert_eq!(m["state"], "interrupted");
     assert!(csv_maps(&run.join("trials.csv")).len() < csv_maps(&run.join("plan.csv")).len());
     // A resume runs to the end.
-    let r = chatprobe_ok(&["run", "--quiet", "--resume", s(&run)]);
+    let r = chatprobe_ok(&["run", "--quiet", "--resume", s(&run), "--platform", &sim]);
     assert!(r.stdout.contains("complete"), "{}", r.stdout);
     assert_eq!(
         csv_maps(&run.join("sends.csv")).len(),
@@ -1283,7 +1308,16 @@ test_chat = { from = "intl-a", to = "china-c" }
 
     // max_runtime_s: a spec that cannot finish in 4 s stops there, cleanly.
     let c = Campaign::new("1.0", "sends_per_minute = 6\nmax_runtime_s = 4", body);
-    let r = chatprobe(&["run", s(&c.spec), "--results", s(&c.results()), "--quiet"]);
+    let sim = format!("sim:{}", s(&c.sim_file()));
+    let r = chatprobe(&[
+        "run",
+        s(&c.spec),
+        "--results",
+        s(&c.results()),
+        "--quiet",
+        "--platform",
+        &sim,
+    ]);
     assert_eq!(r.code, 130, "{}", r.stderr);
     let m: Value =
         serde_json::from_str(&std::fs::read_to_string(c.run_dir().join("run.json")).unwrap())

@@ -1923,3 +1923,80 @@ source = "this test"
         "{first}"
     );
 }
+
+/// `--every` on the simulated platform, in virtual time: three runs, each
+/// started one period after the one before (not sooner, and not a period
+/// late), each complete, and in each no account sent two probes closer
+/// than the rate limit allows (20 a minute: 3 s). The claim the browser
+/// test `run::rate_limit_holds_and_every_starts_one_run_per_period` made
+/// in real seconds (now in `make soak`).
+#[tokio::test(start_paused = true)]
+async fn every_starts_one_run_a_period_each_within_the_rate_limit() {
+    use chatprobe::run::On;
+    let c = small_with(
+        "sends_per_minute = 20\nparallel_pairs = 2\ndeliver_timeout_s = 8\nafter_sentinel_s = 0.5\njitter = 0.1\nmax_runtime_s = 864000",
+    );
+    let sim = SimPlatform::new(sim_config(&c));
+    let opts = RunOptions {
+        spec: Some(c.spec.clone()),
+        results: c.results(),
+        quiet: true,
+        ..RunOptions::default()
+    };
+    let period = std::time::Duration::from_secs(6 * 3600);
+    let on = On {
+        platform: &sim,
+        kind: "simulated",
+    };
+    let runs = chatprobe::campaign::run_every(&opts, period, Some(3), &on, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 3);
+    let mut starts = Vec::new();
+    for r in &runs {
+        assert_eq!(r.state, RunStatus::Complete, "{:?}", r.dir);
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(r.dir.join("run.json")).unwrap())
+                .unwrap();
+        starts.push(
+            m["started_at"]
+                .as_str()
+                .unwrap()
+                .parse::<DateTime<Utc>>()
+                .unwrap(),
+        );
+    }
+    for w in starts.windows(2) {
+        let gap = (w[1] - w[0]).num_milliseconds() as f64 / 1000.0;
+        assert!(
+            (period.as_secs_f64() - 1.0..=period.as_secs_f64() + 1.0).contains(&gap),
+            "runs {gap} s apart, the period is {} s",
+            period.as_secs()
+        );
+    }
+    // Per sender, every probe (a sentinel is not one) at least 3 s after
+    // the one before, across all three runs.
+    let mut by_sender: HashMap<String, Vec<tokio::time::Instant>> = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for d in sim.truth() {
+        if d.marker.starts_with("chatprobe sentinel")
+            || !seen.insert((d.sender.clone(), d.marker.clone(), d.at))
+        {
+            continue;
+        }
+        by_sender.entry(d.sender.clone()).or_default().push(d.at);
+    }
+    let mut probes = 0;
+    for (sender, mut at) in by_sender {
+        at.sort();
+        probes += at.len();
+        for w in at.windows(2) {
+            let gap = w[1] - w[0];
+            assert!(
+                gap >= std::time::Duration::from_millis(2_999),
+                "{sender} sent two probes {gap:?} apart, the limit is 3 s"
+            );
+        }
+    }
+    assert!(probes >= 3 * 8, "{probes} probes in three runs");
+}
