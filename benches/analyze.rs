@@ -188,7 +188,7 @@ fn generate(dir: &Path) -> (usize, usize) {
                 topic: "june4".into(),
                 channel: "direct".into(),
                 parameter,
-                verdict: verdict.into(),
+                verdict: verdict.parse().unwrap(),
                 seeded_outcome: seeded,
                 control_outcome: control,
             })

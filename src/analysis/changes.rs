@@ -35,6 +35,7 @@ use crate::probe::design::analysis::Findings;
 use serde::Serialize;
 
 use crate::dataset::tables::Table;
+use crate::dataset::Verdict;
 use crate::error::InputError;
 use crate::stats::{rate, Interval};
 
@@ -134,14 +135,14 @@ fn counts(run: &Path) -> Result<(String, Counts), InputError> {
     let mut out = Counts::new();
     crate::dataset::for_each_trial(&trials, |t| {
         id.clone_from(&t.run_id);
-        if t.verdict == crate::probe::design::INCONCLUSIVE || by_findings(&t.experiment) {
+        if t.verdict == Verdict::Inconclusive || by_findings(&t.experiment) {
             return Ok(());
         }
         let positive = positive_verdict(&t.experiment);
         let c = out
             .entry((t.experiment, t.experiment_name, t.item_id, t.parameter))
             .or_default();
-        c.0 += u64::from(Some(t.verdict.as_str()) == positive);
+        c.0 += u64::from(Some(t.verdict) == positive);
         c.1 += 1;
         Ok(())
     })?;
@@ -180,7 +181,7 @@ fn add_findings(design: &str, fa: &Findings, fb: &Findings, ca: &mut Counts, cb:
     }
 }
 
-fn verdicts(design: &str) -> &'static [&'static str] {
+fn verdicts(design: &str) -> &'static [Verdict] {
     crate::probe::design::DESIGNS
         .iter()
         .find(|d| d.name == design)
@@ -188,14 +189,14 @@ fn verdicts(design: &str) -> &'static [&'static str] {
         .unwrap_or(&[])
 }
 
-pub(super) fn positive_verdict(design: &str) -> Option<&'static str> {
+pub(super) fn positive_verdict(design: &str) -> Option<Verdict> {
     verdicts(design).first().copied()
 }
 
 pub(super) fn negative_word(design: &str) -> &'static str {
     match verdicts(design).get(1).copied() {
-        Some("evaded") => "delivered",
-        Some(v) => v,
+        Some(Verdict::Evaded) => "delivered",
+        Some(v) => v.name(),
         None => "negative",
     }
 }
@@ -257,7 +258,7 @@ pub fn compare(a: &Path, b: &Path, interval: Interval) -> Result<Changes, InputE
                 .or_default();
             *p = (p.0 + ka, p.1 + na, p.2 + kb, p.3 + nb);
         }
-        let pos = positive_verdict(&probe.0).unwrap_or("positive");
+        let pos = positive_verdict(&probe.0).map_or("positive", Verdict::name);
         let change = if ka == 0 && kb > 0 {
             format!("newly_{pos}")
         } else if ka > 0 && kb == 0 {

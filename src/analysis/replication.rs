@@ -110,7 +110,7 @@ impl Replication {
             }
             *self
                 .verdicts
-                .entry((key.0, key.1, r.verdict.clone()))
+                .entry((key.0, key.1, r.verdict.to_string()))
                 .or_default() += 1;
         }
     }
@@ -247,7 +247,7 @@ mod tests {
             topic: "t".into(),
             channel: "direct".into(),
             parameter: String::new(),
-            verdict: verdict.into(),
+            verdict: verdict.parse().unwrap(),
             seeded_outcome: Some(seeded),
             control_outcome: Some(Outcome::Delivered),
         }

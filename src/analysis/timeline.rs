@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::changes::{negative_word, positive_verdict};
 use crate::dataset::tables::{Chart, Figure, GridCell, Table};
-use crate::dataset::{SendRow, TrialRow};
+use crate::dataset::{SendRow, TrialRow, Verdict};
 
 /// Most probes the heat map draws (16 px a row: the figure's 2,000 px).
 pub const MAX_ROWS: usize = 120;
@@ -65,10 +65,10 @@ impl Timeline {
             .or_default()
             .entry(t.run_id.clone())
             .or_default();
-        if t.verdict == crate::probe::design::INCONCLUSIVE {
+        if t.verdict == Verdict::Inconclusive {
             c.2 += 1;
         } else {
-            c.0 += u64::from(Some(t.verdict.as_str()) == positive_verdict(&t.experiment));
+            c.0 += u64::from(Some(t.verdict) == positive_verdict(&t.experiment));
             c.1 += 1;
         }
     }
@@ -103,7 +103,9 @@ impl Timeline {
                 ("inconclusive".into(), GridCell::Inconclusive)
             } else if k == n {
                 (
-                    positive_verdict(design).unwrap_or("positive").into(),
+                    positive_verdict(design)
+                        .map_or("positive", Verdict::name)
+                        .into(),
                     GridCell::Yes,
                 )
             } else if k == 0 {
@@ -197,7 +199,9 @@ impl Timeline {
         let designs: BTreeSet<&str> = moved.iter().map(|m| m.3).collect();
         let (yes, no) = match designs.into_iter().collect::<Vec<_>>()[..] {
             [d] => (
-                positive_verdict(d).unwrap_or("positive").to_string(),
+                positive_verdict(d)
+                    .map_or("positive", Verdict::name)
+                    .to_string(),
                 negative_word(d).replace('_', " "),
             ),
             _ => (

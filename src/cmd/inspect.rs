@@ -61,7 +61,11 @@ pub(super) fn designs() {
             d.about,
             COMMON_KEYS[1..].join(", "),
             d.keys.join(", "),
-            d.verdicts.join(", ")
+            d.verdicts
+                .iter()
+                .map(|v| v.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
 }

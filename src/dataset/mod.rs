@@ -19,7 +19,7 @@ pub mod runs;
 pub mod tables;
 mod vocabulary;
 
-pub use vocabulary::{Failure, Outcome};
+pub use vocabulary::{Failure, Outcome, Verdict};
 
 use std::path::Path;
 
@@ -238,25 +238,13 @@ pub struct TrialRow {
     pub topic: String,
     pub channel: String,
     pub parameter: String,
-    pub verdict: String,
+    pub verdict: Verdict,
     pub seeded_outcome: Option<Outcome>,
     pub control_outcome: Option<Outcome>,
 }
 
 /// Values allowed in the closed columns of sends.csv.
 const ROLES: [&str; 6] = ["seed", "test", "control", "prime", "retest", "sentinel"];
-/// Values allowed in trials.csv's verdict.
-pub const VERDICTS: [&str; 8] = [
-    "surveilled",
-    "not_surveilled",
-    "filtered_realtime",
-    "blocked",
-    "evaded",
-    "still_blocked",
-    "expired",
-    "inconclusive",
-];
-
 fn check_header(path: &Path, header: &csv::StringRecord, want: &[&str]) -> Result<(), InputError> {
     for col in want {
         if !header.iter().any(|h| h == *col) {
@@ -284,26 +272,34 @@ fn row_error(path: &Path, header: &csv::StringRecord, e: &csv::Error) -> InputEr
 
 const OUTCOMES: [&str; 4] = ["delivered", "blocked", "lost", "error"];
 
-/// Check closed-vocabulary outcome columns on the raw record, so the error
-/// names the column (serde's enum errors do not carry it).
-fn check_outcomes(
+/// A closed-vocabulary column: its name, what its values are, the words,
+/// and whether it may be empty.
+type Closed<'a> = (&'a str, &'a str, &'a [&'a str], bool);
+
+/// Check closed-vocabulary columns on the raw record, so the error names
+/// the column (serde's enum errors do not carry it).
+fn check_closed(
     path: &Path,
     header: &csv::StringRecord,
     raw: &csv::StringRecord,
-    cols: &[&str],
+    cols: &[Closed],
 ) -> Result<(), InputError> {
     let line = raw.position().map(|p| p.line()).unwrap_or(0);
-    for col in cols {
+    for (col, what, words, empty) in cols {
         if let Some(v) = header
             .iter()
             .position(|h| h == *col)
             .and_then(|i| raw.get(i))
         {
-            if !v.is_empty() && !OUTCOMES.contains(&v) {
-                return Err(InputError::new(path, format!("unknown outcome `{v}`"))
+            if !(words.contains(&v) || (*empty && v.is_empty())) {
+                return Err(InputError::new(path, format!("unknown {what} `{v}`"))
                     .line(line)
                     .key(*col)
-                    .hint(format!("one of {}, or empty", OUTCOMES.join(", "))));
+                    .hint(format!(
+                        "one of {}{}",
+                        words.join(", "),
+                        if *empty { ", or empty" } else { "" }
+                    )));
             }
         }
     }
@@ -328,7 +324,7 @@ fn check_time(path: &Path, line: u64, col: &str, v: &str) -> Result<(), InputErr
 fn for_each_row<T: serde::de::DeserializeOwned>(
     path: &Path,
     columns: &[&str],
-    outcome_columns: &[&str],
+    closed: &[Closed],
     check: impl Fn(&T, u64) -> Result<(), InputError>,
     mut f: impl FnMut(T) -> Result<(), InputError>,
 ) -> Result<u64, InputError> {
@@ -348,7 +344,7 @@ fn for_each_row<T: serde::de::DeserializeOwned>(
             Err(e) => return Err(row_error(path, &header, &e)),
         }
         let line = raw.position().map(|p| p.line()).unwrap_or(0);
-        check_outcomes(path, &header, &raw, outcome_columns)?;
+        check_closed(path, &header, &raw, closed)?;
         let row: T = raw
             .deserialize(Some(&header))
             .map_err(|e| row_error(path, &header, &e))?;
@@ -409,7 +405,13 @@ pub fn for_each_send(
         }
         Ok(())
     };
-    for_each_row(path, &SEND_COLUMNS, &["outcome"], check, f)
+    for_each_row(
+        path,
+        &SEND_COLUMNS,
+        &[("outcome", "outcome", &OUTCOMES, true)],
+        check,
+        f,
+    )
 }
 
 /// Stream the rows of a trials.csv through `f`, checking each.
@@ -417,22 +419,16 @@ pub fn for_each_trial(
     path: &Path,
     f: impl FnMut(TrialRow) -> Result<(), InputError>,
 ) -> Result<u64, InputError> {
-    let check = |row: &TrialRow, line: u64| {
-        if !VERDICTS.contains(&row.verdict.as_str()) {
-            return Err(
-                InputError::new(path, format!("unknown verdict `{}`", row.verdict))
-                    .line(line)
-                    .key("verdict")
-                    .hint(format!("one of {}", VERDICTS.join(", "))),
-            );
-        }
-        Ok(())
-    };
+    let verdicts = Verdict::names();
     for_each_row(
         path,
         &TRIAL_COLUMNS,
-        &["seeded_outcome", "control_outcome"],
-        check,
+        &[
+            ("verdict", "verdict", &verdicts, false),
+            ("seeded_outcome", "outcome", &OUTCOMES, true),
+            ("control_outcome", "outcome", &OUTCOMES, true),
+        ],
+        |_: &TrialRow, _| Ok(()),
         f,
     )
 }

@@ -7,7 +7,7 @@
 //! Where the schema comes from, so that it cannot drift from the files:
 //! - `sends.csv` and `trials.csv` are written from [`SendRow`] and
 //!   [`TrialRow`]; their fields are listed here next to the closed
-//!   vocabularies the reader checks ([`super::ROLES`], [`super::VERDICTS`],
+//!   vocabularies the reader checks ([`super::ROLES`], [`super::Verdict`],
 //!   [`super::OUTCOMES`], [`crate::dataset::Failure::ALL`]), and a unit
 //!   test serialises a row of each and compares the header with the
 //!   schema, name by name.
@@ -205,7 +205,11 @@ pub fn trial_fields() -> Vec<Field> {
         .collect();
     out.extend([
         field("parameter", Kind::String, "the design value of the trial"),
-        required(closed("verdict", &super::VERDICTS, "the trial's verdict")),
+        required(closed(
+            "verdict",
+            &super::Verdict::names(),
+            "the trial's verdict",
+        )),
         closed(
             "seeded_outcome",
             &super::OUTCOMES,
@@ -480,7 +484,7 @@ mod tests {
         let trial: super::super::TrialRow = serde_json::from_value(json!({
             "run_id": "", "trial_id": "", "experiment": "", "experiment_name": "",
             "item_id": "", "label": "", "content_kind": "", "topic": "", "channel": "",
-            "parameter": "", "verdict": "", "seeded_outcome": null, "control_outcome": null
+            "parameter": "", "verdict": "inconclusive", "seeded_outcome": null, "control_outcome": null
         }))
         .unwrap();
         assert_eq!(header_of(&trial), names(&trial_fields()));

@@ -1,6 +1,7 @@
 //! The vocabulary every stage shares: what became of a send ([`Outcome`],
-//! the `outcome` column) and, when the harness could not measure, why
-//! ([`Failure`], the `failure` column). Both are closed lists that
+//! the `outcome` column), when the harness could not measure, why
+//! ([`Failure`], the `failure` column), and what a trial found
+//! ([`Verdict`], trials.csv's `verdict`). All are closed lists that
 //! docs/DATASET.md defines and datapackage.json declares.
 
 use std::fmt;
@@ -123,5 +124,92 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())
+    }
+}
+
+/// A trial's verdict (trials.csv's `verdict`): each design gives a few of
+/// these (its `Design::verdicts`) and `inconclusive` to a trial that did
+/// not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Verdict {
+    /// Seeded content was censored for a china account (surveillance).
+    Surveilled,
+    /// Seeded content reached the china account (surveillance).
+    NotSurveilled,
+    /// A control, never seeded, was censored too: the filter acts in real
+    /// time, not from what was seen before (surveillance).
+    FilteredRealtime,
+    /// The test send was censored.
+    Blocked,
+    /// The test send was delivered.
+    Evaded,
+    /// A blocked item was blocked still at the last retest (expiry).
+    StillBlocked,
+    /// A blocked item was delivered at a retest (expiry).
+    Expired,
+    /// The trial did not complete, or a send of it is inconclusive.
+    Inconclusive,
+}
+
+impl Verdict {
+    /// Every verdict; a new variant goes here and in [`Verdict::name`]
+    /// (whose match the compiler checks).
+    pub const ALL: [Verdict; 8] = [
+        Verdict::Surveilled,
+        Verdict::NotSurveilled,
+        Verdict::FilteredRealtime,
+        Verdict::Blocked,
+        Verdict::Evaded,
+        Verdict::StillBlocked,
+        Verdict::Expired,
+        Verdict::Inconclusive,
+    ];
+
+    /// The word written in trials.csv.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Surveilled => "surveilled",
+            Verdict::NotSurveilled => "not_surveilled",
+            Verdict::FilteredRealtime => "filtered_realtime",
+            Verdict::Blocked => "blocked",
+            Verdict::Evaded => "evaded",
+            Verdict::StillBlocked => "still_blocked",
+            Verdict::Expired => "expired",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+
+    /// Every verdict's word, in [`Verdict::ALL`]'s order.
+    pub fn names() -> [&'static str; 8] {
+        Verdict::ALL.map(Verdict::name)
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Verdict {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Verdict, String> {
+        Verdict::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| format!("unknown verdict `{s}`"))
+    }
+}
+
+impl Serialize for Verdict {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Verdict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Verdict, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }

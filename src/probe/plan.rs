@@ -214,7 +214,7 @@ impl Plan {
     /// trials added.
     pub fn grow(
         &mut self,
-        verdict: impl Fn(&dyn Experiment, &Trial) -> Option<&'static str>,
+        verdict: impl Fn(&dyn Experiment, &Trial) -> Option<crate::dataset::Verdict>,
     ) -> Vec<usize> {
         let mut added = Vec::new();
         loop {
@@ -251,7 +251,7 @@ impl Plan {
     pub fn finished(
         &self,
         k: usize,
-        verdict: impl Fn(&dyn Experiment, &Trial) -> Option<&'static str>,
+        verdict: impl Fn(&dyn Experiment, &Trial) -> Option<crate::dataset::Verdict>,
     ) -> Vec<Finished<'_>> {
         let x = self.experiments[k].as_ref();
         self.trials

@@ -383,7 +383,11 @@ fn published(
         };
         let verdict = measure_verdict(&f.measure).map_err(|e| at.published(i, "measure", e))?;
         if let Some(v) = verdict {
-            let known = crate::probe::design::find(x.design()).map_or(&[][..], |d| d.verdicts);
+            let known: Vec<&str> = crate::probe::design::find(x.design())
+                .map_or(&[][..], |d| d.verdicts)
+                .iter()
+                .map(|v| v.name())
+                .collect();
             if !known.contains(&v) {
                 return Err(at
                     .published(

@@ -468,7 +468,7 @@ impl RunState {
     }
 
     /// The verdict of a trial whose sends are all done, by its experiment.
-    pub fn verdict(&self, x: &dyn Experiment, t: &Trial) -> crate::probe::design::Verdict {
+    pub fn verdict(&self, x: &dyn Experiment, t: &Trial) -> crate::probe::design::TrialVerdict {
         let sends: Vec<(Role, Option<Outcome>)> = t
             .sends
             .iter()
@@ -480,7 +480,11 @@ impl RunState {
     }
 
     /// The verdict of a trial if it is finished (for adaptive designs).
-    pub fn finished_verdict(&self, x: &dyn Experiment, t: &Trial) -> Option<&'static str> {
+    pub fn finished_verdict(
+        &self,
+        x: &dyn Experiment,
+        t: &Trial,
+    ) -> Option<crate::dataset::Verdict> {
         (self.trial_status(t) == TrialStatus::Done && self.started(t))
             .then(|| self.verdict(x, t).verdict)
     }
@@ -504,7 +508,7 @@ impl RunState {
                 topic: t.topic(),
                 channel: t.channel().to_string(),
                 parameter: t.parameter.clone(),
-                verdict: v.verdict.to_string(),
+                verdict: v.verdict,
                 seeded_outcome: v.seeded,
                 control_outcome: v.control,
             });

@@ -26,7 +26,7 @@ fn trial(
         topic: "june4".into(),
         channel: channel.into(),
         parameter: "30".into(),
-        verdict: "surveilled".into(),
+        verdict: "surveilled".parse().unwrap(),
         seeded_outcome: Some(seeded),
         control_outcome: Some(control),
     }
@@ -129,7 +129,7 @@ pub fn fixture(dir: &Path) {
         );
         t.experiment = "keyword".into();
         t.parameter = k.into();
-        t.verdict = verdict.into();
+        t.verdict = verdict.parse().unwrap();
         t.seeded_outcome = None;
         t.control_outcome = None;
         trials.push(t);
@@ -244,7 +244,7 @@ fn design_trial(r: &SendRow, verdict: &str) -> TrialRow {
         topic: r.topic.clone(),
         channel: r.channel.clone(),
         parameter: r.transform.clone(),
-        verdict: verdict.into(),
+        verdict: verdict.parse().unwrap(),
         seeded_outcome: r.outcome,
         control_outcome: None,
     }
@@ -564,7 +564,7 @@ fn analyze_breaks_surveillance_down_by_item_and_topic() {
         t.item_id = item.into();
         t.content_kind = "document".into();
         t.topic = topic.into();
-        t.verdict = verdict.into();
+        t.verdict = verdict.parse().unwrap();
         trials.push(t);
         let mut s = send(n, "surveillance", None, "", None, Delivered);
         s.run_id = run_id.into();
@@ -799,7 +799,9 @@ fn model_fixture(dir: &Path, surveilled: impl Fn(u32, u32) -> bool) {
             );
             t.item_id = format!("img-{i}");
             t.topic = format!("t{}", i % 6);
-            t.verdict = if s { "surveilled" } else { "not_surveilled" }.into();
+            t.verdict = if s { "surveilled" } else { "not_surveilled" }
+                .parse()
+                .unwrap();
             trials.push(t);
         }
     }

@@ -2,6 +2,7 @@
 //! were, and an adaptive design (`threshold`) is grown from verdicts the
 //! same way live and on replay, and runs end to end on the testbed.
 
+use chatprobe::dataset::Verdict;
 use std::collections::{HashMap, HashSet};
 
 use chatprobe::probe::{Plan, Spec};
@@ -49,11 +50,11 @@ fn threshold_bisects_on_verdicts_and_a_replay_asks_for_the_same_trials() {
             0.1
         }
     };
-    let judge = |t: &chatprobe::probe::plan::Trial| -> &'static str {
+    let judge = |t: &chatprobe::probe::plan::Trial| -> Verdict {
         if crop(t) < cut(t) {
-            "blocked"
+            Verdict::Blocked
         } else {
-            "evaded"
+            Verdict::Evaded
         }
     };
     // Live: trials finish one at a time, newest first.
@@ -94,7 +95,7 @@ fn threshold_bisects_on_verdicts_and_a_replay_asks_for_the_same_trials() {
     assert_eq!(ids(&live), ids(&replay));
     // An inconclusive step is tried again at the same value.
     let mut again = Plan::build(&spec);
-    again.grow(|_, t| (t.trial_id.ends_with("/s1/r1")).then_some("inconclusive"));
+    again.grow(|_, t| (t.trial_id.ends_with("/s1/r1")).then_some(Verdict::Inconclusive));
     let s2: Vec<f64> = again
         .trials
         .iter()
@@ -116,7 +117,11 @@ fn designs_lists_every_design_with_its_keys() {
         assert!(
             out.contains(&format!(
                 "verdicts: {}, inconclusive",
-                d.verdicts.join(", ")
+                d.verdicts
+                    .iter()
+                    .map(|v| v.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
             "{out}"
         );

@@ -146,9 +146,9 @@ fn search_brackets(spec: &Spec, cut1: f64, cut2: f64) -> Result<(), TestCaseErro
     let cut = |t: &Trial| if t.item_id() == "img-s01" { cut1 } else { cut2 };
     let judge = |t: &Trial| {
         if crop(t) < cut(t) {
-            "blocked"
+            chatprobe::dataset::Verdict::Blocked
         } else {
-            "evaded"
+            chatprobe::dataset::Verdict::Evaded
         }
     };
     let mut live = Plan::build(spec);
@@ -163,7 +163,7 @@ fn search_brackets(spec: &Spec, cut1: f64, cut2: f64) -> Result<(), TestCaseErro
         let (mut lo, mut hi) = (0.0f64, 0.5f64);
         for t in &steps {
             prop_assert_eq!(crop(t), (lo + hi) / 2.0);
-            if judge(t) == "blocked" {
+            if judge(t) == chatprobe::dataset::Verdict::Blocked {
                 lo = crop(t)
             } else {
                 hi = crop(t)

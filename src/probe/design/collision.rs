@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{blocked_or_evaded, Common, Design, Experiment, ParseCx, TrialOutcomes, Verdict};
+use super::{blocked_or_evaded, Common, Design, Experiment, ParseCx, TrialOutcomes, TrialVerdict};
+use crate::dataset::Verdict;
 use crate::error::InputError;
 use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
@@ -19,7 +20,7 @@ pub const DESIGN: Design = Design {
     keys: &["pairs", "seed_chat", "delay_s"],
     ranges: &[super::parse::DELAY_S],
     parse,
-    verdicts: &["blocked", "evaded"],
+    verdicts: &[Verdict::Blocked, Verdict::Evaded],
     analysis: None,
     findings: None,
 };
@@ -96,7 +97,7 @@ impl Experiment for Collision {
         out
     }
 
-    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> Verdict {
+    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> TrialVerdict {
         blocked_or_evaded(o, true, None)
     }
 }

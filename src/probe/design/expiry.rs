@@ -8,9 +8,9 @@ use std::sync::Arc;
 use rand_chacha::ChaCha8Rng;
 
 use super::analysis::Analysis;
-use super::{Common, Design, Experiment, ParseCx, TrialOutcomes, Verdict, INCONCLUSIVE};
+use super::{Common, Design, Experiment, ParseCx, TrialOutcomes, TrialVerdict};
 use crate::dataset::tables::Table;
-use crate::dataset::{Outcome, SendRow};
+use crate::dataset::{Outcome, SendRow, Verdict};
 use crate::error::InputError;
 use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
@@ -36,7 +36,7 @@ pub const DESIGN: Design = Design {
         },
     ],
     parse,
-    verdicts: &["expired", "still_blocked"],
+    verdicts: &[Verdict::Expired, Verdict::StillBlocked],
     analysis: Some(|| Box::new(ExpiryTable::default())),
     findings: None,
 };
@@ -115,7 +115,7 @@ impl Experiment for Expiry {
         out
     }
 
-    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> Verdict {
+    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> TrialVerdict {
         let prime = o.role(Role::Prime);
         let retests: Vec<Option<Outcome>> = o
             .sends
@@ -125,13 +125,13 @@ impl Experiment for Expiry {
             .collect();
         let last = retests.last().copied().flatten();
         let verdict = if !o.complete || prime != Some(Outcome::Blocked) {
-            INCONCLUSIVE
+            Verdict::Inconclusive
         } else if retests.contains(&Some(Outcome::Delivered)) {
-            "expired"
+            Verdict::Expired
         } else {
-            "still_blocked"
+            Verdict::StillBlocked
         };
-        Verdict {
+        TrialVerdict {
             verdict,
             seeded: last,
             control: prime,

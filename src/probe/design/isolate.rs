@@ -35,9 +35,10 @@ use rand_chacha::ChaCha8Rng;
 use super::analysis::Findings;
 use super::{
     blocked_or_evaded, Common, Design, Experiment, Finished, ParseCx, RunTable, TrialOutcomes,
-    Verdict,
+    TrialVerdict,
 };
 use crate::corpus::keywords::{load_keywords, Keyword};
+use crate::dataset::Verdict;
 use crate::error::InputError;
 use crate::probe::isolate::{Answer, Isolation, Isolator, Next, Query, Step};
 use crate::probe::plan::{send_text, trial, Content, Trial};
@@ -70,7 +71,7 @@ pub const DESIGN: Design = Design {
         },
     ],
     parse,
-    verdicts: &["blocked", "evaded"],
+    verdicts: &[Verdict::Blocked, Verdict::Evaded],
     analysis: Some(|| Box::new(Isolations::default())),
     findings: Some(findings),
 };
@@ -473,7 +474,7 @@ impl Isolate {
             let id = self.trial_id(text, i + 1, rep);
             let answer = if let Some(v) = obs.verdicts.get(id.as_str()) {
                 sent_here += 1;
-                Some((answer_of(v), true))
+                Some((answer_of(*v), true))
             } else if obs.planned.contains(id.as_str()) {
                 None // its own test is running
             } else {
@@ -519,10 +520,10 @@ enum Replayed {
 }
 
 /// A test's answer from its trial's verdict.
-fn answer_of(verdict: &str) -> Answer {
+fn answer_of(verdict: Verdict) -> Answer {
     match verdict {
-        "blocked" => Answer::Blocked,
-        "evaded" => Answer::Delivered,
+        Verdict::Blocked => Answer::Blocked,
+        Verdict::Evaded => Answer::Delivered,
         _ => Answer::Inconclusive,
     }
 }
@@ -530,7 +531,7 @@ fn answer_of(verdict: &str) -> Answer {
 /// What an experiment has observed, for replaying its texts.
 struct Observed<'a> {
     /// Verdicts of finished trials, by trial id.
-    verdicts: HashMap<&'a str, &'static str>,
+    verdicts: HashMap<&'a str, Verdict>,
     /// Every trial asked for, by id.
     planned: HashSet<&'a str>,
     /// The first conclusive answer to each message of a replicate (a
@@ -552,7 +553,7 @@ fn replicate_of(id: &str) -> u32 {
 
 impl<'a> Observed<'a> {
     fn new(seen: &'a [Finished<'a>], planned: &[&'a Trial]) -> Observed<'a> {
-        let verdicts: HashMap<&str, &'static str> = seen
+        let verdicts: HashMap<&str, Verdict> = seen
             .iter()
             .map(|f| (f.trial.trial_id.as_str(), f.verdict))
             .collect();
@@ -625,7 +626,7 @@ impl Experiment for Isolate {
         out
     }
 
-    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> Verdict {
+    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> TrialVerdict {
         blocked_or_evaded(o, true, None)
     }
 
@@ -847,7 +848,7 @@ mod tests {
     fn drive(x: &Isolate, rules: &[Vec<&str>], mode: u8) -> (Vec<Trial>, Vec<Vec<String>>) {
         use rand::SeedableRng;
         let mut planned: Vec<Trial> = x.first_trials(&mut ChaCha8Rng::seed_from_u64(1));
-        let mut verdicts: Vec<Option<&'static str>> = vec![None; planned.len()];
+        let mut verdicts: Vec<Option<Verdict>> = vec![None; planned.len()];
         let verdict = |t: &Trial| {
             let Content::Text(w) = &t.sends[0].content else {
                 panic!("isolate sends texts")
@@ -857,9 +858,9 @@ mod tests {
                 .iter()
                 .any(|r| r.iter().all(|p| frags.iter().any(|f| f.contains(p))));
             if b {
-                "blocked"
+                Verdict::Blocked
             } else {
-                "evaded"
+                Verdict::Evaded
             }
         };
         loop {

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    blocked_or_evaded, Common, Design, Experiment, ItemFilter, ParseCx, TrialOutcomes, Verdict,
+    blocked_or_evaded, Common, Design, Experiment, ItemFilter, ParseCx, TrialOutcomes, TrialVerdict,
 };
 use crate::corpus::keywords::{load_keywords, Keyword};
+use crate::dataset::Verdict;
 use crate::error::InputError;
 use crate::probe::plan::{send_text, trial, Trial};
 use crate::ranges::{Declared, Range};
@@ -24,7 +25,7 @@ pub const DESIGN: Design = Design {
         range: Range::int(0, MAX_COMBINATION_PARTS as i64),
     }],
     parse,
-    verdicts: &["blocked", "evaded"],
+    verdicts: &[Verdict::Blocked, Verdict::Evaded],
     analysis: Some(|| Box::new(KeywordTable::default())),
     findings: None,
 };
@@ -100,7 +101,7 @@ impl Experiment for KeywordDesign {
         out
     }
 
-    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> Verdict {
+    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> TrialVerdict {
         blocked_or_evaded(o, true, None)
     }
 }
@@ -140,7 +141,7 @@ fn parts(keyword: &str) -> std::collections::BTreeSet<String> {
 
 impl super::analysis::Analysis for KeywordTable {
     fn trial(&mut self, t: &crate::dataset::TrialRow) {
-        if t.verdict == super::INCONCLUSIVE {
+        if t.verdict == Verdict::Inconclusive {
             return;
         }
         let c = self
@@ -148,7 +149,7 @@ impl super::analysis::Analysis for KeywordTable {
             .entry((t.experiment_name.clone(), t.parameter.clone()))
             .or_default();
         c.0 += 1;
-        c.1 += u64::from(t.verdict == "blocked");
+        c.1 += u64::from(t.verdict == Verdict::Blocked);
     }
 
     fn finish(

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use rand_chacha::ChaCha8Rng;
 
 use super::analysis::Analysis;
-use super::{Common, Design, Experiment, ParseCx, TrialOutcomes, Verdict, INCONCLUSIVE};
+use super::{Common, Design, Experiment, ParseCx, TrialOutcomes, TrialVerdict};
 use crate::dataset::tables::{Chart, Figure, Point, Series, Table};
-use crate::dataset::{Outcome, SendRow};
+use crate::dataset::{Outcome, SendRow, Verdict};
 use crate::error::InputError;
 use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
@@ -30,7 +30,7 @@ pub const DESIGN: Design = Design {
         range: Range::above(0.0, MAX_SPAN_S),
     }],
     parse,
-    verdicts: &["surveilled", "not_surveilled"],
+    verdicts: &[Verdict::Surveilled, Verdict::NotSurveilled],
     analysis: Some(|| Box::new(LatencyTables::default())),
     findings: None,
 };
@@ -108,16 +108,16 @@ impl Experiment for Latency {
         out
     }
 
-    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> Verdict {
+    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> TrialVerdict {
         let test = o.role(Role::Test);
         let verdict = if !o.complete || o.role(Role::Seed) == Some(Outcome::Blocked) {
-            INCONCLUSIVE
+            Verdict::Inconclusive
         } else if test == Some(Outcome::Blocked) {
-            "surveilled"
+            Verdict::Surveilled
         } else {
-            "not_surveilled"
+            Verdict::NotSurveilled
         };
-        Verdict {
+        TrialVerdict {
             verdict,
             seeded: test,
             control: None,
@@ -135,7 +135,7 @@ impl Experiment for Latency {
 #[derive(Default)]
 struct LatencyTables {
     /// (run_id, trial_id) → verdict, from trials.csv.
-    verdicts: HashMap<(String, String), String>,
+    verdicts: HashMap<(String, String), Verdict>,
     /// (experiment_name, offset's bits) → (conclusive tests, blocked,
     /// inconclusive).
     counts: BTreeMap<(String, u64), (u64, u64, u64)>,
@@ -179,7 +179,7 @@ struct LatencyMedianRow {
 impl Analysis for LatencyTables {
     fn trial(&mut self, t: &crate::dataset::TrialRow) {
         self.verdicts
-            .insert((t.run_id.clone(), t.trial_id.clone()), t.verdict.clone());
+            .insert((t.run_id.clone(), t.trial_id.clone()), t.verdict);
     }
 
     fn send(&mut self, r: &SendRow) {
@@ -194,17 +194,17 @@ impl Analysis for LatencyTables {
         let verdict = self
             .verdicts
             .get(&(r.run_id.clone(), r.trial_id.clone()))
-            .map(String::as_str);
+            .copied();
         let c = self
             .counts
             .entry((r.experiment_name.clone(), off.to_bits()))
             .or_default();
         match verdict {
-            Some("surveilled") => {
+            Some(Verdict::Surveilled) => {
                 c.0 += 1;
                 c.1 += 1;
             }
-            Some("not_surveilled") => c.0 += 1,
+            Some(Verdict::NotSurveilled) => c.0 += 1,
             _ => c.2 += 1,
         }
     }

@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::chat::Chat;
 use super::plan::{Role, Trial};
-use crate::dataset::Outcome;
+use crate::dataset::{Outcome, Verdict};
 use crate::error::InputError;
 use crate::ranges::{Declared, Range};
 
@@ -53,7 +53,7 @@ pub struct Design {
     /// Read and validate one experiment.
     pub parse: fn(&ParseCx) -> Result<Arc<dyn Experiment>, InputError>,
     /// The verdicts its trials get besides `inconclusive` (trials.csv).
-    pub verdicts: &'static [&'static str],
+    pub verdicts: &'static [Verdict],
     /// Its own analysis tables, if it has any (`chatprobe analyze` writes
     /// them and the report shows them; see [`analysis`]).
     pub analysis: Option<fn() -> Box<dyn analysis::Analysis>>,
@@ -163,7 +163,7 @@ pub trait Experiment: fmt::Debug + Send + Sync {
     }
 
     /// The verdict of one of its trials whose sends are all done.
-    fn verdict(&self, t: &Trial, o: &TrialOutcomes) -> Verdict;
+    fn verdict(&self, t: &Trial, o: &TrialOutcomes) -> TrialVerdict;
 
     /// Tables of its own that the run writes beside trials.csv, from its
     /// finished trials (rewritten with trials.csv): what only the
@@ -194,7 +194,7 @@ pub struct Finished<'a> {
     /// The trial.
     pub trial: &'a Trial,
     /// Its verdict.
-    pub verdict: &'static str,
+    pub verdict: Verdict,
 }
 
 /// The final outcomes of a trial's sends, for its verdict.
@@ -225,30 +225,27 @@ impl TrialOutcomes {
 
 /// A trial's verdict, with the outcomes trials.csv reports beside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verdict {
+pub struct TrialVerdict {
     /// The verdict (docs/DATASET.md lists each design's).
-    pub verdict: &'static str,
+    pub verdict: Verdict,
     /// The `seeded_outcome` column.
     pub seeded: Option<Outcome>,
     /// The `control_outcome` column.
     pub control: Option<Outcome>,
 }
 
-/// The verdict every design gives a trial that did not complete.
-pub const INCONCLUSIVE: &str = "inconclusive";
-
 /// `blocked` or `evaded` from the test send: the verdict of designs that
 /// test one piece of content in a chat with a china account.
-pub fn blocked_or_evaded(o: &TrialOutcomes, valid: bool, control: Option<Outcome>) -> Verdict {
+pub fn blocked_or_evaded(o: &TrialOutcomes, valid: bool, control: Option<Outcome>) -> TrialVerdict {
     let test = o.role(Role::Test);
     let verdict = if !o.complete || !valid {
-        INCONCLUSIVE
+        Verdict::Inconclusive
     } else if test == Some(Outcome::Blocked) {
-        "blocked"
+        Verdict::Blocked
     } else {
-        "evaded"
+        Verdict::Evaded
     };
-    Verdict {
+    TrialVerdict {
         verdict,
         seeded: test,
         control,
@@ -300,20 +297,19 @@ mod tests {
         assert_eq!((files.len(), plots.len()), n, "{files:?} {plots:?}");
     }
 
-    /// trials.csv is read with a closed verdict list (`dataset::VERDICTS`,
-    /// docs/DATASET.md): it must hold exactly the designs' verdicts, so a
-    /// design with a new verdict word fails here until the list and the docs
-    /// say it.
+    /// The closed verdict list (`dataset::Verdict`, docs/DATASET.md) holds
+    /// exactly the designs' verdicts and `inconclusive`: a verdict no design
+    /// gives is a word the dataset would accept for nothing.
     #[test]
     fn the_dataset_verdicts_are_the_designs_verdicts() {
-        let mut designs: Vec<&str> = DESIGNS
+        let mut designs: Vec<Verdict> = DESIGNS
             .iter()
             .flat_map(|d| d.verdicts.iter().copied())
-            .chain([INCONCLUSIVE])
+            .chain([Verdict::Inconclusive])
             .collect();
         designs.sort_unstable();
         designs.dedup();
-        let mut dataset = crate::dataset::VERDICTS.to_vec();
+        let mut dataset = Verdict::ALL.to_vec();
         dataset.sort_unstable();
         assert_eq!(designs, dataset);
     }

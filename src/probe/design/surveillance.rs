@@ -13,9 +13,9 @@ use serde::Serialize;
 
 use super::analysis::Analysis;
 use super::surveillance_content as content;
-use super::{Common, Design, Experiment, ParseCx, TrialOutcomes, Verdict, INCONCLUSIVE};
+use super::{Common, Design, Experiment, ParseCx, TrialOutcomes, TrialVerdict};
 use crate::dataset::tables::{ForestRow, GridCell, Table};
-use crate::dataset::{Outcome, TrialRow};
+use crate::dataset::{Outcome, TrialRow, Verdict};
 use crate::error::InputError;
 use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
@@ -30,7 +30,11 @@ pub const DESIGN: Design = Design {
     keys: &["items", "seed_chat", "delay_s"],
     ranges: &[super::parse::DELAY_S],
     parse,
-    verdicts: &["surveilled", "not_surveilled", "filtered_realtime"],
+    verdicts: &[
+        Verdict::Surveilled,
+        Verdict::NotSurveilled,
+        Verdict::FilteredRealtime,
+    ],
     analysis: Some(|| Box::new(SurveillanceTable::default())),
     findings: None,
 };
@@ -89,7 +93,7 @@ impl Experiment for Surveillance {
         out
     }
 
-    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> Verdict {
+    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> TrialVerdict {
         let b = |o: Option<Outcome>| o == Some(Outcome::Blocked);
         let (seed, test, control) = (
             o.role(Role::Seed),
@@ -97,15 +101,15 @@ impl Experiment for Surveillance {
             o.role(Role::Control),
         );
         let verdict = if !o.complete {
-            INCONCLUSIVE
+            Verdict::Inconclusive
         } else if b(seed) || b(control) {
-            "filtered_realtime"
+            Verdict::FilteredRealtime
         } else if b(test) {
-            "surveilled"
+            Verdict::Surveilled
         } else {
-            "not_surveilled"
+            Verdict::NotSurveilled
         };
-        Verdict {
+        TrialVerdict {
             verdict,
             seeded: test,
             control,
@@ -346,10 +350,10 @@ impl Analysis for SurveillanceTable {
     }
 
     fn trial(&mut self, r: &TrialRow) {
-        let cell = match r.verdict.as_str() {
-            "surveilled" => GridCell::Yes,
-            "not_surveilled" => GridCell::No,
-            INCONCLUSIVE => GridCell::Inconclusive,
+        let cell = match r.verdict {
+            Verdict::Surveilled => GridCell::Yes,
+            Verdict::NotSurveilled => GridCell::No,
+            Verdict::Inconclusive => GridCell::Inconclusive,
             _ => GridCell::Other,
         };
         self.items
@@ -357,7 +361,7 @@ impl Analysis for SurveillanceTable {
             .or_default()
             .cells
             .push((r.run_id.clone(), r.trial_id.clone(), cell));
-        if r.verdict != INCONCLUSIVE {
+        if r.verdict != Verdict::Inconclusive {
             let e = self
                 .items
                 .entry((r.experiment_name.clone(), r.item_id.clone()))
@@ -366,12 +370,12 @@ impl Analysis for SurveillanceTable {
             e.label.clone_from(&r.label);
             e.topic.clone_from(&r.topic);
             e.runs.insert(r.run_id.clone());
-            match r.verdict.as_str() {
-                "surveilled" => {
+            match r.verdict {
+                Verdict::Surveilled => {
                     e.n += 1;
                     e.surveilled += 1;
                 }
-                "not_surveilled" => e.n += 1,
+                Verdict::NotSurveilled => e.n += 1,
                 _ => e.filtered_realtime += 1,
             }
         }

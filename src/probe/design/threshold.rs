@@ -19,10 +19,10 @@ use std::sync::Arc;
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    blocked_or_evaded, Common, Design, Experiment, Finished, ParseCx, TrialOutcomes, Verdict,
+    blocked_or_evaded, Common, Design, Experiment, Finished, ParseCx, TrialOutcomes, TrialVerdict,
 };
 use crate::corpus::transform::Transform;
-use crate::dataset::Outcome;
+use crate::dataset::{Outcome, Verdict};
 use crate::error::InputError;
 use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
@@ -59,7 +59,7 @@ pub const DESIGN: Design = Design {
         },
     ],
     parse,
-    verdicts: &["blocked", "evaded"],
+    verdicts: &[Verdict::Blocked, Verdict::Evaded],
     analysis: Some(|| Box::new(Searches::default())),
     findings: None,
 };
@@ -196,7 +196,7 @@ impl Experiment for Threshold {
     }
 
     fn next_trials(&self, seen: &[Finished<'_>], _planned: &[&Trial]) -> Vec<Trial> {
-        let verdicts: HashMap<&str, &str> = seen
+        let verdicts: HashMap<&str, Verdict> = seen
             .iter()
             .map(|f| (f.trial.trial_id.as_str(), f.verdict))
             .collect();
@@ -216,8 +216,8 @@ impl Experiment for Threshold {
                         break;
                     };
                     match *verdict {
-                        "blocked" => lo = v,
-                        "evaded" => hi = v,
+                        Verdict::Blocked => lo = v,
+                        Verdict::Evaded => hi = v,
                         _ => {} // inconclusive: the next step tries the same value
                     }
                 }
@@ -226,7 +226,7 @@ impl Experiment for Threshold {
         out
     }
 
-    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> Verdict {
+    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> TrialVerdict {
         let prime = o.role(Role::Prime);
         blocked_or_evaded(o, prime == Some(Outcome::Blocked), prime)
     }
@@ -310,9 +310,9 @@ impl super::analysis::Analysis for Searches {
                 transform: name.to_string(),
                 ..Search::default()
             });
-        match t.verdict.as_str() {
-            "blocked" => e.steps.push((value, true)),
-            "evaded" => e.steps.push((value, false)),
+        match t.verdict {
+            Verdict::Blocked => e.steps.push((value, true)),
+            Verdict::Evaded => e.steps.push((value, false)),
             _ => e.inconclusive += 1,
         }
     }

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use rand_chacha::ChaCha8Rng;
 
 use super::analysis::Analysis;
-use super::{blocked_or_evaded, Common, Design, Experiment, ParseCx, TrialOutcomes, Verdict};
+use super::{blocked_or_evaded, Common, Design, Experiment, ParseCx, TrialOutcomes, TrialVerdict};
 use crate::corpus::transform::{SpecError, Transform};
 use crate::dataset::tables::{Bar, Chart, Figure, Table};
-use crate::dataset::{Outcome, SendRow};
+use crate::dataset::{Outcome, SendRow, Verdict};
 use crate::error::InputError;
 use crate::probe::chat::Chat;
 use crate::probe::items::CorpusItem;
@@ -26,7 +26,7 @@ pub const DESIGN: Design = Design {
     keys: &["items", "seed_chat", "prime", "delay_s", "transforms"],
     ranges: &[super::parse::DELAY_S],
     parse,
-    verdicts: &["blocked", "evaded"],
+    verdicts: &[Verdict::Blocked, Verdict::Evaded],
     analysis: Some(|| Box::new(TransformTables::default())),
     findings: None,
 };
@@ -122,7 +122,7 @@ impl Experiment for TransformDesign {
         out
     }
 
-    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> Verdict {
+    fn verdict(&self, _t: &Trial, o: &TrialOutcomes) -> TrialVerdict {
         let prime = o.role(Role::Prime);
         let primed = !o.has(Role::Prime) || prime == Some(Outcome::Blocked);
         blocked_or_evaded(o, primed, prime)
@@ -143,7 +143,7 @@ impl Experiment for TransformDesign {
 #[derive(Default)]
 struct TransformTables {
     /// (run_id, trial_id) → the trial's verdict, from trials.csv.
-    verdicts: std::collections::HashMap<(String, String), String>,
+    verdicts: std::collections::HashMap<(String, String), Verdict>,
     /// transform → its counts.
     counts: BTreeMap<String, Counts>,
     /// (pHash distance, blocked) of every conclusive test with a distance.
@@ -194,7 +194,7 @@ struct ThresholdRow {
 impl Analysis for TransformTables {
     fn trial(&mut self, t: &crate::dataset::TrialRow) {
         self.verdicts
-            .insert((t.run_id.clone(), t.trial_id.clone()), t.verdict.clone());
+            .insert((t.run_id.clone(), t.trial_id.clone()), t.verdict);
     }
 
     fn send(&mut self, r: &SendRow) {
@@ -204,11 +204,11 @@ impl Analysis for TransformTables {
         let verdict = self
             .verdicts
             .get(&(r.run_id.clone(), r.trial_id.clone()))
-            .map(String::as_str);
+            .copied();
         let e = self.counts.entry(r.transform.clone()).or_default();
         let blocked = match verdict {
-            Some("blocked") => true,
-            Some("evaded") => false,
+            Some(Verdict::Blocked) => true,
+            Some(Verdict::Evaded) => false,
             _ => {
                 e.inconclusive += 1;
                 return;
