@@ -399,11 +399,13 @@ items = { topic = ["food"] }
 "#,
     );
     let profile = c.dir.path().join("probes/profiles/testbed.toml");
+    // A login step waits up to the page-load timeout: 3 s, not 20.
     let text = std::fs::read_to_string(&profile)
         .unwrap()
-        .replace("\"#login\"", "\"#no-such-login\"");
+        .replace("\"#login\"", "\"#no-such-login\"")
+        .replace("page_load_ms = 20000", "page_load_ms = 3000");
     assert!(
-        text.contains("#no-such-login"),
+        text.contains("#no-such-login") && text.contains("page_load_ms = 3000"),
         "the testbed profile changed"
     );
     std::fs::write(&profile, text).unwrap();
