@@ -625,38 +625,16 @@ pub async fn transmit_checked<P: Platform>(
             || (!pending
                 && sentinel_seen.is_some_and(|(at, _)| at.elapsed() >= limits.after_sentinel));
         if give_up {
-            // A picture that may be this probe makes neither `delivered`
-            // nor `blocked` sound.
-            let (outcome, failure, error) = if pending {
-                (
-                    Outcome::Lost,
-                    Some(Failure::PictureUnreadable),
-                    Some(
-                        "a received picture could not be photographed before the timeout"
-                            .to_string(),
-                    ),
-                )
-            } else if unexplained {
-                (
-                    Outcome::Lost,
-                    Some(Failure::UnrecognisedPicture),
-                    Some("a received picture matched no image in flight".to_string()),
-                )
-            } else if ambiguous {
-                (
-                    Outcome::Lost,
-                    Some(Failure::AmbiguousImage),
-                    Some("a received picture was as close to this probe as to another image in flight".to_string()),
-                )
-            } else if sentinel_seen.is_some() {
-                (Outcome::Blocked, None, None)
-            } else {
-                (Outcome::Lost, None, None)
-            };
+            let (outcome, failure, error) = unseen(Watched {
+                pending,
+                unexplained,
+                ambiguous,
+                sentinel: sentinel_seen.is_some(),
+            });
             return Observation {
                 outcome,
                 failure,
-                error,
+                error: error.map(str::to_string),
                 sent_at: Some(sent_at),
                 observed_at: None,
                 sentinel_observed_at: sentinel_seen.map(|s| s.1),
@@ -669,6 +647,52 @@ pub async fn transmit_checked<P: Platform>(
         }
         tokio::time::sleep(limits.poll).await;
         waited += limits.poll;
+    }
+}
+
+/// What the receiver's chat showed, by the end of a watch in which the
+/// probe was not recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watched {
+    /// A received picture was still loading (it may be the probe).
+    pub pending: bool,
+    /// A received picture matched no image in flight (it may be the probe).
+    pub unexplained: bool,
+    /// A received picture was as close to the probe as to another in flight.
+    pub ambiguous: bool,
+    /// The sentinel sent after the probe arrived.
+    pub sentinel: bool,
+}
+
+/// The outcome of a probe the receiver was not seen to get (docs/DATASET.md,
+/// "outcome" and "Failure codes"): `blocked` only when the sentinel after it
+/// arrived and nothing received could have been the probe; a picture that
+/// may have been it makes the probe `lost` with the reason (one still
+/// loading before one unrecognised before one ambiguous); with no sentinel,
+/// `lost`. The error text goes to the log, never to a dataset.
+pub fn unseen(w: Watched) -> (Outcome, Option<Failure>, Option<&'static str>) {
+    if w.pending {
+        (
+            Outcome::Lost,
+            Some(Failure::PictureUnreadable),
+            Some("a received picture could not be photographed before the timeout"),
+        )
+    } else if w.unexplained {
+        (
+            Outcome::Lost,
+            Some(Failure::UnrecognisedPicture),
+            Some("a received picture matched no image in flight"),
+        )
+    } else if w.ambiguous {
+        (
+            Outcome::Lost,
+            Some(Failure::AmbiguousImage),
+            Some("a received picture was as close to this probe as to another image in flight"),
+        )
+    } else if w.sentinel {
+        (Outcome::Blocked, None, None)
+    } else {
+        (Outcome::Lost, None, None)
     }
 }
 
@@ -1035,4 +1059,53 @@ pub fn stage_file(
     let dst = dir.join(name);
     std::fs::copy(file, &dst).map_err(|e| InputError::new(file, format!("cannot read: {e}")))?;
     Ok(dst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row of the truth table [`unseen`] implements, written out:
+    /// (pending, unexplained, ambiguous, sentinel) → outcome, failure.
+    /// `blocked` needs the sentinel and nothing that could be the probe;
+    /// docs/DATASET.md defines each word.
+    #[test]
+    fn the_unseen_truth_table_row_by_row() {
+        use Failure::{
+            AmbiguousImage as Amb, PictureUnreadable as Pend, UnrecognisedPicture as Unex,
+        };
+        use Outcome::{Blocked, Lost};
+        // (pending, unexplained, ambiguous, sentinel), outcome, failure.
+        type Row = ((bool, bool, bool, bool), Outcome, Option<Failure>);
+        let rows: [Row; 16] = [
+            ((false, false, false, false), Lost, None),
+            ((false, false, false, true), Blocked, None),
+            ((false, false, true, false), Lost, Some(Amb)),
+            ((false, false, true, true), Lost, Some(Amb)),
+            ((false, true, false, false), Lost, Some(Unex)),
+            ((false, true, false, true), Lost, Some(Unex)),
+            ((false, true, true, false), Lost, Some(Unex)),
+            ((false, true, true, true), Lost, Some(Unex)),
+            ((true, false, false, false), Lost, Some(Pend)),
+            ((true, false, false, true), Lost, Some(Pend)),
+            ((true, false, true, false), Lost, Some(Pend)),
+            ((true, false, true, true), Lost, Some(Pend)),
+            ((true, true, false, false), Lost, Some(Pend)),
+            ((true, true, false, true), Lost, Some(Pend)),
+            ((true, true, true, false), Lost, Some(Pend)),
+            ((true, true, true, true), Lost, Some(Pend)),
+        ];
+        for ((pending, unexplained, ambiguous, sentinel), outcome, failure) in rows {
+            let w = Watched {
+                pending,
+                unexplained,
+                ambiguous,
+                sentinel,
+            };
+            let (o, f, e) = unseen(w);
+            assert_eq!((o, f), (outcome, failure), "{w:?}");
+            // A reason is logged exactly when there is a failure code.
+            assert_eq!(e.is_some(), f.is_some(), "{w:?}");
+        }
+    }
 }
