@@ -23,7 +23,7 @@ use chatprobe::corpus::Format;
 use chatprobe::dataset::Outcome;
 use chatprobe::platform::profile::Profile;
 use chatprobe::platform::webdriver::WebDriverPlatform;
-use chatprobe::platform::{transmit, Limits, Payload, Target, Transmission};
+use chatprobe::platform::{transmit, Payload, Target, Transmission, Waits};
 
 const N: usize = 20;
 
@@ -69,7 +69,7 @@ async fn measure(
     let accounts = Accounts::load(&root.join("probes/accounts.testbed.toml")).unwrap();
     let profile = Profile::load(&root.join("probes/profiles").join(profile)).unwrap();
     let platform = WebDriverPlatform::new(profile, accounts.clone(), url, &[], testbed).unwrap();
-    let limits = Limits {
+    let limits = Waits {
         deliver_timeout: Duration::from_secs(15),
         after_sentinel: Duration::from_secs(3),
         poll: Duration::from_millis(100),

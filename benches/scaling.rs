@@ -26,7 +26,7 @@ use chatprobe::accounts::Accounts;
 use chatprobe::dataset::Outcome;
 use chatprobe::platform::profile::Profile;
 use chatprobe::platform::webdriver::WebDriverPlatform;
-use chatprobe::platform::{transmit, Limits, Payload, Target, Transmission};
+use chatprobe::platform::{transmit, Payload, Target, Transmission, Waits};
 
 /// Sends per pair per run.
 const N: usize = 12;
@@ -245,7 +245,7 @@ async fn run(
     let accounts = Accounts::load(accounts_path).unwrap();
     let profile = Profile::load(&root.join("probes/profiles/testbed.toml")).unwrap();
     let platform = WebDriverPlatform::new(profile, accounts.clone(), url, webdriver, true).unwrap();
-    let limits = Limits {
+    let limits = Waits {
         deliver_timeout: Duration::from_secs(30),
         after_sentinel: Duration::from_secs(3),
         poll: Duration::from_millis(100),

@@ -13,8 +13,8 @@ use crate::campaign::due::{Slots, Tick};
 use crate::campaign::install::{self, Backend};
 use crate::error::{InputError, Interrupted};
 use crate::platform::{
-    check_allowed, default_observer, profile, stage_file, transmit, Limits, Payload, Platform,
-    Target, Transmission,
+    check_allowed, default_observer, profile, stage_file, transmit, Payload, Platform, Target,
+    Transmission, Waits,
 };
 use crate::run::endpoint::{Endpoint, Request};
 
@@ -343,10 +343,10 @@ async fn cli_send(
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         return Err(InputError::new("--timeout", "must be a positive number of seconds").into());
     }
-    let limits = Limits {
+    let limits = Waits {
         deliver_timeout: Duration::from_secs_f64(args.timeout),
         poll: Duration::from_millis(profile.timeouts.poll_ms),
-        ..Limits::default()
+        ..Waits::default()
     };
     let endpoint = resolve(&profile, &args.platform)?;
     let started = endpoint.start(profile, &accounts, None).await?;

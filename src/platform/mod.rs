@@ -364,9 +364,9 @@ pub struct Transmission {
     pub sentinel: bool,
 }
 
-/// How long to wait.
+/// How long one transmission waits (the spec's `[limits]` are `probe::spec::Limits`).
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct Waits {
     /// How long the probe has to arrive.
     pub deliver_timeout: Duration,
     /// Once the sentinel is seen, how much longer to wait for the probe
@@ -376,9 +376,9 @@ pub struct Limits {
     pub poll: Duration,
 }
 
-impl Default for Limits {
+impl Default for Waits {
     fn default() -> Self {
-        Limits {
+        Waits {
             deliver_timeout: Duration::from_secs(15),
             after_sentinel: Duration::from_secs(3),
             poll: Duration::from_millis(100),
@@ -504,7 +504,7 @@ pub async fn transmit<P: Platform>(
     platform: &P,
     accounts: &Accounts,
     t: &Transmission,
-    limits: &Limits,
+    limits: &Waits,
     nonce: &str,
 ) -> Result<Observation, InputError> {
     check_allowed(accounts, t)?;
@@ -515,7 +515,7 @@ pub async fn transmit<P: Platform>(
 pub async fn transmit_checked<P: Platform>(
     platform: &P,
     t: &Transmission,
-    limits: &Limits,
+    limits: &Waits,
     nonce: &str,
 ) -> Observation {
     // The receiver's view first, so nothing is missed.
@@ -705,7 +705,7 @@ pub fn unseen(w: Watched) -> (Outcome, Option<Failure>, Option<&'static str>) {
 pub async fn settle<P: Platform>(
     platform: &P,
     t: &Transmission,
-    limits: &Limits,
+    limits: &Waits,
     nonce: &str,
 ) -> Option<Observation> {
     let recv_chat = match &t.to {
@@ -832,7 +832,7 @@ pub enum AfterError {
 pub async fn settle_after_error<P: Platform>(
     platform: &P,
     t: &Transmission,
-    limits: &Limits,
+    limits: &Waits,
     nonce: &str,
     error: Observation,
     budget: Duration,
@@ -860,7 +860,7 @@ pub async fn settle_after_error<P: Platform>(
 pub async fn settle_patiently<P: Platform>(
     platform: &P,
     t: &Transmission,
-    limits: &Limits,
+    limits: &Waits,
     nonce: &str,
     budget: Duration,
 ) -> Result<Option<Observation>, Observation> {
@@ -884,7 +884,7 @@ pub async fn settle_patiently<P: Platform>(
 pub async fn steady_look<P: Platform>(
     platform: &P,
     alias: &str,
-    limits: &Limits,
+    limits: &Waits,
 ) -> Result<Vec<Seen>, PlatformError> {
     let t0 = Instant::now();
     let mut last = platform.look(alias).await?;
@@ -985,7 +985,7 @@ async fn send_confirmed<P: Platform>(
     platform: &P,
     alias: &str,
     probe: &Probe,
-    limits: &Limits,
+    limits: &Waits,
 ) -> Result<Sent, SendFailed> {
     let payload = &probe.payload;
     let before = platform.look(alias).await.map_err(SendFailed::Before)?;

@@ -113,7 +113,7 @@ struct Scheduler<'r, 'a, P> {
     st: &'r mut RunState,
     jr: &'r mut Journal,
     lim: &'a Limits,
-    limits: platform::Limits,
+    limits: platform::Waits,
     /// How long a send whose outcome an error left unknown is looked for.
     settle_budget: Duration,
     ledger: Ledger,
@@ -190,7 +190,7 @@ impl<'r, 'a, P: Platform> Scheduler<'r, 'a, P> {
             measured: false,
             first_errors: Vec::new(),
             cannot_measure: None,
-            limits: platform::Limits {
+            limits: platform::Waits {
                 deliver_timeout: Duration::from_secs_f64(lim.deliver_timeout_s),
                 after_sentinel: Duration::from_secs_f64(lim.after_sentinel_s),
                 poll: Duration::from_millis(ctx.poll_ms),

@@ -11,8 +11,8 @@ use chatprobe::platform::identity::Candidate;
 use chatprobe::platform::profile::Profile;
 use chatprobe::platform::webdriver::WebDriverPlatform;
 use chatprobe::platform::{
-    chat_key, stage_file, transmit, Limits, Payload, Platform, Probe, Recognised, Target,
-    Transmission,
+    chat_key, stage_file, transmit, Payload, Platform, Probe, Recognised, Target, Transmission,
+    Waits,
 };
 use chatprobe::testbed::{Config, Testbed};
 
@@ -86,7 +86,7 @@ impl Rig {
             payload,
             sentinel: true,
         };
-        let limits = Limits {
+        let limits = Waits {
             deliver_timeout: Duration::from_secs(6),
             after_sentinel: Duration::from_millis(1500),
             poll: Duration::from_millis(100),

@@ -11,7 +11,7 @@ use chatprobe::dataset::Outcome;
 use chatprobe::platform::identity::{tagged, Identity, TextRule};
 use chatprobe::platform::sim::{SimConfig, SimPlatform};
 use chatprobe::platform::{
-    sentinel_text, transmit_checked, Limits, Observation, Payload, Platform, Target, Transmission,
+    sentinel_text, transmit_checked, Observation, Payload, Platform, Target, Transmission, Waits,
 };
 
 fn config() -> SimConfig {
@@ -40,7 +40,7 @@ fn config() -> SimConfig {
     }
 }
 
-const LIMITS: Limits = Limits {
+const LIMITS: Waits = Waits {
     deliver_timeout: Duration::from_secs(10),
     after_sentinel: Duration::from_secs(2),
     poll: Duration::from_millis(100),
