@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Write `path` atomically: `fill` writes into a temporary file beside it,
 /// which is flushed, synced and renamed over `path` only if `fill` succeeds.
+/// The file's mode is a new file's (0666 less the umask: 0644 under 022).
 pub fn atomic_write<E, F>(path: &Path, fill: F) -> Result<(), E>
 where
     E: From<io::Error>,
@@ -19,9 +20,17 @@ where
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".chatprobe-tmp-")
-        .tempfile_in(dir)?;
+    let mut b = tempfile::Builder::new();
+    b.prefix(".chatprobe-tmp-");
+    // A dataset is for collaborators and web servers too: the file gets
+    // the mode any new file would (0666 under the user's umask), not the
+    // temporary file's private 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let tmp = b.tempfile_in(dir)?;
     {
         let mut w = io::BufWriter::new(tmp.as_file());
         fill(&mut w)?;
@@ -86,4 +95,23 @@ pub fn relative_to_cwd(path: &Path) -> String {
         return ".".into();
     }
     out.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    /// An atomically written file has the mode a new file gets under the
+    /// process's umask (0644 under 022), not a temporary file's 0600.
+    #[cfg(unix)]
+    #[test]
+    fn an_atomic_write_gets_a_new_files_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "x").unwrap();
+        let want = std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777;
+        let p = dir.path().join("atomic.csv");
+        super::atomic_write_bytes(&p, b"a,b\n").unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, want, "{mode:o} (a new file gets {want:o})");
+    }
 }

@@ -2000,3 +2000,44 @@ async fn every_starts_one_run_a_period_each_within_the_rate_limit() {
     }
     assert!(probes >= 3 * 8, "{probes} probes in three runs");
 }
+
+/// Every file of a run folder and its analysis has the mode any new file
+/// gets under the user's umask (0644 under 022): a collaborator or a web
+/// server can read the dataset. sends.csv, trials.csv, run.json, plan.csv,
+/// items.csv and datapackage.json were 0600.
+#[tokio::test(start_paused = true)]
+async fn a_run_folder_is_readable_as_any_new_file_is() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = small();
+    let sim = SimPlatform::new(sim_config(&c));
+    let run = run(&c, &sim, None, None).await.unwrap().dir;
+    chatprobe_ok(&["analyze", run.to_str().unwrap(), "--quiet"]);
+    let plain = c.dir.path().join("plain");
+    std::fs::write(&plain, "x").unwrap();
+    let want = std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777;
+    let mut checked = Vec::new();
+    let mut dirs = vec![run.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+                continue;
+            }
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, want, "{p:?} is {mode:o}, a new file {want:o}");
+            checked.push(p.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    for f in [
+        "sends.csv",
+        "trials.csv",
+        "run.json",
+        "plan.csv",
+        "items.csv",
+        "datapackage.json",
+        "journal.jsonl",
+    ] {
+        assert!(checked.iter().any(|c| c == f), "{f} not in {checked:?}");
+    }
+}
