@@ -81,6 +81,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             for path in &r.unsupported {
                 println!("skipped-unsupported\t{}", path.display());
             }
+            if r.created {
+                eprintln!(
+                    "a new corpus: {} made",
+                    corpus.dir.join(corpus::manifest::MANIFEST_FILE).display()
+                );
+            }
             eprintln!(
                 "{} added, {} duplicates skipped, {} unsupported files skipped",
                 r.added.len(),

@@ -50,6 +50,8 @@ pub struct ImportReport {
     pub duplicates: Vec<(PathBuf, String)>,
     /// Files of an unsupported type, left alone.
     pub unsupported: Vec<PathBuf>,
+    /// The corpus was new: its folder and manifest were made.
+    pub created: bool,
 }
 
 /// Import the files under `src` into the corpus at `dir`.
@@ -68,7 +70,22 @@ pub fn import(
     if topic_slug.is_empty() {
         return Err(InputError::new("--topic", "the topic must contain a letter or digit").into());
     }
-    let mut manifest = Manifest::load(dir)?;
+    // A folder without a manifest (or no folder yet) is a new corpus: its
+    // manifest is made with the first files imported.
+    let created = !dir.join(super::manifest::MANIFEST_FILE).exists();
+    if created && dir.exists() && !dir.is_dir() {
+        return Err(InputError::new(dir, "not a folder")
+            .hint("pass --corpus DIR naming the corpus folder (made if missing)")
+            .into());
+    }
+    let mut manifest = if created {
+        Manifest {
+            dir: dir.to_path_buf(),
+            items: Vec::new(),
+        }
+    } else {
+        Manifest::load(dir)?
+    };
 
     let mut files = Vec::new();
     let mut report = ImportReport::default();
@@ -162,10 +179,18 @@ pub fn import(
         let p = dir.join(rel);
         fsutil::atomic_write_bytes(&p, bytes).map_err(|e| CorpusError::io(&p, e))?;
     }
+    if created && to_write.is_empty() {
+        return Err(InputError::new(
+            src,
+            "no file chatprobe can send is here (png, jpg, jpeg, txt, docx, pdf): no corpus was made",
+        )
+        .into());
+    }
     if !to_write.is_empty() {
         manifest.save()?;
     }
     super::index::build(dir, quiet)?;
+    report.created = created;
     Ok(report)
 }
 

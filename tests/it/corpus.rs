@@ -563,3 +563,45 @@ fn import_of_a_corrupt_file_writes_nothing() {
     assert_eq!(std::fs::read(c.join("manifest.csv")).unwrap(), before);
     assert!(!c.join("imported").exists());
 }
+
+/// `corpus import` into a folder that is not a corpus yet makes one: the
+/// folder, its manifest with the imported files, and the index. A source
+/// with nothing chatprobe can send makes nothing (exit 2).
+#[test]
+fn import_into_a_new_folder_makes_the_corpus() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("incoming");
+    make_jpegs(&src);
+    let c = tmp.path().join("my-corpus");
+    let args = |from: &Path| {
+        vec![
+            "corpus".to_string(),
+            "import".into(),
+            s(from).into(),
+            "--corpus".into(),
+            s(&c).into(),
+            "--label".into(),
+            "sensitive".into(),
+            "--topic".into(),
+            "june 4".into(),
+            "--source".into(),
+            "test".into(),
+        ]
+    };
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("readme.md"), "not a probe").unwrap();
+    let a = args(&empty);
+    let r = chatprobe(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no corpus was made"), "{}", r.stderr);
+    assert!(!c.exists(), "a corpus was made from nothing");
+    let a = args(&src);
+    let r = chatprobe_ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(r.stderr.contains("a new corpus"), "{}", r.stderr);
+    assert!(r.stderr.contains("5 added"), "{}", r.stderr);
+    let items = csv_maps(&c.join("manifest.csv"));
+    assert_eq!(items.len(), 5);
+    assert!(items.iter().all(|i| i["label"] == "sensitive"));
+    assert_eq!(csv_maps(&c.join("index.csv")).len(), 5);
+}
