@@ -118,6 +118,9 @@ pub struct Changes {
     /// counted as unmatched, and rates may have moved because the
     /// experiment did.
     pub spec_changed: bool,
+    /// RUN_B started before RUN_A (run.json's `started_at`): the changes
+    /// read backwards in time.
+    pub b_before_a: bool,
 }
 
 type Probe = (String, String, String, String); // experiment, name, item, parameter
@@ -215,10 +218,16 @@ pub fn compare(a: &Path, b: &Path, interval: Interval) -> Result<Changes, InputE
             .ok()
             .map(|m| m.spec_sha256)
     };
+    let started = |run: &Path| {
+        crate::dataset::manifest::read_manifest(run)
+            .ok()
+            .and_then(|m| m.started_at.parse::<chrono::DateTime<chrono::Utc>>().ok())
+    };
     let mut c = Changes {
         run_a: run_a.clone(),
         run_b: run_b.clone(),
         spec_changed: matches!((sha(a), sha(b)), (Some(x), Some(y)) if x != y),
+        b_before_a: matches!((started(a), started(b)), (Some(x), Some(y)) if y < x),
         ..Default::default()
     };
     // Per experiment: pooled counts over the probes both runs tested.

@@ -107,6 +107,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Changes(args) => {
             use crate::analysis::changes;
             let c = changes::compare(&args.run_a, &args.run_b, crate::stats::Interval::Wilson)?;
+            if c.b_before_a {
+                eprintln!(
+                    "warning: {} started before {}: the changes read backwards in time (give the earlier run first)",
+                    c.run_b, c.run_a
+                );
+            }
             let out = args
                 .out
                 .unwrap_or_else(|| args.run_b.join(changes::CHANGES_FILE));

@@ -1467,6 +1467,21 @@ delay_s = 5
     assert_eq!(chatprobe::analysis::changes::previous_run(&a.dir), None);
 
     let out = chatprobe_ok(&["changes", crate::util::s(&a.dir), crate::util::s(&b.dir)]);
+    assert!(!out.stderr.contains("started before"), "{}", out.stderr);
+    // Given the other way round, the changes read backwards: it says so.
+    let back = chatprobe_ok(&[
+        "changes",
+        crate::util::s(&b.dir),
+        crate::util::s(&a.dir),
+        "--out",
+        crate::util::s(&c.dir.path().join("back.csv")),
+    ]);
+    assert!(
+        back.stderr
+            .contains(&format!("{} started before {}", a.run_id, b.run_id)),
+        "{}",
+        back.stderr
+    );
     let rows = csv_maps(&b.dir.join("changes.csv"));
     let mut got: Vec<(String, String, String, String)> = rows
         .iter()
