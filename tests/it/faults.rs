@@ -517,17 +517,27 @@ fn a_testbed_restarted_mid_run_is_logged_into_again() {
     drop(tb);
 }
 
+/// Two resumes of one crashed run at once: the first holds the run's lock
+/// and finishes it; the second is refused (exit 2) naming the holder's pid
+/// and the lock. What is tested is the lock, not a client: the runs are on
+/// the simulated platform (`--platform sim:FILE`); that a crash's resume
+/// sends nothing twice through a browser is the kill tests' claim.
 #[test]
 fn two_resumes_at_once_one_runs_the_other_is_refused() {
     let f = Faulty::new();
-    let args = f.args(true, None);
+    let sim = format!("sim:{}", s(&f.c.sim_file()));
+    let on_sim = |mut a: Vec<String>| {
+        a.extend(["--platform".to_string(), sim.clone()]);
+        a
+    };
+    let args = on_sim(f.args(true, None));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     assert_eq!(
         kill_at(&f, f.spawn(&args, "first.log"), 10, "first.log"),
         Kill::Crashed
     );
     f.nothing_left();
-    let args = f.args(false, None);
+    let args = on_sim(f.args(false, None));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut a = f.spawn(&args, "a.log");
     // The second starts once the first holds the lock (it has journaled its
@@ -545,8 +555,23 @@ fn two_resumes_at_once_one_runs_the_other_is_refused() {
     );
     assert!(a.wait().unwrap().success(), "{}", f.log("a.log"));
     f.nothing_left();
+    // The run the first resume finished: every planned send has an
+    // outcome, and the refused one added no journal record of its own.
     let run = f.c.run_dir();
-    check_exactly_once(&run, &run.join("truth.jsonl"));
+    let planned: HashSet<String> = csv_maps(&run.join("plan.csv"))
+        .into_iter()
+        .map(|r| r["send_id"].clone())
+        .collect();
+    let sent: HashSet<String> = csv_maps(&run.join("sends.csv"))
+        .into_iter()
+        .map(|r| r["send_id"].clone())
+        .collect();
+    assert_eq!(planned, sent);
+    let starts = jsonl(&run.join("journal.jsonl"))
+        .iter()
+        .filter(|r| r["event"] == "start")
+        .count();
+    assert_eq!(starts, 2, "the first run and one resume");
     let r = chatprobe_ok(&["runs", "--results", s(&f.c.results())]);
     assert!(r.stdout.contains("complete"), "{}", r.stdout);
 }
