@@ -19,6 +19,9 @@ pub(super) fn plan(args: PlanArgs) -> anyhow::Result<()> {
             adaptive.join(", ")
         );
     }
+    // A spec `run` refuses is shown whole, then refused the same way
+    // (exit 2): a dry run that succeeds must mean the run can start.
+    let mut refused = None;
     if let Some(fit) = crate::probe::budget::fit(&plan, &spec.limits) {
         let most = fit.accounts.iter().map(|a| a.planned).max().unwrap_or(0);
         if fit.dropped.is_empty() {
@@ -31,6 +34,7 @@ pub(super) fn plan(args: PlanArgs) -> anyhow::Result<()> {
             for line in fit.describe(usize::MAX) {
                 eprintln!("  {line}");
             }
+            refused = Some(crate::probe::budget::refusal_listed(&spec));
         }
     }
     match &args.out {
@@ -49,7 +53,10 @@ pub(super) fn plan(args: PlanArgs) -> anyhow::Result<()> {
             eprintln!("{} trials, {} sends", plan.trials.len(), plan.sends());
         }
     }
-    Ok(())
+    match refused {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 pub(super) fn designs() {

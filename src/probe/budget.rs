@@ -132,3 +132,18 @@ pub fn refusal(spec: &super::Spec, fit: &Fit) -> crate::error::InputError {
         "raise it, give the experiments more accounts, or cut items or replicates; `chatprobe plan SPEC` lists every trial that would not fit",
     )
 }
+
+/// [`refusal`] for `chatprobe plan`, which has listed every trial that
+/// would not fit already: the file, the key and the fix, without the list.
+pub fn refusal_listed(spec: &super::Spec) -> crate::error::InputError {
+    let at = super::locate::At {
+        path: &spec.path,
+        text: &spec.text,
+    };
+    at.section(
+        "limits",
+        "daily_sends_per_account",
+        "a run's sends do not fit the daily budget (every trial that would not fit is listed above): `chatprobe run` refuses this spec",
+    )
+    .hint("raise it, give the experiments more accounts, or cut items or replicates")
+}

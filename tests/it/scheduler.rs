@@ -1722,9 +1722,13 @@ test_chat = { from = "intl-a", to = "china-c" }
     assert_eq!(msg.matches("would drop list/").count(), 2, "{msg}");
     assert_eq!(chatprobe::cmd::exit_code(&e), 2);
     assert!(!c.results().exists() || std::fs::read_dir(c.results()).unwrap().next().is_none());
-    let p = chatprobe_ok(&["plan", crate::util::s(&c.spec)]);
+    // `plan` shows the plan and why, and exits 2 as `run` does.
+    let p = crate::util::chatprobe(&["plan", crate::util::s(&c.spec)]);
+    assert_eq!(p.code, 2, "{}", p.stderr);
+    assert!(!p.stdout.is_empty(), "the plan is still shown");
     assert!(
-        p.stderr.contains("daily budget: does not fit"),
+        p.stderr.contains("daily budget: does not fit")
+            && p.stderr.contains("[limits.daily_sends_per_account]"),
         "{}",
         p.stderr
     );
