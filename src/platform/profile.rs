@@ -70,6 +70,19 @@ pub struct Step {
 }
 
 impl Step {
+    /// Every selector the step names (`fill`, `click`, `wait`, `unless`),
+    /// to fill in a placeholder of each.
+    pub fn selectors_mut(&mut self) -> impl Iterator<Item = &mut String> {
+        [
+            &mut self.fill,
+            &mut self.click,
+            &mut self.wait,
+            &mut self.unless,
+        ]
+        .into_iter()
+        .flatten()
+    }
+
     /// How many actions the step names (a valid step names one); a `fill`
     /// without its `value`, or a `value` without a `fill`, counts as none.
     fn actions(&self) -> usize {

@@ -1072,14 +1072,9 @@ test_chat = { from = "intl-a", to = "china-c" }
     assert!(r.stdout.contains("complete"), "{}", r.stdout);
 }
 
-/// A chromedriver that cannot start (here one that exits at once, found
-/// first on PATH): the run is refused, exit 2, naming it, and the new
-/// run's folder is gone: nothing was sent, so no half-made run is left to
-/// list, resume or merge.
-#[test]
-fn a_driver_that_cannot_start_leaves_no_run_folder() {
-    use std::os::unix::fs::PermissionsExt;
-    let c = Campaign::new(
+/// A small run: the June 4th keywords, from intl-a to china-c.
+fn june4_keywords() -> Campaign {
+    Campaign::new(
         "1.0",
         "sends_per_minute = 120",
         r#"
@@ -1089,7 +1084,17 @@ keywords = "../corpus/keywords.csv"
 items = { topic = ["june4"] }
 test_chat = { from = "intl-a", to = "china-c" }
 "#,
-    );
+    )
+}
+
+/// A chromedriver that cannot start (here one that exits at once, found
+/// first on PATH): the run is refused, exit 2, naming it, and the new
+/// run's folder is gone: nothing was sent, so no half-made run is left to
+/// list, resume or merge.
+#[test]
+fn a_driver_that_cannot_start_leaves_no_run_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = june4_keywords();
     let bin = c.dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let fake = bin.join("chromedriver");
@@ -1120,17 +1125,7 @@ test_chat = { from = "intl-a", to = "china-c" }
 /// exit 1, state `failed`, and says which binary and how to go on.
 #[test]
 fn a_browser_that_cannot_start_stops_the_run_before_any_trial() {
-    let c = Campaign::new(
-        "1.0",
-        "sends_per_minute = 120",
-        r#"
-[[experiment]]
-kind = "keyword"
-keywords = "../corpus/keywords.csv"
-items = { topic = ["june4"] }
-test_chat = { from = "intl-a", to = "china-c" }
-"#,
-    );
+    let c = june4_keywords();
     let profile = c.dir.path().join("probes/profiles/testbed.toml");
     let text = std::fs::read_to_string(&profile).unwrap();
     assert!(text.contains("binary = \"/usr/bin/chromium\""));

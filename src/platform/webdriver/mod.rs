@@ -483,15 +483,7 @@ impl WebDriverPlatform {
                     .map_err(|e| classify(e, Failure::UploadFailed, "uploading the file"))?;
             } else {
                 let mut step = step.clone();
-                for sel in [
-                    &mut step.fill,
-                    &mut step.click,
-                    &mut step.wait,
-                    &mut step.unless,
-                ]
-                .into_iter()
-                .flatten()
-                {
+                for sel in step.selectors_mut() {
                     *sel = self.in_chat(sel, chat)?;
                 }
                 self.step(c, &step, wait, &|v: &str| v.replace("{file}", &name))

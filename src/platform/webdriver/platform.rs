@@ -106,15 +106,7 @@ impl Platform for WebDriverPlatform {
                     .iter()
                     .map(|step| {
                         let mut step = step.clone();
-                        for sel in [
-                            &mut step.fill,
-                            &mut step.click,
-                            &mut step.wait,
-                            &mut step.unless,
-                        ]
-                        .into_iter()
-                        .flatten()
-                        {
+                        for sel in step.selectors_mut() {
                             *sel = fill_selector(sel, name, &value);
                         }
                         step
